@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/kvsim/kvsim/scenarios"
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/report"
+	"github.com/kvsim/kvsim/sim/scenario"
+)
+
+func runReplay(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "replay", "replay [flags] [SCENARIO.toml]",
+		"Replays a scenario's traces through its policies at all of its budgets in one pass,\n"+
+			"and prints hit-rate tables. Without a scenario it runs the embedded demo\n"+
+			"(synthetic traces, no downloads). See the README for the scenario reference.")
+	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
+	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
+	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on, off")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !slices.Contains(report.Formats, *format) {
+		return usageError{fmt.Errorf("replay: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	}
+	if fs.NArg() > 1 {
+		return usageError{fmt.Errorf("replay: want one scenario, got %d", fs.NArg())}
+	}
+	sc, err := loadScenario(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	specs, err := sc.Specs()
+	if err != nil {
+		return err
+	}
+	sources, err := sc.Sources()
+	if err != nil {
+		return err
+	}
+	defer scenario.Close(sources)
+	opts := sc.Options()
+	if *threads > 0 {
+		opts.Threads = *threads
+	}
+	showBar := *progress == "on" || (*progress == "auto" && e.stderrIsTTY)
+	if showBar {
+		var bar *progressbar.ProgressBar
+		opts.Progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr),
+					progressbar.OptionSetDescription("replay (sample·layer)"), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done)
+		}
+	}
+	res, err := sim.Replay(ctx, sources, specs, opts)
+	if err != nil {
+		return err
+	}
+	if sc.Title != "" && *format == "table" && *out == "" {
+		fmt.Fprintf(e.stdout, "%s\n", sc.Title)
+	}
+	if *out != "" {
+		return report.WriteFile(*out, res, *format)
+	}
+	return report.Write(e.stdout, res, *format)
+}
+
+// loadScenario reads a scenario file, or the embedded demo when path is empty.
+func loadScenario(path string) (*scenario.Scenario, error) {
+	if path != "" {
+		return scenario.Load(path)
+	}
+	data, err := scenarios.FS.ReadFile(scenarios.Demo)
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse("(embedded) scenarios/"+scenarios.Demo, data)
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

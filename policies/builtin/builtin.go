@@ -1,0 +1,39 @@
+// Package builtin is the registry of the policies that ship with kvsim, by the name a
+// scenario uses after "builtin:".
+package builtin
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/full"
+	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/oracle"
+	"github.com/kvsim/kvsim/policies/random"
+	"github.com/kvsim/kvsim/policies/window"
+)
+
+var registry = map[string]policies.New{
+	"full":   full.New,
+	"window": window.New,
+	"random": random.New,
+	"h2o":    h2o.New,
+	"oracle": oracle.New,
+}
+
+// Lookup returns the constructor of a builtin policy.
+func Lookup(name string) (policies.New, bool) {
+	n, ok := registry[name]
+	return n, ok
+}
+
+// Names lists the builtin policies, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return slices.Clip(names)
+}

@@ -1,0 +1,125 @@
+// Package h2o is the Heavy-Hitter Oracle, as in the H2O paper and its real-drop OPT
+// code: a token's score is its accumulated attention S[j] = Σ_i A[i, j] over every
+// query seen so far (all prompt rows, then each decode row). The budget is split into
+// heavy hitters and a recent window (the authors use 1:1). At the end of the prompt the
+// cache keeps the last `recent` tokens plus the `heavy` best-scoring others; during
+// decoding, when over budget, it evicts the lowest-scoring token outside the recent
+// window, one per step per head. An evicted token's score is dropped.
+//
+// Params: recent_share (default 0.5), the share of the budget given to the recent
+// window; the rest holds heavy hitters.
+package h2o
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/kvsim/kvsim/policies"
+)
+
+type policy struct {
+	recentShare float64
+	recent      int
+	res         policies.Residency
+	score       [][]float64 // by slot; float64 so that long sums do not drift
+	pool        []int32
+}
+
+// New reads the budget split.
+func New(p *policies.Params) (policies.Policy, error) {
+	share := p.Float("recent_share", 0.5)
+	p.Check("recent_share", share >= 0 && share < 1, "must be in [0, 1), got %g", share)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return &policy{recentShare: share}, nil
+}
+
+func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
+	if cfg.Budget < 1 {
+		return policies.Layout{}, fmt.Errorf("budget %d: need at least one token", cfg.Budget)
+	}
+	p.recent = max(1, int(float64(cfg.Budget)*p.recentShare+0.5))
+	p.recent = min(p.recent, cfg.Budget)
+	p.res.Reset(cfg)
+	if len(p.score) != cfg.Heads || (cfg.Heads > 0 && len(p.score[0]) < cfg.MaxLen) {
+		p.score = make([][]float64, cfg.Heads)
+		for h := range p.score {
+			p.score[h] = make([]float64, cfg.MaxLen)
+		}
+	}
+	for h := range p.score {
+		clear(p.score[h])
+	}
+	p.pool = make([]int32, 0, cfg.MaxLen)
+	return policies.Layout{}, nil
+}
+
+func (p *policy) Observe(a *policies.Attention) error {
+	p.res.Enter(a)
+	for h := 0; h < a.Heads; h++ {
+		score := p.score[h]
+		for r := 0; r < a.Rows; r++ {
+			row := a.Row(h, r)
+			n := min(len(row), len(score))
+			if a.Phase == policies.Prefill {
+				n = min(n, a.Pos+r+1)
+			}
+			for s, v := range row[:n] {
+				score[s] += float64(v)
+			}
+		}
+	}
+	return nil
+}
+
+// Evict drops the lowest-scoring tokens older than the recent window.
+func (p *policy) Evict(e *policies.Eviction) error {
+	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
+	for h := 0; h < e.Heads; h++ {
+		pos, score := p.res.Pos[h], p.score[h]
+		p.pool = p.pool[:0]
+		for s, q := range pos {
+			if q >= 0 && q < cutoff {
+				p.pool = append(p.pool, int32(s))
+			}
+		}
+		need := int(e.Need[h])
+		if need > len(p.pool) {
+			return fmt.Errorf("head %d: %d tokens outside the recent window, need %d victims", h, len(p.pool), need)
+		}
+		if need == 1 {
+			best := 0
+			for i, s := range p.pool {
+				if lower(score, pos, s, p.pool[best]) {
+					best = i
+				}
+			}
+			p.pool[0] = p.pool[best]
+		} else {
+			slices.SortFunc(p.pool, func(a, b int32) int {
+				if lower(score, pos, a, b) {
+					return -1
+				}
+				if lower(score, pos, b, a) {
+					return 1
+				}
+				return 0
+			})
+		}
+		for _, s := range p.pool[:need] {
+			e.Victim(h, s, 0)
+			p.res.Free(h, s)
+			score[s] = 0
+		}
+	}
+	return nil
+}
+
+// lower orders slots by score, older first on ties.
+func lower(score []float64, pos []int32, a, b int32) bool {
+	if score[a] != score[b] {
+		return score[a] < score[b]
+	}
+	return pos[a] < pos[b]
+}

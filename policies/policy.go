@@ -1,0 +1,155 @@
+// Package policies holds the eviction-policy contract: the one interface through which
+// every host (trace replay, the WASM host, the plugin loader, in-loop decoding) drives a
+// KV-cache eviction policy.
+//
+// The host owns the cache. For each (sequence, layer) it keeps one slot table per head
+// with a fixed width; slot ids are stable, and a new token takes the lowest free slot
+// (scatter filling). The policy never moves tokens: it watches attention, and when the
+// host asks, it names victims by slot id. That split keeps a policy small enough to run
+// behind a WASM boundary: every call carries plain integers and flat float32/int32
+// slices, all heads of a layer batched into one call.
+//
+// # Protocol
+//
+// For one sequence of P prompt tokens and T tokens in all, on one layer:
+//
+//  1. Init(cfg) starts the sequence and returns the policy's Layout.
+//  2. Prefill: Observe is called with blocks of prompt rows, in order, until all P rows
+//     are seen. Prompt token i sits in slot i; row i attends to slots 0..i with full
+//     attention.
+//  3. Compression: if P > Budget, Evict is called once with Need[h] = P - Budget.
+//  4. Decode, for t = P..T-1: the new token enters the lowest free slot of each head
+//     (Attention.Slot). The host computes the query's attention over the resident slots
+//     (and the compensation slot, if the layout keeps one) and calls Observe with it.
+//     If a head now holds more than Budget+Layout.Slack tokens, Evict is called with
+//     Need[h] = resident[h] - Budget - Slack.
+//
+// A policy may return more victims than Need (multi-step eviction). A policy whose
+// layout asks for compensation gives each victim a weight; the host folds the victims'
+// keys and values into the head's compensation slot by those weights (AUV Eq. 7–8).
+//
+// # Notes
+//
+//   - Observe must not keep or modify Attention's slices after it returns: hosts reuse
+//     them, and a prefill block is shared by every policy instance of a layer.
+//   - Instances are not shared between goroutines. A host may reuse an instance for
+//     another sequence or layer by calling Init again, which must reset all state.
+//   - Randomness comes only from Config.Seed, so that replays are reproducible.
+package policies
+
+import "fmt"
+
+// Phase tells which part of the protocol an Observe call belongs to.
+type Phase int32
+
+const (
+	Prefill Phase = 1
+	Decode  Phase = 2
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Prefill:
+		return "prefill"
+	case Decode:
+		return "decode"
+	}
+	return fmt.Sprintf("phase(%d)", int32(p))
+}
+
+// Config describes the sequence an instance is about to see, on one layer.
+type Config struct {
+	Layer, Layers int // this layer's index, and the model's layer count
+	Heads         int // heads batched into every call
+	HeadDim       int
+	PromptLen     int // P
+	MaxLen        int // T: prompt plus generated tokens
+	Budget        int // resident tokens per head once compression is done
+	Seed          uint64
+}
+
+// Layout is what a policy asks of the host's slot table.
+type Layout struct {
+	// Slack lets a head hold up to Budget+Slack tokens during decoding before the host
+	// asks for victims. Multi-step policies use it to evict in batches; the extra
+	// tokens are counted as resident, so the overshoot shows in the results.
+	Slack int
+	// Unbounded turns eviction off entirely: no compression, no decode evictions.
+	Unbounded bool
+	// Compensation keeps one compensation slot per head; victims are merged into it
+	// with the weights the policy gives (Eviction.Weights).
+	Compensation bool
+	// Clairvoyant asks the host to fill Eviction.Future. Only replay can, since it
+	// holds the whole trace; other hosts refuse such policies.
+	Clairvoyant bool
+}
+
+// Attention carries attention probabilities for a batch of queries, all heads of one
+// layer. Probs[(h*Rows+r)*Stride+s] is head h's probability, for the query at position
+// Pos+r, on slot s. In prefill a row at position i is non-zero only on slots 0..i; in
+// decode free slots hold 0.
+type Attention struct {
+	Phase  Phase
+	Pos    int // position of the first query row
+	Rows   int // query rows in this batch: a block in prefill, 1 in decode
+	Heads  int
+	Stride int // elements between consecutive rows; at least the table width
+	Probs  []float32
+	// Slot[h] is the slot the decode query's own token entered in head h. Nil in
+	// prefill, where token i is in slot i.
+	Slot []int32
+	// Comp[h] is the probability on head h's compensation slot (decode only, when the
+	// layout keeps one; 0 while the slot is still empty).
+	Comp []float32
+}
+
+// Row returns head h's probabilities for query row r.
+func (a *Attention) Row(h, r int) []float32 {
+	off := (h*a.Rows + r) * a.Stride
+	return a.Probs[off : off+a.Stride]
+}
+
+// Eviction is one request for victims, all heads of a layer. The host fills the
+// request fields; the policy writes Count, Victims and, with compensation, Weights.
+type Eviction struct {
+	Phase Phase // Prefill for the compression at the end of the prompt, else Decode
+	Pos   int   // position of the newest token the policy has observed
+	Heads int
+	// Need[h] is the fewest victims head h must give; 0 means none are needed.
+	Need []int32
+	// Stride is the capacity of each head's victim list (the table width).
+	Stride int
+	// Count[h] is how many victims the policy wrote for head h.
+	Count []int32
+	// Victims[h*Stride+i], i < Count[h], are head h's victim slot ids: resident slots,
+	// each named once.
+	Victims []int32
+	// Weights parallel Victims: each victim's merge weight into the compensation slot
+	// (AUV's aggregated score). Read only when Layout.Compensation is set; a zero
+	// weight drops the victim without merging it.
+	Weights []float32
+	// Future[h*Stride+s] is the attention the token in slot s will receive from all
+	// later queries of the full-cache run. Filled only for Clairvoyant layouts.
+	Future []float32
+}
+
+// Victim records victim i of head h with its merge weight.
+func (e *Eviction) Victim(h int, slot int32, weight float32) {
+	i := int(e.Count[h])
+	e.Victims[h*e.Stride+i] = slot
+	if e.Weights != nil {
+		e.Weights[h*e.Stride+i] = weight
+	}
+	e.Count[h]++
+}
+
+// Policy is an eviction policy. See the package doc for the protocol.
+type Policy interface {
+	Init(cfg Config) (Layout, error)
+	Observe(a *Attention) error
+	Evict(e *Eviction) error
+}
+
+// New builds a policy from its scenario parameters. It must reject parameters it does
+// not know (Params.Err does that).
+type New func(p *Params) (Policy, error)

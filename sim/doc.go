@@ -1,0 +1,49 @@
+// Package sim replays attention traces through eviction policies at many cache budgets
+// in one pass, and measures how much of the full cache's attention each policy keeps.
+//
+// # Semantics
+//
+// State. Each (sample, layer, head) of each (policy, budget) instance has a slot table
+// of fixed width: max(P, Budget+Slack+1) slots, or T for unbounded policies. Slot ids
+// are stable; a new token takes the lowest free slot (scatter filling, AUV §3.4). A
+// policy names its victims by slot id.
+//
+// Prefill. Rows 0..P-1 are computed with full attention and every policy observes them,
+// in blocks, in order; row i attends to tokens 0..i, which sit in slots 0..i.
+//
+// Compression. If P > Budget the host asks the policy, once, for P-Budget victims per
+// head.
+//
+// Decode. At each step t = P..T-1 the new token enters a slot. The host computes q_t's
+// attention over the resident slots, and over the compensation slot if the policy
+// keeps one: the softmax of the trace's q·k logits over what is kept, so the attention
+// a policy sees is counterfactual, not the full run's. The policy observes it; if a
+// head then holds more than Budget+Slack tokens, the host asks for the excess.
+//
+// Multi-step policies declare Slack and may return more victims than asked. A policy
+// whose layout keeps a compensation slot gets its victims merged into it, weighted:
+// k' = (k·W + Σ w_i k_i) / (W + Σ w_i), W' = W + Σ w_i, the same for v (AUV Eq. 7–8).
+// The slot joins attention once W > 0, with logit q·k'.
+//
+// # Metrics
+//
+// Per decode step, layer and head, then averaged over steps and heads of a layer, then
+// over layers and samples:
+//
+//   - hit rate: the share of the full-cache attention of q_t that falls on tokens
+//     resident at step t (the new token included, the compensation slot not);
+//   - top-k hit rate: the share of the k tokens most attended by q_t under full cache
+//     that are resident;
+//   - output error: ‖o − o_full‖₂ / ‖o_full‖₂ of the attention output (needs V), where o
+//     uses the policy's counterfactual attention over its resident slots and
+//     compensation slot;
+//   - accounting: victims per head per sample, peak and mean resident KV entries per
+//     head while attending (tokens plus the compensation slot), and the time spent
+//     inside the policy per (head · decode step).
+//
+// # Determinism
+//
+// Work is split into (sample, layer) jobs over a pool of workers. Each job is computed
+// sequentially and its sums are merged in job order, so results are bit-identical at
+// any thread count. Only the policy timings vary.
+package sim

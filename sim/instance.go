@@ -1,0 +1,375 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim/kernel"
+)
+
+// instance is one (policy, budget) state on the layer a job is replaying: the policy
+// and the host-side slot tables it is judged by.
+type instance struct {
+	idx    int // position in the worker's [policy][budget] table
+	spec   *PolicySpec
+	budget Budget
+	policy policies.Policy
+	failed error
+
+	cfg    policies.Config
+	layout policies.Layout
+	width  int
+
+	pos      [][]int32 // pos[h][slot]: position held, -1 when free
+	resident [][]bool  // resident[h][position]
+	count    []int     // resident tokens per head
+	comp     []compSlot
+
+	attn  policies.Attention
+	evict policies.Eviction
+
+	stats instanceStats
+}
+
+// compSlot is a head's compensation slot (AUV's reconstructed K and V).
+type compSlot struct {
+	k, v   []float64
+	weight float64
+}
+
+// instanceStats are the sums a job contributes to a cell.
+type instanceStats struct {
+	hit, topk, outErr float64 // sums over (step, head)
+	n                 float64 // (step, head) pairs
+	evictions         float64 // victims, summed over heads
+	residentSum       float64 // resident entries summed over (step, head)
+	peak              int
+	policyTime        time.Duration
+}
+
+// callError names the policy, the call, the layer and the step.
+func (in *instance) callError(call string, pos int, err error) error {
+	return fmt.Errorf("policy %q: %s at layer %d, position %d: %w", in.spec.Name, call, in.cfg.Layer, pos, err)
+}
+
+// guard runs one policy call, turning a panic into an error and timing it.
+func (in *instance) guard(timed bool, f func() error) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+		if timed {
+			in.stats.policyTime += time.Since(start)
+		}
+	}()
+	return f()
+}
+
+// start initializes the instance for a new (sample, layer).
+func (in *instance) start(cfg policies.Config) error {
+	in.cfg = cfg
+	in.stats = instanceStats{}
+	if in.policy == nil {
+		p, err := in.spec.New()
+		if err != nil {
+			return fmt.Errorf("policy %q: %w", in.spec.Name, err)
+		}
+		in.policy = p
+	}
+	var layout policies.Layout
+	err := in.guard(false, func() (err error) { layout, err = in.policy.Init(cfg); return err })
+	if err != nil {
+		return in.callError("init", 0, err)
+	}
+	if layout.Slack < 0 {
+		return in.callError("init", 0, fmt.Errorf("negative slack %d", layout.Slack))
+	}
+	if layout.Clairvoyant && !in.spec.AllowFuture {
+		return in.callError("init", 0, errors.New("clairvoyant policies are not allowed here"))
+	}
+	in.layout = layout
+	P, T, H := cfg.PromptLen, cfg.MaxLen, cfg.Heads
+	in.width = T
+	if !layout.Unbounded {
+		in.width = min(T, max(P, cfg.Budget+min(layout.Slack, T)+1))
+	}
+	w := in.width
+	in.pos = grow2(in.pos, H, w)
+	in.resident = grow2(in.resident, H, T)
+	in.count = grow(in.count, H)
+	if cap(in.comp) < H {
+		in.comp = make([]compSlot, H)
+	}
+	in.comp = in.comp[:H]
+	for h := 0; h < H; h++ {
+		for s := range in.pos[h] {
+			in.pos[h][s] = -1
+			if s < P {
+				in.pos[h][s] = int32(s)
+			}
+		}
+		for j := range in.resident[h] {
+			in.resident[h][j] = j < P
+		}
+		in.count[h] = P
+		c := &in.comp[h]
+		c.k, c.v = grow(c.k, cfg.HeadDim), grow(c.v, cfg.HeadDim)
+		clear(c.k)
+		clear(c.v)
+		c.weight = 0
+	}
+	in.attn = policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: w,
+		Probs: grow(in.attn.Probs, H*w), Slot: grow(in.attn.Slot, H), Comp: grow(in.attn.Comp, H)}
+	in.evict = policies.Eviction{Heads: H, Stride: w,
+		Need: grow(in.evict.Need, H), Count: grow(in.evict.Count, H), Victims: grow(in.evict.Victims, H*w)}
+	if layout.Compensation {
+		in.evict.Weights = grow(in.evict.Weights, H*w)
+	}
+	if layout.Clairvoyant {
+		in.evict.Future = grow(in.evict.Future, H*w)
+	}
+	return nil
+}
+
+// observe passes an attention batch to the policy.
+func (in *instance) observe(a *policies.Attention, timed bool) error {
+	if err := in.guard(timed, func() error { return in.policy.Observe(a) }); err != nil {
+		return in.callError("observe "+a.Phase.String(), a.Pos, err)
+	}
+	return nil
+}
+
+// compress asks for the victims that bring the prompt down to the budget.
+func (in *instance) compress(l *layerData) error {
+	if in.layout.Unbounded || in.cfg.PromptLen <= in.cfg.Budget {
+		return nil
+	}
+	for h := range in.evict.Need {
+		in.evict.Need[h] = int32(in.cfg.PromptLen - in.cfg.Budget)
+	}
+	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, false)
+}
+
+// runEviction asks the policy for victims (Need already set), checks them, and applies
+// them. step is the decode row whose future Future should exclude (-1: all of it).
+func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step int, timed bool) error {
+	e := &in.evict
+	e.Phase, e.Pos = phase, pos
+	clear(e.Count)
+	if e.Future != nil {
+		l.fillFuture(in, step)
+	}
+	if err := in.guard(timed, func() error { return in.policy.Evict(e) }); err != nil {
+		return in.callError("evict", pos, err)
+	}
+	for h := 0; h < in.cfg.Heads; h++ {
+		n := int(e.Count[h])
+		if n < int(e.Need[h]) {
+			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, need at least %d", h, n, e.Need[h]))
+		}
+		if n > in.count[h] {
+			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, only %d tokens resident", h, n, in.count[h]))
+		}
+		victims := e.Victims[h*e.Stride : h*e.Stride+n]
+		for i, s := range victims {
+			if s < 0 || int(s) >= in.width {
+				return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d out of range [0, %d)", h, s, in.width))
+			}
+			p := in.pos[h][s]
+			if p < 0 {
+				for _, prev := range victims[:i] {
+					if prev == s {
+						return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d named twice", h, s))
+					}
+				}
+				return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d is empty", h, s))
+			}
+			if in.layout.Compensation {
+				w := float64(e.Weights[h*e.Stride+i])
+				if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+					return in.callError("evict", pos, fmt.Errorf("head %d: merge weight %g for slot %d", h, w, s))
+				}
+				in.comp[h].merge(w, l.k.vec(h, int(p)), l.v.vec(h, int(p)))
+			}
+			in.pos[h][s] = -1
+			in.resident[h][p] = false
+		}
+		in.count[h] -= n
+		in.stats.evictions += float64(n)
+	}
+	return nil
+}
+
+// merge folds one victim into the compensation slot (Eq. 7–8). Victims of one call are
+// folded one by one, which gives the same weighted mean as folding them together.
+func (c *compSlot) merge(w float64, k, v []float32) {
+	if w == 0 {
+		return
+	}
+	total := c.weight + w
+	for i := range c.k {
+		c.k[i] = (c.k[i]*c.weight + float64(k[i])*w) / total
+	}
+	if v != nil {
+		for i := range c.v {
+			c.v[i] = (c.v[i]*c.weight + float64(v[i])*w) / total
+		}
+	}
+	c.weight = total
+}
+
+// decodeStep runs step t (row g of the decode block) for this instance.
+func (in *instance) decodeStep(l *layerData, t, g int) error {
+	H, w := in.cfg.Heads, in.width
+	a := &in.attn
+	a.Pos = t
+	for h := 0; h < H; h++ {
+		slots := in.pos[h]
+		free := -1
+		for s, p := range slots {
+			if p < 0 {
+				free = s
+				break
+			}
+		}
+		if free < 0 {
+			return in.callError("decode", t, fmt.Errorf("head %d: no free slot", h))
+		}
+		slots[free] = int32(t)
+		in.resident[h][t] = true
+		in.count[h]++
+		a.Slot[h] = int32(free)
+		in.attend(l, h, t, g, a.Probs[h*w:(h+1)*w])
+	}
+	if err := in.observe(a, true); err != nil {
+		return err
+	}
+	need := false
+	for h := 0; h < H; h++ {
+		n := in.count[h] - in.cfg.Budget - in.layout.Slack
+		if in.layout.Unbounded || n < 0 {
+			n = 0
+		}
+		in.evict.Need[h] = int32(n)
+		need = need || n > 0
+	}
+	if need {
+		return in.runEviction(l, policies.Decode, t, g, true)
+	}
+	return nil
+}
+
+// attend computes head h's counterfactual attention for step t into probs (by slot)
+// and scores it against the full cache.
+func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
+	logits := l.decodeLogits(h, g)
+	slots := in.pos[h]
+	c := &in.comp[h]
+	hasComp := c.weight > 0
+	var compLogit float64
+	m := math.Inf(-1)
+	for _, p := range slots {
+		if p >= 0 {
+			m = math.Max(m, float64(logits[p]))
+		}
+	}
+	if hasComp {
+		q := l.q.vec(h, t)
+		for i, x := range c.k {
+			compLogit += float64(q[i]) * x
+		}
+		m = math.Max(m, compLogit)
+	}
+	// Free slots get -Inf, which Exp turns into exact zeros.
+	for s, p := range slots {
+		if p < 0 {
+			probs[s] = float32(math.Inf(-1))
+		} else {
+			probs[s] = logits[p] - float32(m)
+		}
+	}
+	kernel.Exp(probs)
+	var sum float64
+	for _, e := range probs {
+		sum += float64(e)
+	}
+	var compProb float64
+	if hasComp {
+		e := math.Exp(compLogit - m)
+		sum += e
+		compProb = e / sum
+	}
+	kernel.Scale(float32(1/sum), probs)
+	in.attn.Comp[h] = float32(compProb)
+
+	// Scores against the full cache.
+	full := l.decodeProbs(h, g)
+	hit := 0.0
+	for _, p := range slots {
+		if p >= 0 {
+			hit += float64(full[p])
+		}
+	}
+	st := &in.stats
+	st.hit += hit
+	top := l.topK(h, g)
+	kept := 0
+	for _, p := range top {
+		if in.resident[h][p] {
+			kept++
+		}
+	}
+	st.topk += float64(kept) / float64(len(top))
+	entries := in.count[h]
+	if hasComp {
+		entries++
+	}
+	st.residentSum += float64(entries)
+	st.peak = max(st.peak, entries)
+	st.n++
+
+	if l.v.data != nil {
+		out := l.scratch[:l.headDim]
+		clear(out)
+		for s, p := range slots {
+			if p >= 0 {
+				kernel.Axpy(probs[s], l.v.vec(h, int(p)), out)
+			}
+		}
+		ref := l.fullOutput(h, g)
+		var diff, norm float64
+		for i, x := range ref {
+			y := float64(out[i])
+			if hasComp {
+				y += compProb * c.v[i]
+			}
+			diff += (y - float64(x)) * (y - float64(x))
+			norm += float64(x) * float64(x)
+		}
+		if norm > 0 {
+			st.outErr += math.Sqrt(diff / norm)
+		}
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func grow2[T any](s [][]T, rows, n int) [][]T {
+	if cap(s) < rows {
+		s = make([][]T, rows)
+	}
+	s = s[:rows]
+	for i := range s {
+		s[i] = grow(s[i], n)
+	}
+	return s
+}

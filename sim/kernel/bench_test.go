@@ -1,0 +1,74 @@
+package kernel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkMatMulNT runs every kernel set on attention-like (k=128) and
+// Linear-layer-like shapes, m=1 being one decoding step.
+func BenchmarkMatMulNT(b *testing.B) {
+	shapes := []struct{ m, n, k int }{
+		{64, 1024, 128},
+		{128, 3072, 768},
+		{1, 1024, 128},
+		{1, 3072, 768},
+		{4, 1024, 128},
+		{17, 1000, 100},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, im := range implementations {
+		for _, s := range shapes {
+			a := randomSlice(r, s.m*s.k)
+			w := randomSlice(r, s.n*s.k)
+			c := make([]float32, s.m*s.n)
+			b.Run(fmt.Sprintf("%s/m=%d,n=%d,k=%d", im.name, s.m, s.n, s.k), func(b *testing.B) {
+				for b.Loop() {
+					im.matMulNT(s.m, s.n, s.k, a, s.k, w, s.k, c, s.n)
+				}
+				flops := 2 * float64(s.m*s.n*s.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkExp exponentiates an L1-resident block of softmax-like inputs. The block
+// is refilled before each call so the inputs stay realistic; the refill is included
+// in the time.
+func BenchmarkExp(b *testing.B) {
+	const n = 4096
+	r := rand.New(rand.NewPCG(2, 2))
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = -20 * r.Float32()
+	}
+	x := make([]float32, n)
+	for _, im := range implementations {
+		b.Run(im.name, func(b *testing.B) {
+			for b.Loop() {
+				copy(x, src)
+				im.expShift(x, 0)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/element")
+		})
+	}
+}
+
+// BenchmarkSoftmax normalises rows of 1000 logits, the attention case; softmax of a
+// softmax stays in range, so the row is not refilled.
+func BenchmarkSoftmax(b *testing.B) {
+	const n = 1000
+	x := randomSlice(rand.New(rand.NewPCG(3, 3)), n)
+	for _, im := range implementations {
+		b.Run(im.name, func(b *testing.B) {
+			withImpl(im, func() {
+				for b.Loop() {
+					Softmax(x)
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/element")
+		})
+	}
+}

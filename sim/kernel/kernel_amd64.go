@@ -1,0 +1,166 @@
+//go:build !purego
+
+package kernel
+
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The AVX-512 set reuses the AVX2 kernels that are bound by memory rather than
+// arithmetic, and replaces the matrix-multiply tile and exp.
+var (
+	avx2Impl = impl{
+		name:     "avx2",
+		dot:      dotAVX2Tail,
+		axpy:     axpyAVX2Tail,
+		scale:    scaleAVX2Tail,
+		max:      maxAVX2Tail,
+		expShift: expShiftAVX2Tail,
+		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+			matMulNTTiled(&tile6x16, m, n, k, a, lda, b, ldb, c, ldc)
+		},
+	}
+	avx512Impl = impl{
+		name:     "avx512",
+		dot:      dotAVX2Tail,
+		axpy:     axpyAVX2Tail,
+		scale:    scaleAVX2Tail,
+		max:      maxAVX2Tail,
+		expShift: expShiftAVX512Tail,
+		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+			matMulNTTiled(&tile8x32, m, n, k, a, lda, b, ldb, c, ldc)
+		},
+	}
+)
+
+func init() {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		use(&avx2Impl)
+		if cpu.X86.HasAVX512F {
+			use(&avx512Impl)
+		}
+	}
+}
+
+// The assembly handles whole vectors (multiples of 8 elements); the wrappers below
+// finish the last few elements.
+
+//go:noescape
+func dotAVX2(a, b []float32) float32
+
+//go:noescape
+func axpyAVX2(alpha float32, x, y []float32)
+
+//go:noescape
+func scaleAVX2(alpha float32, x []float32)
+
+//go:noescape
+func maxAVX2(x []float32) float32
+
+// expShiftAVX2 and expShiftAVX512 replace x[i] by exp(x[i]-shift) and return the
+// sum of the results; len(x) is a multiple of 8 and 16 respectively.
+//
+//go:noescape
+func expShiftAVX2(x []float32, shift float32) float32
+
+//go:noescape
+func expShiftAVX512(x []float32, shift float32) float32
+
+func dotAVX2Tail(a, b []float32) float32 {
+	body := len(a) &^ 7
+	var sum float32
+	if body > 0 {
+		sum = dotAVX2(a[:body], b[:body])
+	}
+	for i := body; i < len(a); i++ {
+		sum += a[i] * b[i]
+	}
+	return sum
+}
+
+func axpyAVX2Tail(alpha float32, x, y []float32) {
+	body := len(x) &^ 7
+	if body > 0 {
+		axpyAVX2(alpha, x[:body], y[:body])
+	}
+	axpyGeneric(alpha, x[body:], y[body:])
+}
+
+func scaleAVX2Tail(alpha float32, x []float32) {
+	body := len(x) &^ 7
+	if body > 0 {
+		scaleAVX2(alpha, x[:body])
+	}
+	scaleGeneric(alpha, x[body:])
+}
+
+func maxAVX2Tail(x []float32) float32 {
+	body := len(x) &^ 7
+	if body == 0 {
+		return maxGeneric(x)
+	}
+	m := maxAVX2(x[:body])
+	if body < len(x) {
+		t := maxGeneric(x[body:])
+		if t != t || t > m {
+			m = t
+		}
+	}
+	return m
+}
+
+// The exp tails go through a padded vector so that every element is computed by the
+// same instructions; the padding is -Inf, whose exponential adds nothing to the sum.
+
+func expShiftAVX2Tail(x []float32, shift float32) float32 {
+	body := len(x) &^ 7
+	var sum float32
+	if body > 0 {
+		sum = expShiftAVX2(x[:body], shift)
+	}
+	if tail := x[body:]; len(tail) > 0 {
+		var buf [8]float32
+		fillNegInf(buf[copy(buf[:], tail):])
+		sum += expShiftAVX2(buf[:], shift)
+		copy(tail, buf[:])
+	}
+	return sum
+}
+
+func expShiftAVX512Tail(x []float32, shift float32) float32 {
+	body := len(x) &^ 15
+	var sum float32
+	if body > 0 {
+		sum = expShiftAVX512(x[:body], shift)
+	}
+	if tail := x[body:]; len(tail) > 0 {
+		var buf [16]float32
+		fillNegInf(buf[copy(buf[:], tail):])
+		sum += expShiftAVX512(buf[:], shift)
+		copy(tail, buf[:])
+	}
+	return sum
+}
+
+func fillNegInf(x []float32) {
+	for i := range x {
+		x[i] = float32(negInf)
+	}
+}
+
+// expVec is the exp constant table read by the assembly, one 8-lane row per
+// constant so that AVX2 code can use a row as a memory operand. The row order is
+// fixed by the EXP_* offsets in exp_amd64.s.
+var expVec = func() (t [14][8]float32) {
+	rows := []float32{expLog2E, expLn2Hi, expLn2Lo}
+	rows = append(rows, expPoly[:]...)
+	rows = append(rows, expMin, expMax, float32(math.Inf(1)))
+	for i, v := range rows {
+		for j := range t[i] {
+			t[i][j] = v
+		}
+	}
+	return t
+}()

@@ -1,0 +1,328 @@
+package kvtrace
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+const (
+	// maxHeaderLen bounds the JSON header, so a corrupt length cannot make Open
+	// allocate or scan gigabytes.
+	maxHeaderLen = 100 << 20
+	// headerAlign is the alignment of the data buffer within the file, as the
+	// safetensors writers pad it.
+	headerAlign = 8
+
+	tokensName  = "tokens"
+	tokensDType = "I32"
+	metadataKey = "__metadata__"
+)
+
+// tensorSpec is one tensor as a trace's metadata dictates it.
+type tensorSpec struct {
+	name  string
+	shape []int
+	count int // elements; fits in memory once the Meta has passed Validate
+}
+
+// tensors yields the tensors of a trace with metadata m in file order: tokens, then
+// q, k and (when m.HasV) v of each layer.
+func (m Meta) tensors() iter.Seq[tensorSpec] {
+	return func(yield func(tensorSpec) bool) {
+		tokens := m.Tokens()
+		if !yield(tensorSpec{tokensName, []int{tokens}, tokens}) {
+			return
+		}
+		shape := []int{m.Heads, tokens, m.HeadDim}
+		count := m.Heads * tokens * m.HeadDim
+		for layer := range m.Layers {
+			for _, kind := range m.kinds() {
+				if !yield(tensorSpec{tensorName(kind, layer), shape, count}) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// kinds lists the tensors each layer of the trace holds.
+func (m Meta) kinds() []Kind {
+	if m.HasV {
+		return []Kind{Q, K, V}
+	}
+	return []Kind{Q, K}
+}
+
+func tensorName(kind Kind, layer int) string {
+	return "layer." + strconv.Itoa(layer) + "." + kind.String()
+}
+
+// parseTensorName inverts tensorName, accepting only the canonical spelling (no
+// leading zeros or signs), and also reports "tokens" as (0, 0, true).
+func parseTensorName(name string) (kind Kind, layer int, ok bool) {
+	if name == tokensName {
+		return 0, 0, true
+	}
+	rest, found := strings.CutPrefix(name, "layer.")
+	if !found || len(rest) < 3 || rest[len(rest)-2] != '.' {
+		return 0, 0, false
+	}
+	digits := rest[:len(rest)-2]
+	layer, err := strconv.Atoi(digits)
+	if err != nil || layer < 0 || strconv.Itoa(layer) != digits {
+		return 0, 0, false
+	}
+	switch kind := Kind(rest[len(rest)-1]); kind {
+	case Q, K, V:
+		return kind, layer, true
+	}
+	return 0, 0, false
+}
+
+// dataSize is the number of bytes in the data buffer of a trace with metadata m whose
+// layer tensors have the given element size and count per layer; ok is false if it
+// does not fit in an int.
+func dataSize(m Meta, elemSize, kindsPerLayer int) (size int, ok bool) {
+	tokens, ok := checkedAdd(m.PromptLen, m.GenLen)
+	if !ok {
+		return 0, false
+	}
+	tokenBytes, ok := checkedMul(tokens, 4)
+	if !ok {
+		return 0, false
+	}
+	layerBytes, ok := checkedMul(m.Layers, kindsPerLayer, m.Heads, tokens, m.HeadDim, elemSize)
+	if !ok {
+		return 0, false
+	}
+	return checkedAdd(tokenBytes, layerBytes)
+}
+
+func checkedMul(factors ...int) (int, bool) {
+	product := 1
+	for _, f := range factors {
+		if f < 0 || f != 0 && product > math.MaxInt/f {
+			return 0, false
+		}
+		product *= f
+	}
+	return product, true
+}
+
+func checkedAdd(a, b int) (int, bool) {
+	if a < 0 || b < 0 || a > math.MaxInt-b {
+		return 0, false
+	}
+	return a + b, true
+}
+
+// metadataPairs lists m's metadata in header order; empty optional text is left out.
+func metadataPairs(m Meta) [][2]string {
+	pairs := [][2]string{
+		{keyFormat, Format},
+		{keyVersion, strconv.Itoa(Version)},
+		{keyModel, m.Model},
+		{keyLayers, strconv.Itoa(m.Layers)},
+		{keyHeads, strconv.Itoa(m.Heads)},
+		{keyHeadDim, strconv.Itoa(m.HeadDim)},
+		{keyPromptLen, strconv.Itoa(m.PromptLen)},
+		{keyGenLen, strconv.Itoa(m.GenLen)},
+		{keySource, m.Source},
+		{keySampleID, m.SampleID},
+	}
+	for _, text := range [][2]string{{keyPrompt, m.Prompt}, {keyReference, m.Reference}, {keyGenerated, m.Generated}} {
+		if text[1] != "" {
+			pairs = append(pairs, text)
+		}
+	}
+	return pairs
+}
+
+// encodeHeader returns the JSON header of a trace, padded with spaces so the data
+// buffer that follows the 8-byte length starts aligned. m must have passed Validate.
+func encodeHeader(m Meta, dtype DType) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"` + metadataKey + `":{`)
+	for i, kv := range metadataPairs(m) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for j, s := range kv {
+			quoted, err := json.Marshal(s)
+			if err != nil {
+				return nil, fmt.Errorf("metadata %s: %w", kv[0], err)
+			}
+			b.Write(quoted)
+			if j == 0 {
+				b.WriteByte(':')
+			}
+		}
+	}
+	b.WriteByte('}')
+	offset := 0
+	for t := range m.tensors() {
+		elemType, elemSize := string(dtype), dtype.size()
+		if t.name == tokensName {
+			elemType, elemSize = tokensDType, 4
+		}
+		end := offset + t.count*elemSize
+		fmt.Fprintf(&b, `,"%s":{"dtype":"%s","shape":[`, t.name, elemType)
+		for i, d := range t.shape {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(d))
+		}
+		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, offset, end)
+		offset = end
+	}
+	b.WriteByte('}')
+	for (8+b.Len())%headerAlign != 0 {
+		b.WriteByte(' ')
+	}
+	if b.Len() > maxHeaderLen {
+		return nil, fmt.Errorf("header is %d bytes, more than the %d-byte limit (is the prompt text that long?)",
+			b.Len(), maxHeaderLen)
+	}
+	return b.Bytes(), nil
+}
+
+// tensorEntry is one tensor's entry in a safetensors header.
+type tensorEntry struct {
+	DType       string  `json:"dtype"`
+	Shape       []int64 `json:"shape"`
+	DataOffsets []int64 `json:"data_offsets"`
+}
+
+// decodeHeader parses the JSON header into its tensor entries and metadata block,
+// rejecting duplicate keys, which encoding/json would silently collapse.
+func decodeHeader(header []byte) (map[string]tensorEntry, map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if tok, err := dec.Token(); err != nil {
+		return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
+	} else if tok != json.Delim('{') {
+		return nil, nil, fmt.Errorf("invalid header JSON: want an object, got %v", tok)
+	}
+	entries := map[string]tensorEntry{}
+	var metadata map[string]string
+	sawMetadata := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, nil, fmt.Errorf("invalid header JSON: want a key, got %v", tok)
+		}
+		if key == metadataKey {
+			if sawMetadata {
+				return nil, nil, fmt.Errorf("invalid header JSON: duplicate key %q", key)
+			}
+			sawMetadata = true
+			if err := dec.Decode(&metadata); err != nil {
+				return nil, nil, fmt.Errorf("metadata: want an object of strings: %w", err)
+			}
+			continue
+		}
+		if _, dup := entries[key]; dup {
+			return nil, nil, fmt.Errorf("invalid header JSON: duplicate key %q", key)
+		}
+		var e tensorEntry
+		if err := dec.Decode(&e); err != nil {
+			return nil, nil, fmt.Errorf("tensor %s: invalid entry: %w", key, err)
+		}
+		entries[key] = e
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
+	}
+	if tok, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, nil, fmt.Errorf("invalid header JSON after the object: %w", err)
+		}
+		return nil, nil, fmt.Errorf("invalid header JSON: %v after the object", tok)
+	}
+	if !sawMetadata {
+		return nil, nil, fmt.Errorf("header has no %s block", metadataKey)
+	}
+	return entries, metadata, nil
+}
+
+// decodeMeta types the metadata block and validates it. HasV is left false: the
+// tensors present decide it.
+func decodeMeta(kv map[string]string) (Meta, error) {
+	var m Meta
+	lookup := func(key string) (string, error) {
+		v, ok := kv[key]
+		if !ok {
+			return "", fmt.Errorf("metadata: missing key %q", key)
+		}
+		return v, nil
+	}
+	format, err := lookup(keyFormat)
+	if err != nil {
+		return m, err
+	}
+	if format != Format {
+		return m, fmt.Errorf("metadata %s: %q, want %q", keyFormat, format, Format)
+	}
+	version, err := lookup(keyVersion)
+	if err != nil {
+		return m, err
+	}
+	if version != strconv.Itoa(Version) {
+		return m, fmt.Errorf("metadata %s: %q, want %q (this kvtrace reads version %d only)",
+			keyVersion, version, strconv.Itoa(Version), Version)
+	}
+	known := []string{keyFormat, keyVersion, keyModel, keyLayers, keyHeads, keyHeadDim, keyPromptLen,
+		keyGenLen, keySource, keySampleID, keyPrompt, keyReference, keyGenerated}
+	for _, key := range slices.Sorted(maps.Keys(kv)) {
+		if !slices.Contains(known, key) {
+			return m, fmt.Errorf("metadata: unknown key %q", key)
+		}
+	}
+	required := []struct {
+		key  string
+		text *string
+		num  *int
+	}{
+		{key: keyModel, text: &m.Model},
+		{key: keyLayers, num: &m.Layers},
+		{key: keyHeads, num: &m.Heads},
+		{key: keyHeadDim, num: &m.HeadDim},
+		{key: keyPromptLen, num: &m.PromptLen},
+		{key: keyGenLen, num: &m.GenLen},
+		{key: keySource, text: &m.Source},
+		{key: keySampleID, text: &m.SampleID},
+	}
+	for _, r := range required {
+		v, err := lookup(r.key)
+		if err != nil {
+			return m, err
+		}
+		if r.text != nil {
+			*r.text = v
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if errors.Is(err, strconv.ErrRange) {
+			return m, fmt.Errorf("metadata %s: %q is out of range", r.key, v)
+		}
+		if err != nil {
+			return m, fmt.Errorf("metadata %s: %q is not an integer", r.key, v)
+		}
+		*r.num = n
+	}
+	m.Prompt, m.Reference, m.Generated = kv[keyPrompt], kv[keyReference], kv[keyGenerated]
+	return m, m.Validate()
+}

@@ -1,0 +1,219 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim/kernel"
+	"github.com/kvsim/kvsim/sim/kvtrace"
+)
+
+// tensor is a layer tensor in [heads][tokens][headDim] order.
+type tensor struct {
+	data         []float32
+	tokens, dim  int
+	headStrideEl int
+}
+
+func (t *tensor) vec(h, pos int) []float32 {
+	if t.data == nil {
+		return nil
+	}
+	off := h*t.headStrideEl + pos*t.dim
+	return t.data[off : off+t.dim]
+}
+
+func (t *tensor) head(h int) []float32 {
+	return t.data[h*t.headStrideEl : (h+1)*t.headStrideEl]
+}
+
+// layerData is everything a job computes once per (sample, layer) and shares with
+// every policy instance: the trace's tensors, the decode rows' full-cache logits and
+// probabilities, their top-k sets and outputs, and the future attention mass.
+type layerData struct {
+	heads, headDim, prompt, total, gen int
+	topKWant                           int
+
+	q, k, v tensor
+	vt      []float32 // per head, V transposed: [headDim][tokens]
+
+	logits []float32 // [heads][gen][total], decode rows, causal entries only
+	probs  []float32 // same shape, full-cache softmax
+	outs   []float32 // [heads][gen][headDim], full-cache attention outputs
+	top    []int32   // [heads][gen][topK] positions
+	topN   []int32   // [heads][gen] valid entries of top
+	future []float32 // [heads][gen+1][total]: mass from decode rows after each step
+
+	block   []float32 // prefill block [heads][rows][prompt]
+	scratch []float32
+
+	perf Perf // score-kernel work of the current job
+}
+
+// matMulNT is kernel.MatMulNT, counted into the job's score-kernel figures.
+func (l *layerData) matMulNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	start := time.Now()
+	kernel.MatMulNT(m, n, k, a, lda, b, ldb, c, ldc)
+	l.perf.ScoreSeconds += time.Since(start).Seconds()
+	l.perf.ScoreFLOP += 2 * float64(m) * float64(n) * float64(k)
+}
+
+func (l *layerData) decodeLogits(h, g int) []float32 {
+	off := (h*l.gen + g) * l.total
+	return l.logits[off : off+l.total]
+}
+
+func (l *layerData) decodeProbs(h, g int) []float32 {
+	off := (h*l.gen + g) * l.total
+	return l.probs[off : off+l.total]
+}
+
+func (l *layerData) fullOutput(h, g int) []float32 {
+	off := (h*l.gen + g) * l.headDim
+	return l.outs[off : off+l.headDim]
+}
+
+func (l *layerData) topK(h, g int) []int32 {
+	off := (h*l.gen + g) * l.topKWant
+	return l.top[off : off+int(l.topN[h*l.gen+g])]
+}
+
+// load reads the layer's tensors from src.
+func (l *layerData) load(src Source, layer int, meta kvtrace.Meta, withV bool) error {
+	l.heads, l.headDim = meta.Heads, meta.HeadDim
+	l.prompt, l.total = meta.PromptLen, meta.Tokens()
+	l.gen = l.total - l.prompt
+	var err error
+	read := func(kind kvtrace.Kind, t *tensor) {
+		if err != nil {
+			return
+		}
+		t.data, err = src.Read(kind, layer, t.data)
+		t.tokens, t.dim, t.headStrideEl = l.total, l.headDim, l.total*l.headDim
+	}
+	read(kvtrace.Q, &l.q)
+	read(kvtrace.K, &l.k)
+	if withV {
+		read(kvtrace.V, &l.v)
+	} else {
+		l.v.data = nil
+	}
+	return err
+}
+
+// computeDecode fills the decode rows' logits, probabilities, top-k sets and outputs.
+func (l *layerData) computeDecode() {
+	H, G, T, P, d := l.heads, l.gen, l.total, l.prompt, l.headDim
+	l.logits = grow(l.logits, H*G*T)
+	l.probs = grow(l.probs, H*G*T)
+	l.topN = grow(l.topN, H*G)
+	l.top = grow(l.top, H*G*l.topKWant)
+	l.scratch = grow(l.scratch, max(d, T))
+	if G == 0 {
+		return
+	}
+	for h := 0; h < H; h++ {
+		qh, kh := l.q.head(h), l.k.head(h)
+		lg := l.logits[h*G*T : (h+1)*G*T]
+		l.matMulNT(G, T, d, qh[P*d:], d, kh, d, lg, T)
+		for g := 0; g < G; g++ {
+			t := P + g
+			row := lg[g*T : (g+1)*T]
+			pr := l.probs[(h*G+g)*T : (h*G+g+1)*T]
+			copy(pr, row[:t+1])
+			kernel.Softmax(pr[:t+1])
+			clear(pr[t+1:])
+			clear(row[t+1:])
+			l.selectTop(h, g, pr[:t+1])
+		}
+	}
+	if l.v.data != nil {
+		l.outs = grow(l.outs, H*G*d)
+		l.vt = grow(l.vt, T*d)
+		for h := 0; h < H; h++ {
+			vh := l.v.head(h)
+			for j := 0; j < T; j++ {
+				for i := 0; i < d; i++ {
+					l.vt[i*T+j] = vh[j*d+i]
+				}
+			}
+			l.matMulNT(G, d, T, l.probs[h*G*T:], T, l.vt, T, l.outs[h*G*d:], d)
+		}
+	}
+}
+
+// selectTop records the topKWant most attended positions of a row, best first, ties to
+// the older. k is small, so an insertion-sorted list beats a sort of the row.
+func (l *layerData) selectTop(h, g int, row []float32) {
+	k := min(l.topKWant, len(row))
+	off := (h*l.gen + g) * l.topKWant
+	top := l.top[off : off+k]
+	n := 0
+	for j, m := range row {
+		if n == k && m <= row[top[k-1]] {
+			continue
+		}
+		i := min(n, k-1)
+		for i > 0 && m > row[top[i-1]] {
+			top[i] = top[i-1]
+			i--
+		}
+		top[i] = int32(j)
+		n = min(n+1, k)
+	}
+	l.topN[h*l.gen+g] = int32(k)
+}
+
+// computeFuture fills future[h][g'][j] = Σ over decode rows after g'-1 of their mass
+// on j, so that row 0 is the whole decode phase and row G is zero.
+func (l *layerData) computeFuture() {
+	H, G, T := l.heads, l.gen, l.total
+	l.future = grow(l.future, H*(G+1)*T)
+	for h := 0; h < H; h++ {
+		f := l.future[h*(G+1)*T : (h+1)*(G+1)*T]
+		clear(f[G*T:])
+		for g := G - 1; g >= 0; g-- {
+			pr := l.probs[(h*G+g)*T : (h*G+g+1)*T]
+			next, cur := f[(g+1)*T:(g+2)*T], f[g*T:(g+1)*T]
+			for j := range cur {
+				cur[j] = next[j] + pr[j]
+			}
+		}
+	}
+}
+
+// fillFuture gives a clairvoyant instance the mass each resident slot will receive
+// after decode row step (step -1: the whole decode phase).
+func (l *layerData) fillFuture(in *instance, step int) {
+	H, G, T, w := l.heads, l.gen, l.total, in.width
+	for h := 0; h < H; h++ {
+		f := l.future[(h*(G+1)+step+1)*T : (h*(G+1)+step+2)*T]
+		out := in.evict.Future[h*w : (h+1)*w]
+		for s, p := range in.pos[h] {
+			if p >= 0 {
+				out[s] = f[p]
+			} else {
+				out[s] = 0
+			}
+		}
+	}
+}
+
+// prefillBlock computes full-attention rows [r0, r0+rows) of every head into a shared
+// block with stride prompt.
+func (l *layerData) prefillBlock(r0, rows int) *policies.Attention {
+	H, P, d := l.heads, l.prompt, l.headDim
+	l.block = grow(l.block, H*rows*P)
+	end := r0 + rows
+	for h := 0; h < H; h++ {
+		out := l.block[h*rows*P : (h+1)*rows*P]
+		l.matMulNT(rows, end, d, l.q.head(h)[r0*d:], d, l.k.head(h), d, out, P)
+		for r := 0; r < rows; r++ {
+			row := out[r*P : (r+1)*P]
+			i := r0 + r
+			kernel.Softmax(row[:i+1])
+			clear(row[i+1:])
+		}
+	}
+	return &policies.Attention{Phase: policies.Prefill, Pos: r0, Rows: rows, Heads: H, Stride: P, Probs: l.block[:H*rows*P]}
+}

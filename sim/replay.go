@@ -1,0 +1,249 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim/kvtrace"
+)
+
+// Source is one sample's trace: a kvtrace file (*kvtrace.Trace) or a synthetic trace
+// generated in memory (*synth.Trace).
+type Source interface {
+	Name() string
+	Meta() kvtrace.Meta
+	// Read returns a layer tensor as float32 in [heads][tokens][headDim] order,
+	// reusing dst.
+	Read(kind kvtrace.Kind, layer int, dst []float32) ([]float32, error)
+}
+
+// PolicySpec is one row of the results: a named policy and how to make instances.
+type PolicySpec struct {
+	Name string
+	New  func() (policies.Policy, error)
+	// AllowFuture lets the policy be clairvoyant (replay can serve it).
+	AllowFuture bool
+}
+
+// Options tune a replay.
+type Options struct {
+	Budgets []Budget
+	TopK    int // default 8
+	Seed    uint64
+	// Threads is the number of workers; 0 means one per CPU.
+	Threads int
+	// BlockRows is the prefill block height; 0 means 64.
+	BlockRows int
+	// NoOutputError skips the output-error metric even when traces carry V.
+	NoOutputError bool
+	// Progress, if set, is called after each (sample, layer) job, from one goroutine
+	// at a time.
+	Progress func(done, total int)
+}
+
+type job struct{ sample, layer int }
+
+// jobResult holds one job's per-instance stats, indexed [policy][budget].
+type jobResult struct {
+	stats  []instanceStats
+	failed []error
+	budget []int
+	heads  int
+	perf   Perf
+	err    error // a trace error: fatal for the whole replay
+}
+
+// Replay runs every policy at every budget over every layer of every source. A
+// policy that fails marks its cells failed; other cells finish. Trace errors abort.
+func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Options) (*Result, error) {
+	if len(sources) == 0 {
+		return nil, errors.New("replay: no traces")
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("replay: no policies")
+	}
+	if len(opts.Budgets) == 0 {
+		return nil, errors.New("replay: no budgets")
+	}
+	if opts.TopK <= 0 {
+		opts.TopK = 8
+	}
+	if opts.BlockRows <= 0 {
+		opts.BlockRows = 64
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+
+	res := &Result{Samples: len(sources), TopK: opts.TopK, HasV: !opts.NoOutputError}
+	metas := make([]kvtrace.Meta, len(sources))
+	var srcKinds []string
+	for i, s := range sources {
+		m := s.Meta()
+		if m.Layers <= 0 || m.Heads <= 0 || m.HeadDim <= 0 || m.PromptLen <= 0 {
+			return nil, fmt.Errorf("trace %s: empty shape", s.Name())
+		}
+		if i > 0 && m.Layers != metas[0].Layers {
+			return nil, fmt.Errorf("trace %s: %d layers, but %s has %d", s.Name(), m.Layers, sources[0].Name(), metas[0].Layers)
+		}
+		metas[i] = m
+		res.HasV = res.HasV && m.HasV
+		res.Prompt += float64(m.PromptLen) / float64(len(sources))
+		res.Gen += float64(m.GenLen) / float64(len(sources))
+		if !slices.Contains(srcKinds, m.Source) {
+			srcKinds = append(srcKinds, m.Source)
+		}
+		if !slices.Contains(res.Models, m.Model) {
+			res.Models = append(res.Models, m.Model)
+		}
+	}
+	res.Source = strings.Join(srcKinds, ",")
+	res.Layers = metas[0].Layers
+	for _, s := range specs {
+		res.Policies = append(res.Policies, s.Name)
+	}
+	for _, b := range opts.Budgets {
+		res.Budgets = append(res.Budgets, b.String())
+	}
+
+	var jobs []job
+	for s := range sources {
+		for l := 0; l < metas[s].Layers; l++ {
+			jobs = append(jobs, job{s, l})
+		}
+	}
+	results := make([]jobResult, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var progressMu sync.Mutex
+	done := 0
+	for w := 0; w < min(threads, len(jobs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := newWorker(specs, opts, res.HasV)
+			for i := range next {
+				j := jobs[i]
+				results[i] = wk.run(sources[j.sample], metas[j.sample], j.sample, j.layer)
+				if opts.Progress != nil {
+					progressMu.Lock()
+					done++
+					opts.Progress(done, len(jobs))
+					progressMu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	merge(res, specs, opts, jobs, results)
+	return res, nil
+}
+
+// merge folds job results into cells in job order, which keeps sums bit-identical
+// whatever the thread count.
+func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []jobResult) {
+	nb := len(opts.Budgets)
+	res.Cells = make([]Cell, len(specs)*nb)
+	layers := res.Layers
+	type acc struct {
+		hit, topk, outErr, n, resident, evictions float64
+		peak                                      int
+		nanos                                     float64
+		layer                                     []Metrics
+		layerN                                    []float64
+		budget                                    float64
+	}
+	accs := make([]acc, len(res.Cells))
+	for i := range accs {
+		accs[i].layer = make([]Metrics, layers)
+		accs[i].layerN = make([]float64, layers)
+	}
+	for ji, r := range results {
+		res.Perf.ScoreFLOP += r.perf.ScoreFLOP
+		res.Perf.ScoreSeconds += r.perf.ScoreSeconds
+		res.Perf.ReadSeconds += r.perf.ReadSeconds
+		res.Perf.PolicySeconds += r.perf.PolicySeconds
+		res.Perf.DecodeSteps += r.perf.DecodeSteps
+		l := jobs[ji].layer
+		for c := range accs {
+			cell, a := &res.Cells[c], &accs[c]
+			if r.failed[c] != nil {
+				if cell.Failed == "" {
+					cell.Failed = r.failed[c].Error()
+				}
+				continue
+			}
+			st := r.stats[c]
+			a.hit += st.hit
+			a.topk += st.topk
+			a.outErr += st.outErr
+			a.n += st.n
+			a.resident += st.residentSum
+			a.evictions += st.evictions
+			a.peak = max(a.peak, st.peak)
+			a.nanos += float64(st.policyTime.Nanoseconds())
+			a.layer[l].HitRate += st.hit
+			a.layer[l].TopKHitRate += st.topk
+			a.layer[l].OutputError += st.outErr
+			a.layerN[l] += st.n
+			if l == 0 {
+				a.budget += float64(r.budget[c]) / float64(res.Samples)
+			}
+		}
+	}
+	heads := 0.0 // (layer, head) pairs over all samples
+	for _, r := range results {
+		heads += float64(r.heads)
+	}
+	for c := range accs {
+		cell, a := &res.Cells[c], &accs[c]
+		cell.Policy = specs[c/nb].Name
+		cell.Budget = opts.Budgets[c%nb].String()
+		cell.BudgetTokens = a.budget
+		cell.Evictions = a.evictions / heads
+		if cell.Failed != "" || a.n == 0 {
+			continue
+		}
+		cell.HitRate = a.hit / a.n
+		cell.TopKHitRate = a.topk / a.n
+		if res.HasV {
+			cell.OutputError = a.outErr / a.n
+		}
+		cell.PeakResident = float64(a.peak)
+		cell.MeanResident = a.resident / a.n
+		cell.PolicyNs = a.nanos / a.n
+		cell.Layers = make([]Metrics, layers)
+		for l := range cell.Layers {
+			if n := a.layerN[l]; n > 0 {
+				cell.Layers[l] = Metrics{HitRate: a.layer[l].HitRate / n, TopKHitRate: a.layer[l].TopKHitRate / n}
+				if res.HasV {
+					cell.Layers[l].OutputError = a.layer[l].OutputError / n
+				}
+			}
+		}
+	}
+}

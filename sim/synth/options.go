@@ -1,0 +1,85 @@
+package synth
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Options selects a synthetic trace: a synthetic model (Preset's shape, Seed) and one
+// input sample of it.
+type Options struct {
+	// Preset names the OPT shape, such as "opt-13b".
+	Preset string
+	// Layers, Heads and HeadDim, when > 0, shrink the preset's shape (for tests and quick
+	// runs). Layer l and head h of a shrunk trace are layer l and head h of the full one
+	// as long as HeadDim is kept.
+	Layers, Heads, HeadDim int
+	// PromptLen and GenLen are the prompt and generated lengths; the trace holds
+	// PromptLen+GenLen tokens.
+	PromptLen, GenLen int
+	// Sample indexes the input: samples of one synthetic model share its heads' behaviour
+	// and differ in tokens, noise and which tokens matter.
+	Sample int
+	// Seed selects the synthetic model. It also seeds the samples, so two seeds share
+	// nothing.
+	Seed uint64
+	// WithV adds value tensors.
+	WithV bool
+}
+
+// Limits on Options.
+const (
+	// MinHeadDim leaves room for the generator's 29 structured channels plus content.
+	MinHeadDim = 32
+	// MinPromptLen leaves room for the four sink tokens and some content.
+	MinPromptLen = 8
+	// MaxTokens is OPT's context length (its learned positions stop there).
+	MaxTokens = 2048
+)
+
+// Validate reports every problem with the options, each naming its field.
+func (o Options) Validate() error {
+	_, err := o.shape()
+	return err
+}
+
+// shape is the preset with the overrides applied, after checking all options.
+func (o Options) shape() (Preset, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("synth options: "+format, args...))
+	}
+	p, err := LookupPreset(o.Preset)
+	if err != nil {
+		bad("Preset: %w", err)
+	}
+	override := func(field string, value int, preset *int) {
+		switch {
+		case value < 0:
+			bad("%s = %d: must be positive, or 0 to keep the preset's", field, value)
+		case value > 0 && err == nil && value > *preset:
+			bad("%s = %d: exceeds %s's %d (overrides can only shrink)", field, value, p.Name, *preset)
+		case value > 0:
+			*preset = value
+		}
+	}
+	override("Layers", o.Layers, &p.Layers)
+	override("Heads", o.Heads, &p.Heads)
+	override("HeadDim", o.HeadDim, &p.HeadDim)
+	if err == nil && p.HeadDim < MinHeadDim {
+		bad("HeadDim = %d: must be at least %d", p.HeadDim, MinHeadDim)
+	}
+	if o.PromptLen < MinPromptLen {
+		bad("PromptLen = %d: must be at least %d", o.PromptLen, MinPromptLen)
+	}
+	if o.GenLen < 0 {
+		bad("GenLen = %d: must not be negative", o.GenLen)
+	}
+	if o.PromptLen > MaxTokens || o.GenLen > MaxTokens || o.PromptLen+o.GenLen > MaxTokens {
+		bad("PromptLen+GenLen = %d: exceeds OPT's context of %d tokens", o.PromptLen+o.GenLen, MaxTokens)
+	}
+	if o.Sample < 0 {
+		bad("Sample = %d: must not be negative", o.Sample)
+	}
+	return p, errors.Join(errs...)
+}

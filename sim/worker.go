@@ -1,0 +1,125 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim/kvtrace"
+)
+
+// worker owns the buffers and policy instances of one goroutine.
+type worker struct {
+	specs     []PolicySpec
+	opts      Options
+	withV     bool
+	data      layerData
+	instances []instance // [policy][budget]
+}
+
+func newWorker(specs []PolicySpec, opts Options, withV bool) *worker {
+	w := &worker{specs: specs, opts: opts, withV: withV}
+	w.instances = make([]instance, len(specs)*len(opts.Budgets))
+	for i := range w.instances {
+		w.instances[i].idx = i
+		w.instances[i].spec = &specs[i/len(opts.Budgets)]
+		w.instances[i].budget = opts.Budgets[i%len(opts.Budgets)]
+	}
+	return w
+}
+
+// seed derives a per-(sample, layer) seed from the scenario seed, so that any thread
+// count replays the same random choices.
+func seed(base uint64, sample, layer int) uint64 {
+	x := base ^ uint64(sample)*0x9e3779b97f4a7c15 ^ uint64(layer)*0xbf58476d1ce4e5b9
+	x ^= x >> 31
+	x *= 0x94d049bb133111eb
+	return x ^ x>>29
+}
+
+// run replays one (sample, layer) through every instance.
+func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult {
+	n := len(w.instances)
+	r := jobResult{stats: make([]instanceStats, n), failed: make([]error, n), budget: make([]int, n), heads: meta.Heads}
+	l := &w.data
+	l.topKWant = w.opts.TopK
+	l.perf = Perf{}
+	start := time.Now()
+	if err := l.load(src, layer, meta, w.withV); err != nil {
+		r.err = fmt.Errorf("trace %s: layer %d: %w", src.Name(), layer, err)
+		return r
+	}
+	l.perf.ReadSeconds = time.Since(start).Seconds()
+	l.computeDecode()
+
+	// Start every instance. An unbounded policy ignores the budget, so only its first
+	// budget runs and the others copy it.
+	nb := len(w.opts.Budgets)
+	live := make([]*instance, 0, n)
+	clairvoyant := false
+	for i := range w.instances {
+		in := &w.instances[i]
+		b := in.budget.TokensFor(meta.PromptLen)
+		r.budget[i] = b
+		cfg := policies.Config{Layer: layer, Layers: meta.Layers, Heads: meta.Heads, HeadDim: meta.HeadDim,
+			PromptLen: meta.PromptLen, MaxLen: meta.Tokens(), Budget: b, Seed: seed(w.opts.Seed, sample, layer)}
+		if i%nb > 0 && w.instances[i-i%nb].layout.Unbounded && r.failed[i-i%nb] == nil {
+			continue
+		}
+		if err := in.start(cfg); err != nil {
+			w.fail(&r, i, err)
+			continue
+		}
+		clairvoyant = clairvoyant || in.layout.Clairvoyant
+		live = append(live, in)
+	}
+	if clairvoyant {
+		l.computeFuture()
+	}
+
+	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
+		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
+		live = w.each(&r, live, func(in *instance) error { return in.observe(a, false) })
+	}
+	live = w.each(&r, live, func(in *instance) error { return in.compress(l) })
+	for g := 0; g < l.gen; g++ {
+		t := meta.PromptLen + g
+		live = w.each(&r, live, func(in *instance) error { return in.decodeStep(l, t, g) })
+	}
+
+	for i := range w.instances {
+		in := &w.instances[i]
+		first := i - i%nb
+		if i != first && w.instances[first].layout.Unbounded && r.failed[first] == nil {
+			r.stats[i] = r.stats[first]
+			continue
+		}
+		if r.failed[i] == nil {
+			r.stats[i] = in.stats
+			l.perf.PolicySeconds += in.stats.policyTime.Seconds()
+		}
+	}
+	l.perf.DecodeSteps = float64(meta.Heads * l.gen)
+	r.perf = l.perf
+	return r
+}
+
+// each calls f on every live instance and drops the ones that fail.
+func (w *worker) each(r *jobResult, live []*instance, f func(*instance) error) []*instance {
+	kept := live[:0]
+	for _, in := range live {
+		if err := f(in); err != nil {
+			w.fail(r, in.idx, err)
+			continue
+		}
+		kept = append(kept, in)
+	}
+	return kept
+}
+
+// fail records err for instance i and discards its policy, whose state is now
+// unknown; the next job builds a fresh one.
+func (w *worker) fail(r *jobResult, i int, err error) {
+	r.failed[i] = err
+	w.instances[i].policy = nil
+}
