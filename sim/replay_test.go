@@ -9,6 +9,7 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/window"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
@@ -229,5 +230,26 @@ func TestBudgetString(t *testing.T) {
 	}
 	if got := (Budget{Fraction: 0.02}).TokensFor(10); got != 1 {
 		t.Errorf("2%% of 10 tokens = %d, want the floor of 1", got)
+	}
+}
+
+// TestOracleByHand: at a budget of 2 the future masses of prompt tokens 0..3 over the
+// two decode rows are .6, .15, .3, .15, so compression drops 1 and 3 (ties to the
+// older). Step 4 sees {0, 2, 4}: hit 8/10. Afterwards only row 5 is future: 0 .2,
+// 2 .1, 4 .1, so 2 goes (older on the tie). Step 5 sees {0, 4, 5}: hit 16/20.
+func TestOracleByHand(t *testing.T) {
+	sp := spec("oracle", oracle.New, nil)
+	sp.AllowFuture = true
+	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cell(0, 0); c.Failed != "" || math.Abs(c.HitRate-0.8) > 1e-6 {
+		t.Errorf("oracle: %+v", c)
+	}
+	sp.AllowFuture = false
+	res, _ = Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	if want := `policy "oracle": init at layer 0, position 0: clairvoyant policies are not allowed here`; res.Cell(0, 0).Failed != want {
+		t.Errorf("clairvoyant without the future: %q", res.Cell(0, 0).Failed)
 	}
 }

@@ -54,7 +54,7 @@ type Log struct {
 	Layout       policies.Layout
 	Events       []Event
 	Resident     [][]int // per head: positions resident at the end, ascending
-	PeakResident int     // most tokens any head held while attending
+	PeakResident int     // most tokens any head held while attending in decode
 }
 
 type head struct {
@@ -106,7 +106,6 @@ func Run(p policies.Policy, cfg policies.Config, seq Sequence) (*Log, error) {
 			return nil, fmt.Errorf("observe prefill row %d: %w", r0, err)
 		}
 	}
-	log.PeakResident = P
 
 	evict := func(phase policies.Phase, pos int, need []int32) error {
 		e := &policies.Eviction{Phase: phase, Pos: pos, Heads: H, Need: need, Stride: width,

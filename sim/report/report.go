@@ -74,10 +74,16 @@ func Caption(r *sim.Result) string {
 		src, strings.Join(r.Models, ","), r.Samples, r.Layers, r.Prompt, r.Gen)
 }
 
-func newTable(w io.Writer, markdown bool) *tablewriter.Table {
+// newTable makes a table whose first textColumns columns are labels, aligned left,
+// and whose others are numbers, aligned right.
+func newTable(w io.Writer, markdown bool, textColumns int) *tablewriter.Table {
+	align := make([]tw.Align, textColumns)
+	for i := range align {
+		align[i] = tw.AlignLeft
+	}
 	opts := []tablewriter.Option{
 		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignment(tw.AlignRight),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{Global: tw.AlignRight, PerColumn: align}),
 		tablewriter.WithHeaderAlignment(tw.AlignCenter),
 	}
 	if markdown {
@@ -97,7 +103,7 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 		}
 	}
 	heading("Hit rate: share of full-cache attention on resident tokens — " + Caption(r))
-	t := newTable(w, markdown)
+	t := newTable(w, markdown, 1)
 	t.Header(append([]string{"policy"}, r.Budgets...))
 	var failures []string
 	for i, p := range r.Policies {
@@ -118,12 +124,15 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
+	if len(failures) > 0 {
+		fmt.Fprintln(w)
+	}
 	for _, f := range failures {
 		fmt.Fprintf(w, "FAILED %s\n", f)
 	}
 
 	heading(fmt.Sprintf("Other metrics (top-%d hit rate; output error = relative L2 of the attention output; resident = KV entries per head while attending)", r.TopK))
-	t = newTable(w, markdown)
+	t = newTable(w, markdown, 2)
 	t.Header("policy", "budget", "tokens", fmt.Sprintf("top-%d hit", r.TopK), "output err", "evicted/head", "peak resident", "mean resident", "policy ns/(head·step)")
 	for i, p := range r.Policies {
 		for j := range r.Budgets {

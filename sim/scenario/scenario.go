@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -71,6 +72,8 @@ type Policy struct {
 	Params map[string]any `toml:"params"`
 }
 
+var typeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
 // Load reads and checks a scenario file.
 func Load(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)
@@ -89,6 +92,10 @@ func Parse(path string, data []byte) (*Scenario, error) {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("scenario %s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
+		// Type mismatches come as plain errors that carry the line in their text.
+		if m := typeError.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("scenario %s:%s: key %q: %s", path, m[1], m[2], m[3])
 		}
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}

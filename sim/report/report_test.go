@@ -1,0 +1,95 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvsim/kvsim/sim"
+)
+
+func result() *sim.Result {
+	return &sim.Result{Source: "synthetic", Models: []string{"synthetic/opt-125m"}, Samples: 2, Layers: 3, Prompt: 100, Gen: 10,
+		TopK: 8, HasV: true, Policies: []string{"h2o", "bad"}, Budgets: []string{"2%", "64 tok"},
+		Cells: []sim.Cell{
+			{Policy: "h2o", Budget: "2%", BudgetTokens: 2, Metrics: sim.Metrics{HitRate: 0.5, TopKHitRate: 0.25, OutputError: 0.125}, PeakResident: 3, MeanResident: 3},
+			{Policy: "h2o", Budget: "64 tok", BudgetTokens: 64, Metrics: sim.Metrics{HitRate: 0.875}},
+			{Policy: "bad", Budget: "2%", Failed: "policy \"bad\": evict: boom"},
+			{Policy: "bad", Budget: "64 tok", Failed: "policy \"bad\": evict: boom"},
+		}}
+}
+
+func TestTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, result(), "table"); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"synthetic traces: not OPT measurements", "| h2o    | 50.00% | 87.50% |", "| bad    | FAILED | FAILED |",
+		`FAILED bad @ 2%: policy "bad": evict: boom`, "0.1250"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, result(), "markdown"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| h2o    | 50.00% | 87.50% |") || !strings.Contains(b.String(), "|:-------|") {
+		t.Errorf("not a markdown table:\n%s", b.String())
+	}
+}
+
+func TestCSVAndJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, result(), "csv"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || recs[1][1] != "h2o" || recs[1][5] != "0.500000" || recs[1][7] != "0.125000" || recs[3][4] == "" {
+		t.Errorf("csv %q", recs)
+	}
+	b.Reset()
+	if err := Write(&b, result(), "json"); err != nil {
+		t.Fatal(err)
+	}
+	var back sim.Result
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back.Cells[1].HitRate != 0.875 || back.Source != "synthetic" {
+		t.Errorf("json round trip: %v %+v", err, back)
+	}
+	if err := Write(&b, result(), "xml"); err == nil {
+		t.Error("xml accepted")
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.json")
+	os.WriteFile(path, []byte("old"), 0o644)
+	if err := WriteFile(path, result(), "xml"); err == nil {
+		t.Fatal("bad format accepted")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "old" {
+		t.Errorf("a failed write replaced the file: %q", data)
+	}
+	if err := WriteFile(path, result(), "json"); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	if err := WriteFile(filepath.Join(dir, "missing", "r.json"), result(), "json"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing directory: %v", err)
+	}
+}
