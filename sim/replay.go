@@ -112,6 +112,7 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 	for _, b := range opts.Budgets {
 		res.Budgets = append(res.Budgets, b.String())
 	}
+	res.BudgetSpecs = opts.Budgets
 
 	var jobs []job
 	for s := range sources {

@@ -9,8 +9,8 @@ import (
 // Budget is a cache budget: a fraction of each sample's prompt length, or a fixed
 // number of tokens.
 type Budget struct {
-	Fraction float64 // in (0, 1]; used when Tokens is 0
-	Tokens   int
+	Fraction float64 `json:"fraction,omitempty"` // in (0, 1]; used when Tokens is 0
+	Tokens   int     `json:"tokens,omitempty"`
 }
 
 // TokensFor resolves the budget for a prompt of p tokens (at least one token).
@@ -70,9 +70,11 @@ type Result struct {
 	TopK     int      `json:"top_k"`
 	HasV     bool     `json:"has_v"`
 	Policies []string `json:"policies"`
-	Budgets  []string `json:"budgets"`
-	Cells    []Cell   `json:"cells"`
-	Perf     Perf     `json:"perf"`
+	Budgets  []string `json:"budgets"` // labels, as in the tables
+	// BudgetSpecs are the budgets as given, parallel to Budgets.
+	BudgetSpecs []Budget `json:"budget_specs"`
+	Cells       []Cell   `json:"cells"`
+	Perf        Perf     `json:"perf"`
 }
 
 // Perf is where replay spent its time, summed over workers (CPU seconds, not wall).

@@ -24,6 +24,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 			"(synthetic traces, no downloads). See the README for the scenario reference.")
 	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
+	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf)")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
 	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on, off")
 	if err := parse(fs, args); err != nil {
@@ -68,6 +69,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	res, err := sim.Replay(ctx, sources, specs, opts)
 	if err != nil {
 		return err
+	}
+	if *plotPath != "" {
+		if err := report.Plot(*plotPath, res); err != nil {
+			return err
+		}
 	}
 	if sc.Title != "" && *format == "table" && *out == "" {
 		fmt.Fprintf(e.stdout, "%s\n", sc.Title)

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/auv"
 	"github.com/kvsim/kvsim/policies/full"
 	"github.com/kvsim/kvsim/policies/h2o"
 	"github.com/kvsim/kvsim/policies/oracle"
@@ -20,6 +21,7 @@ var registry = map[string]policies.New{
 	"random": random.New,
 	"h2o":    h2o.New,
 	"oracle": oracle.New,
+	"auv":    auv.New,
 }
 
 // Lookup returns the constructor of a builtin policy.

@@ -39,26 +39,30 @@ func Write(w io.Writer, r *sim.Result, format string) error {
 	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats, ", "))
 }
 
-// WriteFile renders r into path through a temporary file and a rename, so that a
-// reader never sees half a file and a failed run leaves the old one intact.
+// WriteFile renders r into path atomically.
 func WriteFile(path string, r *sim.Result, format string) error {
+	return writeAtomic(path, func(f *os.File) error { return Write(f, r, format) })
+}
+
+// writeAtomic writes through a temporary file and a rename, so that a reader never sees
+// half a file and a failed run leaves the old one intact.
+func writeAtomic(path string, write func(*os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := Write(tmp, r, format); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -93,3 +93,25 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("missing directory: %v", err)
 	}
 }
+
+func TestPlot(t *testing.T) {
+	dir := t.TempDir()
+	r := result()
+	r.BudgetSpecs = []sim.Budget{{Fraction: 0.02}, {Tokens: 64}}
+	for _, name := range []string{"p.png", "p.svg"} {
+		path := filepath.Join(dir, name)
+		if err := Plot(path, r); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(path)
+		if name == "p.png" && !bytes.HasPrefix(data, []byte("\x89PNG")) || name == "p.svg" && !bytes.Contains(data, []byte("<svg")) {
+			t.Errorf("%s is not an image: %.20q", name, data)
+		}
+		if name == "p.svg" && !bytes.Contains(data, []byte("h2o")) {
+			t.Error("legend lacks h2o")
+		}
+	}
+	if err := Plot(filepath.Join(dir, "p.gif"), r); err == nil || !strings.Contains(err.Error(), "want a .png, .svg or .pdf") {
+		t.Errorf("gif: %v", err)
+	}
+}
