@@ -10,8 +10,12 @@ import (
 	"github.com/kvsim/kvsim/policies/auv"
 	"github.com/kvsim/kvsim/policies/full"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/nacl"
 	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/random"
+	"github.com/kvsim/kvsim/policies/scissorhands"
+	"github.com/kvsim/kvsim/policies/snapkv"
+	"github.com/kvsim/kvsim/policies/tova"
 	"github.com/kvsim/kvsim/policies/window"
 )
 
@@ -22,6 +26,11 @@ var registry = map[string]policies.New{
 	"h2o":    h2o.New,
 	"oracle": oracle.New,
 	"auv":    auv.New,
+	"nacl":   nacl.New,
+	"snapkv": snapkv.New,
+	"tova":   tova.New,
+
+	"scissorhands": scissorhands.New,
 }
 
 // Lookup returns the constructor of a builtin policy.

@@ -1,0 +1,195 @@
+// Package scissorhands is Scissorhands (Liu et al. 2023), following the paper's
+// Algorithm 2 (there is no official code): tokens that were important to recent
+// queries are kept, on the persistence-of-importance hypothesis.
+//
+// Scoring rule: over a history window of the last `history` query rows, a token's
+// count is the number of rows in which its attention was at least 1/t, t being the
+// number of tokens that row attended to (i+1 for prompt row i, the resident count in
+// decoding). The last `recent` tokens are protected; when over budget, the tokens with
+// the lowest count are evicted.
+//
+// Choices where the paper is open, or where kvsim differs:
+//   - Among tokens with equal counts, the one with the lower attention sum goes first,
+//     then the older. The sum is over every query since the token entered, not only
+//     the window, so that no per-row values have to be kept.
+//   - Compression at the end of the prompt uses the prompt rows in the window.
+//   - A row counts only for the tokens resident when it was seen; a slot reused by a
+//     new token starts from a zero count and sum.
+//   - One eviction per step (Layout.Slack 0); the paper's batched drop of m tokens is
+//     not modelled.
+//   - When the budget cannot hold the protected tokens, `recent` shrinks to what stays.
+//
+// Params: history (int ≥ 1, default 400; clamped to the sequence length), recent
+// (int ≥ 0, default 10).
+//
+// Cost: each query row costs O(resident) to count plus O(width/64) to retire the row
+// leaving the window, which keeps one bit per slot.
+package scissorhands
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/ranking"
+)
+
+type policy struct {
+	history, recent int
+
+	cfg   policies.Config
+	width int // slot ids stay below width
+	next  int // position of the next query row
+	res   policies.Residency
+	rows  int // rows the window holds
+	words int // uint64 words per row bitmap
+	// hits[(h*rows+r)*words:][:words] is window row r's bitmap for head h: bit s is set
+	// when slot s's token got attention ≥ 1/t from that row.
+	hits    []uint64
+	rowPos  []int     // rowPos[r] is the position of window row r's query, -1 when empty
+	nextRow int       // window row the next query overwrites
+	count   []int32   // count[h*width+s]: window rows in which slot s's token was hit
+	sum     []float64 // sum[h*width+s]: attention slot s's token got since it entered
+	ids     []int32   // scratch candidate list
+}
+
+// New reads the params listed in the package doc.
+func New(p *policies.Params) (policies.Policy, error) {
+	s := &policy{history: p.Int("history", 400), recent: p.Int("recent", 10)}
+	p.Check("history", s.history >= 1, "must be ≥ 1, got %d", s.history)
+	p.Check("recent", s.recent >= 0, "must be ≥ 0, got %d", s.recent)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("scissorhands: %w", err)
+	}
+	return s, nil
+}
+
+func (s *policy) Init(cfg policies.Config) (policies.Layout, error) {
+	if err := policies.CheckConfig(cfg); err != nil {
+		return policies.Layout{}, fmt.Errorf("scissorhands: %w", err)
+	}
+	s.cfg, s.next = cfg, 0
+	s.width = policies.SlotWidth(cfg, 0)
+	s.res.Reset(cfg)
+	s.rows = min(s.history, cfg.MaxLen)
+	s.words = (s.width + 63) / 64
+	s.hits = make([]uint64, cfg.Heads*s.rows*s.words)
+	s.rowPos = make([]int, s.rows)
+	for r := range s.rowPos {
+		s.rowPos[r] = -1
+	}
+	s.nextRow = 0
+	s.count = make([]int32, cfg.Heads*s.width)
+	s.sum = make([]float64, cfg.Heads*s.width)
+	s.ids = make([]int32, 0, s.width)
+	return policies.Layout{}, nil
+}
+
+// Observe moves each query row into the window, retiring the oldest.
+func (s *policy) Observe(a *policies.Attention) error {
+	if err := policies.CheckAttention(s.cfg, &s.res, s.width, s.next, a); err != nil {
+		return fmt.Errorf("scissorhands: %w", err)
+	}
+	s.res.Enter(a)
+	if a.Phase == policies.Decode {
+		for h, slot := range a.Slot[:a.Heads] {
+			s.count[h*s.width+int(slot)] = 0
+			s.sum[h*s.width+int(slot)] = 0
+		}
+	}
+	for r := range a.Rows {
+		s.retire(s.nextRow)
+		i := a.Pos + r
+		for h := range a.Heads {
+			s.record(h, a.Row(h, r), i, a.Phase == policies.Prefill)
+		}
+		s.rowPos[s.nextRow] = i
+		s.nextRow = (s.nextRow + 1) % s.rows
+	}
+	s.next += a.Rows
+	return nil
+}
+
+// retire takes window row r's hits off the counts of the tokens they belong to.
+func (s *policy) retire(r int) {
+	rowPos := s.rowPos[r]
+	if rowPos < 0 {
+		return
+	}
+	for h := range s.cfg.Heads {
+		pos := s.res.Pos[h]
+		row := s.hits[(h*s.rows+r)*s.words:][:s.words]
+		for w, word := range row {
+			for word != 0 {
+				slot := w*64 + bits.TrailingZeros64(word)
+				word &= word - 1
+				// A bit belongs to the slot's current token only if it was resident
+				// when the row was seen.
+				if p := pos[slot]; p >= 0 && int(p) <= rowPos {
+					s.count[h*s.width+slot]--
+				}
+			}
+			row[w] = 0
+		}
+	}
+}
+
+// record adds query row i of head h to the counts and sums, writing its bitmap into
+// the window row about to be filled.
+func (s *policy) record(h int, probs []float32, i int, prefill bool) {
+	attended, cols := s.res.Count[h], min(s.width, len(probs))
+	if prefill {
+		attended, cols = i+1, i+1
+	}
+	threshold := 1 / float64(attended)
+	bitmap := s.hits[(h*s.rows+s.nextRow)*s.words:][:s.words]
+	count, sum := s.count[h*s.width:][:cols], s.sum[h*s.width:][:cols]
+	for slot, v := range probs[:cols] {
+		if v == 0 {
+			continue // free slots, and tokens this row gives nothing
+		}
+		sum[slot] += float64(v)
+		if float64(v) >= threshold {
+			bitmap[slot/64] |= 1 << (slot % 64)
+			count[slot]++
+		}
+	}
+}
+
+// Evict drops, per head, the unprotected tokens with the lowest counts.
+func (s *policy) Evict(e *policies.Eviction) error {
+	if err := policies.CheckEviction(s.cfg, &s.res, s.next, e); err != nil {
+		return fmt.Errorf("scissorhands: %w", err)
+	}
+	newest := s.next - 1
+	for h := range e.Heads {
+		e.Count[h] = 0
+		n := int(e.Need[h])
+		if n == 0 {
+			continue
+		}
+		recent := min(s.recent, s.res.Count[h]-n)
+		pos := s.res.Pos[h][:s.width]
+		count, sum := s.count[h*s.width:][:s.width], s.sum[h*s.width:][:s.width]
+		ids := s.ids[:0]
+		for slot, p := range pos {
+			if p >= 0 && int(p) <= newest-recent {
+				ids = append(ids, int32(slot))
+			}
+		}
+		ranking.Smallest(ids, n, func(a, b int32) bool {
+			switch {
+			case count[a] != count[b]:
+				return count[a] < count[b]
+			case sum[a] != sum[b]:
+				return sum[a] < sum[b]
+			}
+			return pos[a] < pos[b]
+		})
+		for _, slot := range ids[:n] {
+			e.Victim(h, slot, 0)
+			s.res.Free(h, slot)
+		}
+	}
+	return nil
+}

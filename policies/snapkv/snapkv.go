@@ -1,0 +1,274 @@
+// Package snapkv is SnapKV (Li et al. 2024): one-shot compression at the end of the
+// prompt, voted by the prompt's last queries.
+//
+// Scoring rule: the last `window` prompt queries vote. A token's vote is the attention
+// those queries give it, summed over them, then smoothed along the key axis by a 1-D
+// pooling of width `kernel` (average or max) over the tokens outside the window, in
+// position order. The cache keeps the window plus the Budget−window best-voted other
+// tokens.
+//
+// Choices where the paper is open, or where kvsim differs:
+//   - Pooling edges follow PyTorch's avg_pool1d and max_pool1d with stride 1 and
+//     padding kernel/2, which the authors' code calls: the output has the input's
+//     size; the average divides by `kernel` even where the kernel overhangs an edge
+//     (the padding counts as zeros); the max ignores the padding. The kernel must be
+//     odd.
+//   - window is clamped to the budget (and at compression to the prompt), so a budget
+//     smaller than the window keeps only the newest tokens.
+//   - Ties go to the older token (lower position), which is evicted first.
+//
+// # Decoding
+//
+// The paper appends decode tokens without eviction. The param `decode` chooses:
+//   - "append" (the default, the paper's behaviour): Layout.Slack is MaxLen, so the
+//     host never evicts during decoding and the cache grows by the generated length,
+//     which results must show.
+//   - "recency" (kvsim's extension): the window keeps sliding. Prompt tokens before
+//     the prompt's window stay (the vote kept them; when the prompt fits the budget
+//     they count as kept). Every other token is evicted, oldest first, once it falls
+//     out of the last `window` positions.
+//   - "rescore" (kvsim's extension): each decode eviction re-runs the vote with the
+//     last `window` queries as voters (prompt rows until decode rows replace them),
+//     over the resident tokens outside the last `window` positions, pooled in
+//     position order, and evicts the lowest.
+//
+// Both extensions use Slack 0: one eviction per step.
+//
+// Params: window (int ≥ 1, default 32), kernel (odd int, default 5), pooling ("avg" or
+// "max", default "avg"), decode ("append", "recency" or "rescore", default "append").
+package snapkv
+
+import (
+	"fmt"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/ranking"
+)
+
+const (
+	decodeAppend  = "append"
+	decodeRecency = "recency"
+	decodeRescore = "rescore"
+)
+
+type policy struct {
+	window, kernel int
+	maxPool        bool
+	decode         string
+
+	cfg          policies.Config
+	width        int // slot ids stay below width
+	next         int // position of the next query row
+	voteWindow   int // window clamped to the budget: voters, and protected tail in decode
+	promptWindow int // voteWindow clamped to the prompt
+	res          policies.Residency
+	// order[h*width:][:res.Count[h]] lists head h's resident slots by position.
+	order []int32
+	// vote[h*width+s] is the attention head h's slot s got from the voters: summed
+	// during prefill, refilled from ring before each decode vote.
+	vote   []float64
+	ring   rowRing   // the last voteWindow rows; "rescore" only
+	pooled []float64 // pooled[s]: one head's pooled vote, by slot
+	line   []float64 // scratch: one head's votes in position order
+	ids    []int32   // scratch candidate list
+}
+
+// New reads the params listed in the package doc.
+func New(p *policies.Params) (policies.Policy, error) {
+	k := &policy{
+		window:  p.Int("window", 32),
+		kernel:  p.Int("kernel", 5),
+		maxPool: p.String("pooling", "avg", "avg", "max") == "max",
+		decode:  p.String("decode", decodeAppend, decodeAppend, decodeRecency, decodeRescore),
+	}
+	p.Check("window", k.window >= 1, "must be ≥ 1, got %d", k.window)
+	p.Check("kernel", k.kernel >= 1 && k.kernel%2 == 1, "must be odd and ≥ 1, got %d", k.kernel)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("snapkv: %w", err)
+	}
+	return k, nil
+}
+
+func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
+	if err := policies.CheckConfig(cfg); err != nil {
+		return policies.Layout{}, fmt.Errorf("snapkv: %w", err)
+	}
+	layout := policies.Layout{}
+	if k.decode == decodeAppend {
+		layout.Slack = cfg.MaxLen
+	}
+	k.cfg, k.next = cfg, 0
+	k.width = policies.SlotWidth(cfg, layout.Slack)
+	k.voteWindow = min(k.window, cfg.Budget)
+	k.promptWindow = min(k.voteWindow, cfg.PromptLen)
+	k.res.Reset(cfg)
+	n := cfg.Heads * k.width
+	k.order = make([]int32, n)
+	for h := range cfg.Heads {
+		for s := range cfg.PromptLen {
+			k.order[h*k.width+s] = int32(s)
+		}
+	}
+	k.vote = make([]float64, n)
+	if k.decode == decodeRescore {
+		k.ring.reset(cfg.Heads, k.voteWindow, k.width)
+	}
+	k.pooled = make([]float64, k.width)
+	k.line = make([]float64, k.width)
+	k.ids = make([]int32, 0, k.width)
+	return layout, nil
+}
+
+// Observe sums the prompt voters' attention and, for "rescore", keeps the latest rows.
+func (k *policy) Observe(a *policies.Attention) error {
+	if err := policies.CheckAttention(k.cfg, &k.res, k.width, k.next, a); err != nil {
+		return fmt.Errorf("snapkv: %w", err)
+	}
+	k.res.Enter(a)
+	k.next += a.Rows
+	rescore := k.decode == decodeRescore
+	if a.Phase == policies.Decode {
+		for h, s := range a.Slot[:a.Heads] {
+			k.order[h*k.width+k.res.Count[h]-1] = s
+		}
+		if rescore {
+			k.ring.push(a, 0)
+		}
+		return nil
+	}
+	firstVoter := k.cfg.PromptLen - k.promptWindow
+	for r := max(0, firstVoter-a.Pos); r < a.Rows; r++ {
+		i := a.Pos + r
+		for h := range a.Heads {
+			vote := k.vote[h*k.width:][:i+1]
+			for s, v := range a.Row(h, r)[:i+1] {
+				vote[s] += float64(v)
+			}
+		}
+		if rescore {
+			k.ring.push(a, r)
+		}
+	}
+	return nil
+}
+
+// Evict applies the vote at compression and the decode rule afterwards.
+func (k *policy) Evict(e *policies.Eviction) error {
+	if err := policies.CheckEviction(k.cfg, &k.res, k.next, e); err != nil {
+		return fmt.Errorf("snapkv: %w", err)
+	}
+	if e.Phase == policies.Decode && k.decode == decodeAppend {
+		return fmt.Errorf("snapkv: decode eviction at position %d, but decode=append reserves room for every generated token", e.Pos)
+	}
+	newest := k.next - 1
+	for h := range e.Heads {
+		e.Count[h] = 0
+		n := int(e.Need[h])
+		if n == 0 {
+			continue
+		}
+		resident := k.res.Count[h]
+		var victims []int32
+		var err error
+		switch {
+		case e.Phase == policies.Prefill:
+			victims, err = k.lowestVoted(h, n, newest-k.promptWindow)
+		case k.decode == decodeRescore:
+			k.ring.sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+			victims, err = k.lowestVoted(h, n, newest-k.voteWindow)
+		default:
+			victims, err = k.oldestSliding(h, n, newest-k.voteWindow)
+		}
+		if err != nil {
+			return fmt.Errorf("snapkv: head %d: %w", h, err)
+		}
+		for _, s := range victims {
+			e.Victim(h, s, 0)
+			k.res.Free(h, s)
+		}
+		k.compactOrder(h, resident)
+	}
+	return nil
+}
+
+// lowestVoted pools head h's votes over the resident tokens at positions ≤ last and
+// returns the n lowest.
+func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
+	pos := k.res.Pos[h]
+	order := k.order[h*k.width:][:k.res.Count[h]]
+	m := 0 // order is by position, so the candidates are a prefix
+	for m < len(order) && int(pos[order[m]]) <= last {
+		m++
+	}
+	if n > m {
+		return nil, fmt.Errorf("need %d victims but only %d tokens are outside the window", n, m)
+	}
+	line := k.line[:m]
+	for i, s := range order[:m] {
+		line[i] = k.vote[h*k.width+int(s)]
+	}
+	ids := append(k.ids[:0], order[:m]...)
+	for i, s := range ids {
+		k.pooled[s] = pool(line, i, k.kernel, k.maxPool)
+	}
+	pooled := k.pooled
+	ranking.Smallest(ids, n, func(a, b int32) bool {
+		if pooled[a] != pooled[b] {
+			return pooled[a] < pooled[b]
+		}
+		return pos[a] < pos[b]
+	})
+	return ids[:n], nil
+}
+
+// oldestSliding returns head h's n oldest tokens at positions ≤ last that the prompt
+// vote did not keep.
+func (k *policy) oldestSliding(h, n, last int) ([]int32, error) {
+	pos := k.res.Pos[h]
+	voteKept := int32(k.cfg.PromptLen - k.promptWindow) // positions below it stay
+	ids := k.ids[:0]
+	for _, s := range k.order[h*k.width:][:k.res.Count[h]] {
+		if len(ids) == n || int(pos[s]) > last {
+			break
+		}
+		if pos[s] >= voteKept {
+			ids = append(ids, s)
+		}
+	}
+	if len(ids) < n {
+		return nil, fmt.Errorf("need %d victims but only %d tokens left the window since the vote", n, len(ids))
+	}
+	return ids, nil
+}
+
+// compactOrder drops freed slots from head h's position-ordered list, which held n
+// slots.
+func (k *policy) compactOrder(h, n int) {
+	pos := k.res.Pos[h]
+	order := k.order[h*k.width:]
+	kept := 0
+	for _, s := range order[:n] {
+		if pos[s] >= 0 {
+			order[kept] = s
+			kept++
+		}
+	}
+}
+
+// pool is output i of a stride-1 pooling of line with the given odd kernel and
+// kernel/2 padding: the average counts the padding as zeros, the max ignores it.
+func pool(line []float64, i, kernel int, useMax bool) float64 {
+	lo, hi := max(0, i-kernel/2), min(len(line)-1, i+kernel/2)
+	if useMax {
+		m := line[lo]
+		for _, v := range line[lo+1 : hi+1] {
+			m = max(m, v)
+		}
+		return m
+	}
+	sum := 0.0
+	for _, v := range line[lo : hi+1] {
+		sum += v
+	}
+	return sum / float64(kernel)
+}
