@@ -2,8 +2,8 @@
 
 #include "textflag.h"
 
-// Vector exp; see exp32 in generic.go for the method and the constants. Rows of
-// ·expVec, 32 bytes each:
+// Vector exp; see exp32 in generic.go for the method and expVec in kernel_amd64.go
+// for the constants. Rows of ·expVec, 32 bytes each:
 #define EXP_LOG2E 0
 #define EXP_LN2HI 32
 #define EXP_LN2LO 64
@@ -17,6 +17,8 @@
 #define EXP_MIN 352
 #define EXP_MAX 384
 #define EXP_INF 416
+#define EXP_SHIFTER 448
+#define EXP_CLAMP 480
 
 // Compare predicates.
 #define NLT_US 5 // !(a < b): true for NaN
@@ -25,7 +27,8 @@
 // func expShiftAVX2(x []float32, shift float32) float32
 //
 // Registers: Y15 log2e, Y14 ln2hi, Y13 ln2lo, Y12 1, Y11 shift, Y10 min, Y9 max,
-// Y8 +Inf, Y7 running sum. The other polynomial coefficients are memory operands.
+// Y8 +Inf, Y6 round shifter, Y7 running sum. The other polynomial coefficients are
+// memory operands.
 TEXT ·expShiftAVX2(SB), NOSPLIT, $0-36
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
@@ -38,19 +41,21 @@ TEXT ·expShiftAVX2(SB), NOSPLIT, $0-36
 	VMOVUPS EXP_MIN(AX), Y10
 	VMOVUPS EXP_MAX(AX), Y9
 	VMOVUPS EXP_INF(AX), Y8
+	VMOVUPS EXP_SHIFTER(AX), Y6
 	VXORPS  Y7, Y7, Y7
 	TESTQ CX, CX
 	JZ    expAVX2Done
 
 expAVX2Loop:
 	VMOVUPS (SI), Y0
-	VSUBPS  Y11, Y0, Y0    // x -= shift
-	VMINPS  Y0, Y9, Y1     // clamp to [min, max]; NaN passes through
+	VSUBPS  Y11, Y0, Y0      // x -= shift
+	VMINPS  Y0, Y9, Y1       // clamp to [min, max]; NaN passes through
 	VMAXPS  Y1, Y10, Y1
-	VMULPS  Y15, Y1, Y2
-	VROUNDPS $0, Y2, Y2    // n = round(x·log2e)
-	VFNMADD231PS Y14, Y2, Y1 // r = x - n·ln2hi - n·ln2lo
-	VFNMADD231PS Y13, Y2, Y1
+	VMOVAPS Y6, Y2
+	VFMADD231PS Y15, Y1, Y2  // x·log2e + shifter: n in the low bits
+	VSUBPS  Y6, Y2, Y3       // n
+	VFNMADD231PS Y14, Y3, Y1 // r = x - n·ln2hi - n·ln2lo
+	VFNMADD231PS Y13, Y3, Y1
 	VMOVUPS EXP_C7(AX), Y3
 	VFMADD213PS EXP_C6(AX), Y1, Y3
 	VFMADD213PS EXP_C5(AX), Y1, Y3
@@ -58,12 +63,11 @@ expAVX2Loop:
 	VFMADD213PS EXP_C3(AX), Y1, Y3
 	VFMADD213PS EXP_C2(AX), Y1, Y3
 	VFMADD213PS Y12, Y1, Y3
-	VFMADD213PS Y12, Y1, Y3 // p = exp(r)
-	VCVTPS2DQ Y2, Y2
+	VFMADD213PS Y12, Y1, Y3  // p = exp(r)
 	VPSLLD  $23, Y2, Y2
-	VPADDD  Y2, Y3, Y3     // p·2ⁿ
+	VPADDD  Y2, Y3, Y3       // p·2ⁿ
 	VCMPPS  $NLT_US, Y10, Y0, Y4
-	VANDPS  Y4, Y3, Y3     // 0 below min
+	VANDPS  Y4, Y3, Y3       // 0 below min
 	VCMPPS  $GT_OQ, Y9, Y0, Y5
 	VBLENDVPS Y5, Y8, Y3, Y3 // +Inf above max
 	VMOVUPS Y3, (SI)
@@ -81,16 +85,19 @@ expAVX2Done:
 	VZEROUPPER
 	RET
 
-// EXP16 computes 16 lanes: x from src, result to (SI)+off, added to sum.
+// EXP16 computes 16 lanes: x from off(SI), result back there and added to sum.
+// Inputs are clamped to [min, 89]; VSCALEFPS then overflows to +Inf by itself, and
+// zero-masking with kmin gives 0 below min.
 // Registers: Z16 log2e, Z17 ln2hi, Z18 ln2lo, Z19-Z26 coefficients c7..c0,
-// Z27 shift, Z28 min, Z29 max, Z30 +Inf.
-#define EXP16(off, x, t, n, p, sum, kmin, kmax) \
+// Z27 shift, Z28 min, Z29 overflow clamp, Z30 round shifter.
+#define EXP16(off, x, t, n, p, sum, kmin) \
 	VMOVUPS off(SI), x; \
 	VSUBPS  Z27, x, x; \
 	VMINPS  x, Z29, t; \
 	VMAXPS  t, Z28, t; \
-	VMULPS  Z16, t, n; \
-	VRNDSCALEPS $0, n, n; \
+	VMOVAPS Z30, n; \
+	VFMADD231PS Z16, t, n; \
+	VSUBPS  Z30, n, n; \
 	VFNMADD231PS Z17, n, t; \
 	VFNMADD231PS Z18, n, t; \
 	VMOVAPS Z19, p; \
@@ -101,13 +108,8 @@ expAVX2Done:
 	VFMADD213PS Z24, t, p; \
 	VFMADD213PS Z25, t, p; \
 	VFMADD213PS Z26, t, p; \
-	VCVTPS2DQ n, n; \
-	VPSLLD  $23, n, n; \
-	VPADDD  n, p, p; \
 	VCMPPS  $NLT_US, Z28, x, kmin; \
-	VCMPPS  $GT_OQ, Z29, x, kmax; \
-	VMOVAPS.Z p, kmin, p; \
-	VMOVAPS Z30, kmax, p; \
+	VSCALEFPS.Z n, p, kmin, p; \
 	VMOVUPS p, off(SI); \
 	VADDPS  p, sum, sum
 
@@ -129,16 +131,16 @@ TEXT ·expShiftAVX512(SB), NOSPLIT, $0-36
 	VBROADCASTSS EXP_ONE(AX), Z26
 	VBROADCASTSS shift+24(FP), Z27
 	VBROADCASTSS EXP_MIN(AX), Z28
-	VBROADCASTSS EXP_MAX(AX), Z29
-	VBROADCASTSS EXP_INF(AX), Z30
+	VBROADCASTSS EXP_CLAMP(AX), Z29
+	VBROADCASTSS EXP_SHIFTER(AX), Z30
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 
 expAVX512Loop32:
 	CMPQ CX, $32
 	JL   expAVX512Tail
-	EXP16(0, Z0, Z1, Z2, Z3, Z8, K1, K2)
-	EXP16(64, Z4, Z5, Z6, Z7, Z9, K3, K4)
+	EXP16(0, Z0, Z1, Z2, Z3, Z8, K1)
+	EXP16(64, Z4, Z5, Z6, Z7, Z9, K2)
 	ADDQ $128, SI
 	SUBQ $32, CX
 	JMP  expAVX512Loop32
@@ -146,7 +148,7 @@ expAVX512Loop32:
 expAVX512Tail:
 	TESTQ CX, CX
 	JZ    expAVX512Done
-	EXP16(0, Z0, Z1, Z2, Z3, Z8, K1, K2)
+	EXP16(0, Z0, Z1, Z2, Z3, Z8, K1)
 
 expAVX512Done:
 	VADDPS Z9, Z8, Z8

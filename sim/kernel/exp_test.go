@@ -30,7 +30,7 @@ func expInputs() []float32 {
 		inf, -inf, float32(math.NaN()), math.MaxFloat32, -math.MaxFloat32)
 }
 
-const expMaxULPs = 2
+const expMaxULPs = 1
 
 func TestExp(t *testing.T) {
 	in := expInputs()

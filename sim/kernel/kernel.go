@@ -48,7 +48,8 @@ func use(k *impl) {
 // Both operands keep the reduction dimension contiguous, which is the layout of
 // attention logits Q·Kᵀ and of x·Wᵀ for a PyTorch Linear weight W[out][in]. C is
 // overwritten (k = 0 sets it to zero); elements of C outside the m×n block are left
-// alone. It panics if a stride is below the row length or a slice is too short.
+// alone. C must not overlap A or B. It panics if a stride is below the row length or
+// a slice is too short.
 func MatMulNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if err := checkMatMulNT(m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
 		panic(err)
@@ -113,10 +114,11 @@ func Max(x []float32) float32 {
 	return active.max(x)
 }
 
-// Exp replaces every element of x by its exponential. The result is within a couple
-// of ulps of the exact value for results in the normal float32 range; inputs below
-// -87.3365 (whose exponential is subnormal or smaller) give exactly 0, inputs above
-// 88.7228 give +Inf, and NaN stays NaN.
+// Exp replaces every element of x by its exponential. Results in the normal float32
+// range are within one ulp of the correctly rounded value; inputs below -87.3365
+// (whose exponential is subnormal or smaller) give exactly 0, so that later
+// arithmetic never meets subnormals; inputs above 88.7228 give +Inf, and NaN stays
+// NaN.
 func Exp(x []float32) {
 	expShift(x, 0)
 }

@@ -153,10 +153,10 @@ func fillNegInf(x []float32) {
 // expVec is the exp constant table read by the assembly, one 8-lane row per
 // constant so that AVX2 code can use a row as a memory operand. The row order is
 // fixed by the EXP_* offsets in exp_amd64.s.
-var expVec = func() (t [14][8]float32) {
+var expVec = func() (t [16][8]float32) {
 	rows := []float32{expLog2E, expLn2Hi, expLn2Lo}
 	rows = append(rows, expPoly[:]...)
-	rows = append(rows, expMin, expMax, float32(math.Inf(1)))
+	rows = append(rows, expMin, expMax, float32(math.Inf(1)), expRoundShifter, expOverflowClamp)
 	for i, v := range rows {
 		for j := range t[i] {
 			t[i][j] = v
@@ -164,3 +164,14 @@ var expVec = func() (t [14][8]float32) {
 	}
 	return t
 }()
+
+const (
+	// Adding expRoundShifter (1.5·2²³) to a float32 of magnitude below 2²² rounds it
+	// to an integer n, and leaves n in the low mantissa bits of the sum: shifting
+	// the sum's bits left by 23 gives n<<23 directly, because the shifter's own bits
+	// shift out.
+	expRoundShifter = 0x1.8p23
+	// expOverflowClamp is above expMax but small enough that reducing it stays
+	// accurate; clamped inputs still overflow to +Inf when scaled with VSCALEFPS.
+	expOverflowClamp = 89
+)

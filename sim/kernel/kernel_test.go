@@ -129,6 +129,33 @@ func TestMatMulNTExported(t *testing.T) {
 	}
 }
 
+func TestMatMulNTConcurrent(t *testing.T) {
+	// Concurrent calls share the workspace pool; each must still get its own.
+	const m, n, k = 40, 70, 300
+	r := rand.New(rand.NewPCG(13, 14))
+	a, b := randomSlice(r, m*k), randomSlice(r, n*k)
+	want, mag := refMatMulNT(m, n, k, a, k, b, k)
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			c := make([]float32, m*n)
+			var err error
+			for range 20 {
+				MatMulNT(m, n, k, a, k, b, k, c, n)
+				if err = compareMatMul(matMulShape{m, n, k, k, k, n}, c, want, mag); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestMatMulNTBadArguments(t *testing.T) {
 	a := make([]float32, 12)
 	tests := []struct {
