@@ -144,6 +144,9 @@ func metadataPairs(m Meta) [][2]string {
 			pairs = append(pairs, text)
 		}
 	}
+	for _, key := range slices.Sorted(maps.Keys(m.Extra)) {
+		pairs = append(pairs, [2]string{key, m.Extra[key]})
+	}
 	return pairs
 }
 
@@ -284,11 +287,12 @@ func decodeMeta(kv map[string]string) (Meta, error) {
 		return m, fmt.Errorf("metadata %s: %q, want %q (this kvtrace reads version %d only)",
 			keyVersion, version, strconv.Itoa(Version), Version)
 	}
-	known := []string{keyFormat, keyVersion, keyModel, keyLayers, keyHeads, keyHeadDim, keyPromptLen,
-		keyGenLen, keySource, keySampleID, keyPrompt, keyReference, keyGenerated}
-	for _, key := range slices.Sorted(maps.Keys(kv)) {
-		if !slices.Contains(known, key) {
-			return m, fmt.Errorf("metadata: unknown key %q", key)
+	for key, value := range kv {
+		if !slices.Contains(knownKeys, key) {
+			if m.Extra == nil {
+				m.Extra = map[string]string{}
+			}
+			m.Extra[key] = value
 		}
 	}
 	required := []struct {

@@ -1,6 +1,9 @@
 package kvtrace
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Format and Version identify kvtrace files in their metadata.
 const (
@@ -48,6 +51,11 @@ type Meta struct {
 
 	// Optional text.
 	Prompt, Reference, Generated string
+
+	// Extra holds metadata keys this version does not define. They are read and
+	// written unchanged, so that producers can record more (a prompt template, a
+	// capture option) without breaking older readers.
+	Extra map[string]string
 }
 
 // Tokens is the number of token positions in the trace.
@@ -69,6 +77,10 @@ const (
 	keyReference = "reference"
 	keyGenerated = "generated"
 )
+
+// knownKeys are the keys kvtrace v1 defines; any others go to Meta.Extra.
+var knownKeys = []string{keyFormat, keyVersion, keyModel, keyLayers, keyHeads, keyHeadDim, keyPromptLen,
+	keyGenLen, keySource, keySampleID, keyPrompt, keyReference, keyGenerated}
 
 // String returns the kind as it appears in tensor names: "q", "k" or "v".
 func (k Kind) String() string {
@@ -115,6 +127,11 @@ func (m Meta) Validate() error {
 	default:
 		return fmt.Errorf("metadata %s: %q, want %s, %s or %s", keySource, m.Source,
 			SourceGPU, SourceCPU, SourceSynthetic)
+	}
+	for key := range m.Extra {
+		if slices.Contains(knownKeys, key) {
+			return fmt.Errorf("metadata: extra key %q is a kvtrace key; set the Meta field instead", key)
+		}
 	}
 	// The largest dtype with V present bounds every size computed from these dimensions.
 	if _, ok := dataSize(m, F32.size(), 3); !ok {

@@ -3,6 +3,7 @@ package synth
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestWriteFileRoundTrip(t *testing.T) {
 	}
 	defer file.Close()
 	gen := mustNew(t, small)
-	if file.Meta() != gen.Meta() {
+	if !reflect.DeepEqual(file.Meta(), gen.Meta()) {
 		t.Errorf("file meta %+v, want %+v", file.Meta(), gen.Meta())
 	}
 	if !slices.Equal(file.Tokens(), gen.Tokens()) {

@@ -2,6 +2,7 @@ package synth
 
 import (
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -108,7 +109,7 @@ func TestMetaNameTokens(t *testing.T) {
 		Model: "synthetic/opt-125m", Layers: 2, Heads: 3, HeadDim: 48, PromptLen: 40, GenLen: 8,
 		Source: kvtrace.SourceSynthetic, SampleID: "synthetic-opt-125m-s7-1", HasV: true,
 	}
-	if got := tr.Meta(); got != want {
+	if got := tr.Meta(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Meta() = %+v, want %+v", got, want)
 	}
 	if got := tr.Name(); got != "synthetic:opt-125m#1" {
