@@ -23,9 +23,9 @@ type instance struct {
 	layout policies.Layout
 	width  int
 
-	pos      [][]int32 // pos[h][slot]: position held, -1 when free
-	resident [][]bool  // resident[h][position]
-	count    []int     // resident tokens per head
+	tables   []slotTable // one per head
+	resident [][]bool    // resident[h][position]
+	gather   []float32   // scratch: the resident logits of one head
 	comp     []compSlot
 
 	attn  policies.Attention
@@ -98,24 +98,18 @@ func (in *instance) start(cfg policies.Config) error {
 		in.width = min(T, max(P, cfg.Budget+min(layout.Slack, T)+1))
 	}
 	w := in.width
-	in.pos = grow2(in.pos, H, w)
+	in.tables = grow(in.tables, H)
 	in.resident = grow2(in.resident, H, T)
-	in.count = grow(in.count, H)
+	in.gather = grow(in.gather, w)
 	if cap(in.comp) < H {
 		in.comp = make([]compSlot, H)
 	}
 	in.comp = in.comp[:H]
 	for h := 0; h < H; h++ {
-		for s := range in.pos[h] {
-			in.pos[h][s] = -1
-			if s < P {
-				in.pos[h][s] = int32(s)
-			}
-		}
+		in.tables[h].reset(w, P)
 		for j := range in.resident[h] {
 			in.resident[h][j] = j < P
 		}
-		in.count[h] = P
 		c := &in.comp[h]
 		c.k, c.v = grow(c.k, cfg.HeadDim), grow(c.v, cfg.HeadDim)
 		clear(c.k)
@@ -124,6 +118,7 @@ func (in *instance) start(cfg policies.Config) error {
 	}
 	in.attn = policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: w,
 		Probs: grow(in.attn.Probs, H*w), Slot: grow(in.attn.Slot, H), Comp: grow(in.attn.Comp, H)}
+	clear(in.attn.Probs) // free slots read as 0; attend writes only resident ones
 	in.evict = policies.Eviction{Heads: H, Stride: w,
 		Need: grow(in.evict.Need, H), Count: grow(in.evict.Count, H), Victims: grow(in.evict.Victims, H*w)}
 	if layout.Compensation {
@@ -171,15 +166,16 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 		if n < int(e.Need[h]) {
 			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, need at least %d", h, n, e.Need[h]))
 		}
-		if n > in.count[h] {
-			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, only %d tokens resident", h, n, in.count[h]))
+		table := &in.tables[h]
+		if n > len(table.live) {
+			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, only %d tokens resident", h, n, len(table.live)))
 		}
 		victims := e.Victims[h*e.Stride : h*e.Stride+n]
 		for i, s := range victims {
 			if s < 0 || int(s) >= in.width {
 				return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d out of range [0, %d)", h, s, in.width))
 			}
-			p := in.pos[h][s]
+			p := table.pos[s]
 			if p < 0 {
 				for _, prev := range victims[:i] {
 					if prev == s {
@@ -195,10 +191,10 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 				}
 				in.comp[h].merge(w, l.k.vec(h, int(p)), l.v.vec(h, int(p)))
 			}
-			in.pos[h][s] = -1
+			table.remove(s)
 			in.resident[h][p] = false
+			in.attn.Probs[h*in.width+int(s)] = 0
 		}
-		in.count[h] -= n
 		in.stats.evictions += float64(n)
 	}
 	return nil
@@ -228,21 +224,12 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	a := &in.attn
 	a.Pos = t
 	for h := 0; h < H; h++ {
-		slots := in.pos[h]
-		free := -1
-		for s, p := range slots {
-			if p < 0 {
-				free = s
-				break
-			}
-		}
+		free := in.tables[h].enter(int32(t))
 		if free < 0 {
 			return in.callError("decode", t, fmt.Errorf("head %d: no free slot", h))
 		}
-		slots[free] = int32(t)
 		in.resident[h][t] = true
-		in.count[h]++
-		a.Slot[h] = int32(free)
+		a.Slot[h] = free
 		in.attend(l, h, t, g, a.Probs[h*w:(h+1)*w])
 	}
 	if err := in.observe(a, true); err != nil {
@@ -250,7 +237,7 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	}
 	need := false
 	for h := 0; h < H; h++ {
-		n := in.count[h] - in.cfg.Budget - in.layout.Slack
+		n := len(in.tables[h].live) - in.cfg.Budget - in.layout.Slack
 		if in.layout.Unbounded || n < 0 {
 			n = 0
 		}
@@ -263,20 +250,20 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	return nil
 }
 
-// attend computes head h's counterfactual attention for step t into probs (by slot)
-// and scores it against the full cache.
+// attend computes head h's counterfactual attention for step t into probs (by slot;
+// free slots stay 0) and scores it against the full cache.
 func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 	logits := l.decodeLogits(h, g)
-	slots := in.pos[h]
+	table := &in.tables[h]
+	live := table.live
 	c := &in.comp[h]
 	hasComp := c.weight > 0
 	var compLogit float64
-	m := math.Inf(-1)
-	for _, p := range slots {
-		if p >= 0 {
-			m = math.Max(m, float64(logits[p]))
-		}
+	e := in.gather[:len(live)]
+	for i, s := range live {
+		e[i] = logits[table.pos[s]]
 	}
+	m := float64(kernel.Max(e))
 	if hasComp {
 		q := l.q.vec(h, t)
 		for i, x := range c.k {
@@ -284,35 +271,31 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 		}
 		m = math.Max(m, compLogit)
 	}
-	// Free slots get -Inf, which Exp turns into exact zeros.
-	for s, p := range slots {
-		if p < 0 {
-			probs[s] = float32(math.Inf(-1))
-		} else {
-			probs[s] = logits[p] - float32(m)
-		}
+	for i := range e {
+		e[i] -= float32(m)
 	}
-	kernel.Exp(probs)
+	kernel.Exp(e)
 	var sum float64
-	for _, e := range probs {
-		sum += float64(e)
+	for _, x := range e {
+		sum += float64(x)
 	}
 	var compProb float64
 	if hasComp {
-		e := math.Exp(compLogit - m)
-		sum += e
-		compProb = e / sum
+		x := math.Exp(compLogit - m)
+		sum += x
+		compProb = x / sum
 	}
-	kernel.Scale(float32(1/sum), probs)
+	kernel.Scale(float32(1/sum), e)
+	for i, s := range live {
+		probs[s] = e[i]
+	}
 	in.attn.Comp[h] = float32(compProb)
 
 	// Scores against the full cache.
 	full := l.decodeProbs(h, g)
 	hit := 0.0
-	for _, p := range slots {
-		if p >= 0 {
-			hit += float64(full[p])
-		}
+	for _, s := range live {
+		hit += float64(full[table.pos[s]])
 	}
 	st := &in.stats
 	st.hit += hit
@@ -324,7 +307,7 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 		}
 	}
 	st.topk += float64(kept) / float64(len(top))
-	entries := in.count[h]
+	entries := len(live)
 	if hasComp {
 		entries++
 	}
@@ -335,9 +318,20 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 	if l.v.data != nil {
 		out := l.scratch[:l.headDim]
 		clear(out)
-		for s, p := range slots {
-			if p >= 0 {
-				kernel.Axpy(probs[s], l.v.vec(h, int(p)), out)
+		if len(live) > l.total/8 {
+			// Many tokens: scatter the row by position and multiply by Vᵀ, which
+			// beats one small axpy per token.
+			for i, s := range live {
+				l.dense[table.pos[s]] = e[i]
+			}
+			d, T := l.headDim, l.total
+			kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
+			for _, s := range live {
+				l.dense[table.pos[s]] = 0
+			}
+		} else {
+			for i, s := range live {
+				kernel.Axpy(e[i], l.v.vec(h, int(table.pos[s])), out)
 			}
 		}
 		ref := l.fullOutput(h, g)

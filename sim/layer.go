@@ -35,7 +35,8 @@ type layerData struct {
 	topKWant                           int
 
 	q, k, v tensor
-	vt      []float32 // per head, V transposed: [headDim][tokens]
+	vt      []float32 // V transposed, [heads][headDim][tokens]
+	dense   []float32 // scratch: one attention row by position, zero between uses
 
 	logits []float32 // [heads][gen][total], decode rows, causal entries only
 	probs  []float32 // same shape, full-cache softmax
@@ -129,15 +130,17 @@ func (l *layerData) computeDecode() {
 	}
 	if l.v.data != nil {
 		l.outs = grow(l.outs, H*G*d)
-		l.vt = grow(l.vt, T*d)
+		l.vt = grow(l.vt, H*d*T)
+		l.dense = grow(l.dense, T)
+		clear(l.dense)
 		for h := 0; h < H; h++ {
-			vh := l.v.head(h)
+			vh, vt := l.v.head(h), l.vt[h*d*T:(h+1)*d*T]
 			for j := 0; j < T; j++ {
 				for i := 0; i < d; i++ {
-					l.vt[i*T+j] = vh[j*d+i]
+					vt[i*T+j] = vh[j*d+i]
 				}
 			}
-			l.matMulNT(G, d, T, l.probs[h*G*T:], T, l.vt, T, l.outs[h*G*d:], d)
+			l.matMulNT(G, d, T, l.probs[h*G*T:], T, vt, T, l.outs[h*G*d:], d)
 		}
 	}
 }
@@ -189,7 +192,7 @@ func (l *layerData) fillFuture(in *instance, step int) {
 	for h := 0; h < H; h++ {
 		f := l.future[(h*(G+1)+step+1)*T : (h*(G+1)+step+2)*T]
 		out := in.evict.Future[h*w : (h+1)*w]
-		for s, p := range in.pos[h] {
+		for s, p := range in.tables[h].pos {
 			if p >= 0 {
 				out[s] = f[p]
 			} else {

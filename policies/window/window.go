@@ -17,7 +17,10 @@ import (
 type policy struct {
 	sink    int // as configured
 	effSink int // for the current budget
-	res     policies.Residency
+	// queue[h][front[h]:] holds head h's non-sink slots, oldest first: tokens arrive
+	// in position order and leave from the front.
+	queue [][]int32
+	front []int
 }
 
 // New reads the sink count.
@@ -34,32 +37,43 @@ func (w *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	if cfg.Budget < 1 {
 		return policies.Layout{}, fmt.Errorf("budget %d: need at least one token", cfg.Budget)
 	}
-	w.effSink = min(w.sink, cfg.Budget-1)
-	w.res.Reset(cfg)
+	w.effSink = min(w.sink, cfg.Budget-1, cfg.PromptLen)
+	if len(w.queue) != cfg.Heads || cap(w.queue[0]) < cfg.MaxLen {
+		w.queue = make([][]int32, cfg.Heads)
+		for h := range w.queue {
+			w.queue[h] = make([]int32, 0, cfg.MaxLen)
+		}
+		w.front = make([]int, cfg.Heads)
+	}
+	for h := range w.queue {
+		w.queue[h] = w.queue[h][:0]
+		for s := w.effSink; s < cfg.PromptLen; s++ {
+			w.queue[h] = append(w.queue[h], int32(s))
+		}
+		w.front[h] = 0
+	}
 	return policies.Layout{}, nil
 }
 
 func (w *policy) Observe(a *policies.Attention) error {
-	w.res.Enter(a)
+	if a.Phase == policies.Decode {
+		for h, s := range a.Slot {
+			w.queue[h] = append(w.queue[h], s)
+		}
+	}
 	return nil
 }
 
 // Evict takes the oldest non-sink tokens.
 func (w *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
-		pos := w.res.Pos[h]
+		q := w.queue[h]
 		for n := int32(0); n < e.Need[h]; n++ {
-			victim, oldest := int32(-1), int32(0)
-			for s, p := range pos {
-				if p >= int32(w.effSink) && (victim < 0 || p < oldest) {
-					victim, oldest = int32(s), p
-				}
-			}
-			if victim < 0 {
+			if w.front[h] == len(q) {
 				return fmt.Errorf("head %d: nothing left to evict", h)
 			}
-			e.Victim(h, victim, 0)
-			w.res.Free(h, victim)
+			e.Victim(h, q[w.front[h]], 0)
+			w.front[h]++
 		}
 	}
 	return nil
