@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )
@@ -38,4 +40,38 @@ func BenchmarkReplay13B(b *testing.B) {
 // BenchmarkReplay13BLayers4 is the same on 4 layers, for quick comparisons.
 func BenchmarkReplay13BLayers4(b *testing.B) {
 	benchmarkReplay(b, 4, "full", "window", "h2o", "oracle")
+}
+
+// BenchmarkReplay13BAUV replays 4 layers of the 13B-shaped trace through AUV's
+// ablation presets and reports each preset's policy time per (head · decode step),
+// averaged over the five budgets. The paper's throughput argument rests on multi-step
+// eviction (auv, v4) being much cheaper than naive second chance (v2).
+func BenchmarkReplay13BAUV(b *testing.B) {
+	src := synthSources(b, synth.Options{Preset: "opt-13b", Layers: 4, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true}, 1)
+	newAUV, _ := builtin.Lookup("auv")
+	presets := []string{"v1", "v2", "v3", "v4", "auv"}
+	var specs []sim.PolicySpec
+	for _, p := range presets {
+		specs = append(specs, sim.PolicySpec{Name: p, New: func() (policies.Policy, error) {
+			return newAUV(policies.NewParams(map[string]any{"preset": p}))
+		}})
+	}
+	var res *sim.Result
+	for b.Loop() {
+		var err error
+		if res, err = sim.Replay(context.Background(), src, specs, sim.Options{Budgets: budgets, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i, p := range presets {
+		var ns float64
+		for j := range budgets {
+			if c := res.Cell(i, j); c.Failed != "" {
+				b.Fatal(c.Failed)
+			} else {
+				ns += c.PolicyNs / float64(len(budgets))
+			}
+		}
+		b.ReportMetric(ns, p+"-policy-ns/(head·step)")
+	}
 }
