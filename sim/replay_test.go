@@ -253,3 +253,90 @@ func TestOracleByHand(t *testing.T) {
 		t.Errorf("clairvoyant without the future: %q", res.Cell(0, 0).Failed)
 	}
 }
+
+// compensator evicts like window(sink=1) but asks for compensation, with merge
+// weight w_j = position j (so the weights are 1, 2, 3 for positions 1, 2, 3), and
+// records the compensation probability it observes.
+type compensator struct {
+	res  policies.Residency
+	comp []float32
+}
+
+func (c *compensator) Init(cfg policies.Config) (policies.Layout, error) {
+	c.res.Reset(cfg)
+	return policies.Layout{Compensation: true}, nil
+}
+func (c *compensator) Observe(a *policies.Attention) error {
+	c.res.Enter(a)
+	if a.Phase == policies.Decode {
+		c.comp = append(c.comp, a.Comp[0])
+	}
+	return nil
+}
+func (c *compensator) Evict(e *policies.Eviction) error {
+	for n := int32(0); n < e.Need[0]; n++ {
+		victim, oldest := int32(-1), int32(0)
+		for s, p := range c.res.Pos[0] {
+			if p >= 1 && (victim < 0 || p < oldest) {
+				victim, oldest = int32(s), p
+			}
+		}
+		e.Victim(0, victim, float32(oldest))
+		c.res.Free(0, victim)
+	}
+	return nil
+}
+
+func TestMergeByHand(t *testing.T) {
+	c := compSlot{k: make([]float64, 2), v: make([]float64, 2)}
+	c.merge(1, []float32{0, 0}, []float32{1, 1})
+	c.merge(3, []float32{2, 4}, []float32{2, 1})
+	c.merge(0, []float32{100, 100}, []float32{100, 100}) // a zero weight drops the victim
+	if c.weight != 4 || c.k[0] != 1.5 || c.k[1] != 3 || c.v[0] != 1.75 || c.v[1] != 1 {
+		t.Errorf("after merging: %+v", c)
+	}
+}
+
+// TestCompensationByHand follows Eq. 7–8 on the hand trace at a budget of 2.
+// Compression merges positions 1 and 2 with weights 1 and 2: k' = (k1 + 2 k2)/3 =
+// (2 ln 2 / 3, 0), v' = ((1 + 4)/3, 1). Step 4 attends over {0, 3, 4} and the slot:
+// weights 4, 1, 2, 2^(2/3). Then 3 merges with weight 3: k'' = (2 ln 2 + 0)/6, v'' =
+// ((5 + 9)/6, 1). Step 5 attends over {0, 4, 5} and the slot: 4, 2, 10, 2^(1/3).
+func TestCompensationByHand(t *testing.T) {
+	pol := &compensator{}
+	sp := PolicySpec{Name: "comp", New: func() (policies.Policy, error) { return pol, nil }}
+	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Cell(0, 0)
+	if c.Failed != "" {
+		t.Fatal(c.Failed)
+	}
+	// Independent float64 computation of each step.
+	type term struct{ w, v float64 }
+	step := func(terms []term, comp term) (compProb float64, out [2]float64) {
+		sum := comp.w
+		for _, x := range terms {
+			sum += x.w
+		}
+		for _, x := range append(terms, comp) {
+			out[0] += x.w * x.v / sum
+			out[1] += x.w / sum
+		}
+		return comp.w / sum, out
+	}
+	p4, o4 := step([]term{{4, 0}, {1, 3}, {2, 4}}, term{math.Pow(2, 2.0/3), 5.0 / 3})
+	p5, o5 := step([]term{{4, 0}, {2, 4}, {10, 5}}, term{math.Pow(2, 1.0/3), 14.0 / 6})
+	if len(pol.comp) != 2 || math.Abs(float64(pol.comp[0])-p4) > 1e-6 || math.Abs(float64(pol.comp[1])-p5) > 1e-6 {
+		t.Errorf("observed compensation probabilities %v, want [%.7f %.7f]", pol.comp, p4, p5)
+	}
+	wantErr := (relErr(o4, [2]float64{1.6, 1}) + relErr(o5, [2]float64{3.3, 1})) / 2
+	if math.Abs(c.OutputError-wantErr) > 1e-6 {
+		t.Errorf("output error %.7f, want %.7f", c.OutputError, wantErr)
+	}
+	// The slot is one more KV entry while attending; hits count tokens only.
+	if c.PeakResident != 4 || c.MeanResident != 4 || math.Abs(c.HitRate-(0.7+0.8)/2) > 1e-6 {
+		t.Errorf("accounting %+v", c)
+	}
+}
