@@ -300,7 +300,7 @@ func TestMergeByHand(t *testing.T) {
 // TestCompensationByHand follows Eq. 7–8 on the hand trace at a budget of 2.
 // Compression merges positions 1 and 2 with weights 1 and 2: k' = (k1 + 2 k2)/3 =
 // (2 ln 2 / 3, 0), v' = ((1 + 4)/3, 1). Step 4 attends over {0, 3, 4} and the slot:
-// weights 4, 1, 2, 2^(2/3). Then 3 merges with weight 3: k” = (2 ln 2 + 0)/6, v” =
+// weights 4, 1, 2, 2^(2/3). Then 3 merges with weight 3: the slot becomes k = (2 ln 2 + 0)/6, v =
 // ((5 + 9)/6, 1). Step 5 attends over {0, 4, 5} and the slot: 4, 2, 10, 2^(1/3).
 func TestCompensationByHand(t *testing.T) {
 	pol := &compensator{}
