@@ -1,11 +1,10 @@
 package checkpoint
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
-	"sync"
+
+	"github.com/kvsim/kvsim/sim/half"
 )
 
 // DType is the element type of a tensor the engine can use.
@@ -126,18 +125,11 @@ func resize(dst []float32, n int) []float32 {
 func decode(dst []float32, src []byte, d DType) {
 	switch d {
 	case F16:
-		table := halfTable()
-		for i := range dst {
-			dst[i] = table[binary.LittleEndian.Uint16(src[2*i:])]
-		}
+		half.DecodeF16(dst, src)
 	case BF16:
-		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
-		}
+		half.DecodeBF16(dst, src)
 	case F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
+		half.DecodeF32(dst, src)
 	}
 }
 
@@ -146,98 +138,10 @@ func decode(dst []float32, src []byte, d DType) {
 func encode(dst []byte, src []float32, d DType) {
 	switch d {
 	case F16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], float32ToHalf(v))
-		}
+		half.EncodeF16(dst, src)
 	case BF16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], float32ToBFloat16(v))
-		}
+		half.EncodeBF16(dst, src)
 	case F32:
-		for i, v := range src {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
+		half.EncodeF32(dst, src)
 	}
-}
-
-// halfTable maps every binary16 bit pattern to its float32 value: one lookup per
-// element beats the branches of halfToFloat32 when the engine converts weight panels.
-// It is built on first use (256 KiB).
-var halfTable = sync.OnceValue(func() *[1 << 16]float32 {
-	var table [1 << 16]float32
-	for h := range table {
-		table[h] = halfToFloat32(uint16(h))
-	}
-	return &table
-})
-
-// halfToFloat32 widens a binary16 value; every one, subnormals and NaN payloads
-// included, is exactly representable as a float32.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f: // infinity or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal: rebias the exponent from 15 to 127
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	}
-	// zero or subnormal: mant units of 2^-24
-	v := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		v = -v
-	}
-	return v
-}
-
-// float32ToHalf narrows f to binary16, rounding to nearest with ties to even. Values
-// that round past 65504 become infinity; NaN stays a quiet NaN with its sign.
-func float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant == 0 {
-			return sign | 0x7c00
-		}
-		return sign | 0x7e00 | uint16(mant>>13)
-	}
-	e := exp - 127 + 15 // the exponent rebiased for binary16
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		// A subnormal half counts units of 2^-24; f is (mant|1<<23) * 2^(e-14) of them.
-		// Below 2^-25 (e < -10) it rounds to zero; a round up to 0x400 is the
-		// smallest normal, which the encoding handles by itself.
-		if e < -10 {
-			return sign
-		}
-		return sign | uint16(roundShift(mant|1<<23, uint(14-e)))
-	}
-	// Rounding may carry into the exponent, up to infinity, as IEEE 754 wants.
-	return sign | uint16(roundShift(uint32(e)<<23|mant, 13))
-}
-
-// float32ToBFloat16 narrows f to bfloat16, rounding to nearest with ties to even. NaN
-// stays a quiet NaN with its sign.
-func float32ToBFloat16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if b&0x7fffffff > 0x7f800000 {
-		return uint16(b>>16) | 0x40
-	}
-	return uint16(roundShift(b, 16))
-}
-
-// roundShift returns x >> shift rounded to nearest, ties to even.
-func roundShift(x uint32, shift uint) uint32 {
-	q := x >> shift
-	rem := x & (1<<shift - 1)
-	half := uint32(1) << (shift - 1)
-	if rem > half || rem == half && q&1 == 1 {
-		q++
-	}
-	return q
 }

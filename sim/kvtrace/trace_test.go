@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/sim/half"
 	"io/fs"
 	"math"
 	"os"
@@ -125,8 +126,8 @@ func TestRoundTripRounds(t *testing.T) {
 		dtype DType
 		round func(float32) float32
 	}{
-		{F16, func(f float32) float32 { return HalfToFloat32(Float32ToHalf(f)) }},
-		{BF16, func(f float32) float32 { return BFloat16ToFloat32(Float32ToBFloat16(f)) }},
+		{F16, func(f float32) float32 { return half.HalfToFloat32(half.Float32ToHalf(f)) }},
+		{BF16, func(f float32) float32 { return half.BFloat16ToFloat32(half.Float32ToBFloat16(f)) }},
 		{F32, func(f float32) float32 { return f }},
 	} {
 		path := filepath.Join(t.TempDir(), "r.safetensors")

@@ -1,4 +1,4 @@
-package kvtrace
+package half
 
 import (
 	"math"
@@ -208,35 +208,40 @@ func TestFloat32ToBFloat16MatchesNearest(t *testing.T) {
 	}
 }
 
-// TestDecodeFloatsLengths covers the unrolled loops' tails: every length from 0 to 9,
-// checked element by element against the scalar conversions.
-func TestDecodeFloatsLengths(t *testing.T) {
+// TestDecodeLengths covers the unrolled loops' tails: every length from 0 to 9,
+// checked element by element against the scalar conversions, and the round trip.
+func TestDecodeLengths(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	widen := map[DType]func(b []byte) float32{
-		F16:  func(b []byte) float32 { return HalfToFloat32(uint16(b[0]) | uint16(b[1])<<8) },
-		BF16: func(b []byte) float32 { return BFloat16ToFloat32(uint16(b[0]) | uint16(b[1])<<8) },
-		F32: func(b []byte) float32 {
+	formats := []struct {
+		name   string
+		size   int
+		widen  func(b []byte) float32
+		decode func([]float32, []byte)
+		encode func([]byte, []float32)
+	}{
+		{"f16", 2, func(b []byte) float32 { return HalfToFloat32(uint16(b[0]) | uint16(b[1])<<8) }, DecodeF16, EncodeF16},
+		{"bf16", 2, func(b []byte) float32 { return BFloat16ToFloat32(uint16(b[0]) | uint16(b[1])<<8) }, DecodeBF16, EncodeBF16},
+		{"f32", 4, func(b []byte) float32 {
 			return math.Float32frombits(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
-		},
+		}, DecodeF32, EncodeF32},
 	}
-	for dtype, widen := range widen {
-		size := dtype.size()
+	for _, f := range formats {
 		for n := range 10 {
-			src := make([]byte, n*size)
+			src := make([]byte, n*f.size)
 			for i := range src {
 				src[i] = byte(rng.Uint32())
 			}
 			dst := make([]float32, n)
-			decodeFloats(dst, src, dtype)
+			f.decode(dst, src)
 			for i, got := range dst {
-				if want := widen(src[i*size:]); math.Float32bits(got) != math.Float32bits(want) {
-					t.Errorf("%s n=%d: element %d = %#08x, want %#08x", dtype, n, i, math.Float32bits(got), math.Float32bits(want))
+				if want := f.widen(src[i*f.size:]); math.Float32bits(got) != math.Float32bits(want) {
+					t.Errorf("%s n=%d: element %d = %#08x, want %#08x", f.name, n, i, math.Float32bits(got), math.Float32bits(want))
 				}
 			}
 			back := make([]byte, len(src))
-			encodeFloats(back, dst, dtype)
+			f.encode(back, dst)
 			if string(back) != string(src) {
-				t.Errorf("%s n=%d: encode(decode(% x)) = % x", dtype, n, src, back)
+				t.Errorf("%s n=%d: encode(decode(% x)) = % x", f.name, n, src, back)
 			}
 		}
 	}
