@@ -35,6 +35,10 @@ func init() {
 	commands = []command{
 		{"replay", "replay traces through eviction policies at many budgets", runReplay},
 		{"trace", "make and inspect trace files (trace synth, trace info)", runTrace},
+		{"policy", "build and check WASM and plugin policies (policy build, policy check)", runPolicy},
+		{"capture", "run an OPT checkpoint over a dataset and write a trace per sample", runCapture},
+		{"model", "make OPT checkpoints for tests and demos (model synth)", runModel},
+		{"gpu", "CUDA backend diagnostics: gpu info, compare, bench (needs -tags cuda)", runGPU},
 	}
 }
 

@@ -60,6 +60,7 @@ func BenchmarkDecode(b *testing.B, newPolicy policies.New, params map[string]any
 		if err := p.Observe(a); err != nil {
 			b.Fatal(err)
 		}
+		clear(e.Count)
 		if err := p.Evict(e); err != nil {
 			b.Fatal(err)
 		}

@@ -4,6 +4,7 @@
 package scenario
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kvsim/kvsim/abi/plugin"
+	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
 	"github.com/kvsim/kvsim/sim"
@@ -37,6 +40,7 @@ type Scenario struct {
 	Policy  []Policy `toml:"policy"`
 
 	budgets []sim.Budget
+	specs   []sim.PolicySpec // resolved by check, so that modules load once
 	lines   keyLines
 }
 
@@ -70,6 +74,8 @@ type Policy struct {
 	Name   string         `toml:"name"`
 	Source string         `toml:"source"`
 	Params map[string]any `toml:"params"`
+	// Limits bound a wasm: policy's sandbox.
+	Limits *Limits `toml:"limits"`
 }
 
 var typeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
@@ -175,15 +181,20 @@ func (s *Scenario) check() error {
 			return s.errorf("policy.name", "policy %q: name used twice", p.Name)
 		}
 		seen[p.Name] = true
-		if _, err := s.resolve(p); err != nil {
+		if err := p.Limits.check(); err != nil {
+			return s.errorf("policy.limits", "policy %q: %v", p.Name, err)
+		}
+		spec, err := s.resolve(p)
+		if err != nil {
 			return s.errorf("policy.source", "policy %q: %v", p.Name, err)
 		}
+		s.specs = append(s.specs, spec)
 	}
 	return nil
 }
 
 // resolve turns a [[policy]] table into a replay row, checking its params by building
-// one instance.
+// one instance. wasm: and plugin: paths are relative to the scenario's directory.
 func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 	source := p.Source
 	if source == "" {
@@ -197,31 +208,54 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 	if err != nil {
 		return sim.PolicySpec{}, fmt.Errorf("params: %w", err)
 	}
+	if p.Limits != nil && scheme != "wasm" {
+		return sim.PolicySpec{}, fmt.Errorf("source %q: limits apply to wasm: policies only (a %s policy runs natively, outside any sandbox)", source, scheme)
+	}
+	var newPolicy policies.New
 	switch scheme {
 	case "builtin":
-		newPolicy, ok := builtin.Lookup(rest)
-		if !ok {
+		if newPolicy, ok = builtin.Lookup(rest); !ok {
 			return sim.PolicySpec{}, fmt.Errorf("source %q: no builtin policy %q (have %s)", source, rest, strings.Join(builtin.Names(), ", "))
 		}
-		make := func() (policies.Policy, error) {
-			params, err := policies.ParseParams(paramsJSON)
-			if err != nil {
-				return nil, err
-			}
-			return newPolicy(params)
+	case "wasm":
+		m, err := wasmhost.Load(context.Background(), s.relative(rest), p.Limits.wasmOptions())
+		if err != nil {
+			return sim.PolicySpec{}, fmt.Errorf("source %q: %w", source, err)
 		}
-		if _, err := make(); err != nil {
-			return sim.PolicySpec{}, err
+		newPolicy = m.New
+	case "plugin":
+		if newPolicy, err = plugin.Open(s.relative(rest)); err != nil {
+			return sim.PolicySpec{}, fmt.Errorf("source %q: %w", source, err)
 		}
-		return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true}, nil
-	case "wasm", "plugin":
-		return sim.PolicySpec{}, fmt.Errorf("source %q: %s policies are not supported yet", source, scheme)
+	default:
+		return sim.PolicySpec{}, fmt.Errorf("source %q: unknown scheme %q (want builtin, wasm or plugin)", source, scheme)
 	}
-	return sim.PolicySpec{}, fmt.Errorf("source %q: unknown scheme %q (want builtin, wasm or plugin)", source, scheme)
+	make := func() (policies.Policy, error) {
+		params, err := policies.ParseParams(paramsJSON)
+		if err != nil {
+			return nil, err
+		}
+		return newPolicy(params)
+	}
+	if _, err := make(); err != nil {
+		return sim.PolicySpec{}, err
+	}
+	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true}, nil
+}
+
+// relative anchors a path from the scenario at the scenario's directory.
+func (s *Scenario) relative(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(s.Path), path)
 }
 
 // Specs resolves every policy, in scenario order.
 func (s *Scenario) Specs() ([]sim.PolicySpec, error) {
+	if len(s.specs) == len(s.Policy) {
+		return slices.Clone(s.specs), nil
+	}
 	var specs []sim.PolicySpec
 	for _, p := range s.Policy {
 		spec, err := s.resolve(p)

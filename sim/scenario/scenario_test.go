@@ -62,7 +62,7 @@ func TestErrors(t *testing.T) {
 		{strings.Replace(base, "budgets = [0.02, 0.1, 64]\n", "", 1), `s.toml: no budgets`},
 		{strings.Replace(base, "samples = 2", "samples = 0", 1), `s.toml:7: synth.samples = 0: want at least 1`},
 		{strings.Replace(base, `"opt-125m"`, `"opt-7b"`, 1), `s.toml:3: synth options: Preset: `},
-		{strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"wasm:p.wasm\"", 1), `s.toml:10: policy "h2o": source "wasm:p.wasm": wasm policies are not supported yet`},
+		{strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"wasm:p.wasm\"", 1), `s.toml:10: policy "h2o": source "wasm:p.wasm": wasm policy: open p.wasm: no such file or directory`},
 		{strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"ftp:x\"", 1), `unknown scheme "ftp"`},
 		{strings.Replace(base, "recent_share = 0.25", "recent_share = 2", 1), `policy "h2o": param "recent_share": must be in [0, 1), got 2`},
 		{strings.Replace(base, "recent_share = 0.25", "colour = 2", 1), `policy "h2o": unknown param "colour"`},

@@ -1,0 +1,193 @@
+package abi_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvsim/kvsim/abi/conformance"
+	"github.com/kvsim/kvsim/abi/gobuild"
+	"github.com/kvsim/kvsim/abi/wasmhost"
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/synth"
+)
+
+// replayOne replays a small trace through one policy at a 16-token budget, so that
+// the 32-token prompt is compressed by 16, and returns the row's failure.
+func replayOne(t *testing.T, newPolicy policies.New, params map[string]any) string {
+	t.Helper()
+	tr, err := synth.New(synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 32, GenLen: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := sim.PolicySpec{Name: "bad", New: func() (policies.Policy, error) { return newPolicy(policies.NewParams(params)) }}
+	res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec},
+		sim.Options{Budgets: []sim.Budget{{Tokens: 16}}, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Cells[0].Failed
+}
+
+// TestBadModules: each golden bad module fails with exactly this error, at load or in
+// its row of a replay, which finishes.
+func TestBadModules(t *testing.T) {
+	limits := wasmhost.Options{MemoryPages: 64, Deadline: 100 * time.Millisecond}
+	for _, tc := range []struct {
+		module string
+		load   string // the load error, or "" if it loads
+		row    string // the replay row's failure
+	}{
+		{module: "ok"},
+		{module: "missing_export", load: `wasm policy bad/missing_export.wasm: missing export "kvpolicy_evict" (func() i32): see abi/ABI.md`},
+		{module: "wrong_version", load: `wasm policy bad/wrong_version.wasm: policy ABI version 2.0, but this kvsim speaks 1.x: rebuild the policy against the kvpolicy.h or abi/guest of this kvsim (see abi/ABI.md, Versioning)`},
+		{module: "command", load: `wasm policy bad/command.wasm: the module is a WASI command (it exports _start): build a reactor instead (Go: -buildmode=c-shared; C: -mexec-model=reactor or -Wl,--no-entry)`},
+		{module: "bad_import", load: `wasm policy bad/bad_import.wasm: imports env.now, which the host does not provide: policies may import only kvpolicy.log and, if their runtime needs it, wasi_snapshot_preview1`},
+		{module: "big_memory", load: `wasm policy bad/big_memory.wasm: section memory: min 5000 pages (312 Mi) over limit of 64 pages (4 Mi)`},
+		{module: "trap", row: `policy "bad": observe prefill at layer 0, position 0: bad/trap.wasm: kvpolicy_observe: wasm error: unreachable (in $4() i32)`},
+		{module: "loop", row: `policy "bad": observe prefill at layer 0, position 0: bad/loop.wasm: kvpolicy_observe: still running after the 100ms deadline (limits.deadline_ms), stopped`},
+		{module: "bomb", row: `policy "bad": observe prefill at layer 0, position 0: bad/bomb.wasm: kvpolicy_observe: wasm error: unreachable (in $4() i32); guest memory was 50 of at most 64 pages (limits.memory_pages)`},
+		{module: "exit", row: `policy "bad": observe prefill at layer 0, position 0: bad/exit.wasm: kvpolicy_observe: exited with code 3`},
+		{module: "status", row: `policy "bad": observe prefill at layer 0, position 0: bad/status.wasm: kvpolicy_observe: no attention wanted`},
+		{module: "bad_err_ptr", row: `policy "bad": observe prefill at layer 0, position 0: bad/bad_err_ptr.wasm: kvpolicy_observe: failed with status 1; its error message at [4294967280, 4294967288) is outside guest memory (131072 bytes)`},
+		{module: "bad_buffer", row: `policy "bad": bad/bad_buffer.wasm: kvpolicy_buffer(144) returned [65528, 65672), outside guest memory (65536 bytes)`},
+		{module: "bad_flags", row: `policy "bad": init at layer 0, position 0: bad/bad_flags.wasm: kvpolicy_init: layout with slack 0 and flags 0x8: want slack ≥ 0 and flags within 0x7`},
+		{module: "bad_count", row: `policy "bad": evict at layer 0, position 31: bad/bad_count.wasm: kvpolicy_evict: head 0: victim count 1048576 out of range [0, 32]`},
+		// The engine checks the victims themselves.
+		{module: "out_of_range", row: `policy "bad": evict at layer 0, position 31: head 0: victim slot 9999 out of range [0, 32)`},
+		{module: "duplicate", row: `policy "bad": evict at layer 0, position 31: head 0: victim slot 0 named twice`},
+		{module: "too_few", row: `policy "bad": evict at layer 0, position 31: head 0: 0 victims, need at least 16`},
+	} {
+		t.Run(tc.module, func(t *testing.T) {
+			path := wat(t, filepath.Join("testdata", "bad", tc.module+".wat"))
+			clean := func(err string) string { return strings.ReplaceAll(err, filepath.Dir(path), "bad") }
+			m, err := wasmhost.Load(context.Background(), path, limits)
+			if tc.load != "" || err != nil {
+				if err == nil || clean(err.Error()) != tc.load {
+					t.Fatalf("load error:\n got %v\nwant %s", err, tc.load)
+				}
+				return
+			}
+			defer m.Close()
+			if got := clean(replayOne(t, m.New, nil)); got != tc.row {
+				t.Errorf("row failure:\n got %s\nwant %s", got, tc.row)
+			}
+		})
+	}
+}
+
+// TestGoGuestFailures: a Go policy's panic, error or exhausted memory fails its row
+// with the reason, through the Go guest SDK.
+func TestGoGuestFailures(t *testing.T) {
+	m := load(t, goPolicy(t, "./testdata/gopolicy"), wasmhost.Options{MemoryPages: 512})
+	for mode, want := range map[string]string{
+		"none":  "",
+		"panic": `policy "bad": observe prefill at layer 0, position 0: NAME: kvpolicy_observe: panic: runtime error: index out of range [2] with length 0`,
+		"error": `policy "bad": evict at layer 0, position 31: NAME: kvpolicy_evict: gopolicy: asked to fail`,
+		// Go's runtime prints why it aborts, then traps; the message carries sizes.
+		"oom": `policy "bad": observe prefill at layer 0, position 0: NAME: kvpolicy_observe: wasm error: unreachable (in runtime.abort(i32) i32 < runtime.fatalthrow.func1(i32) i32 < runtime.systemstack(i32) i32); it printed: runtime: out of memory: cannot allocate …; fatal error: out of memory; guest memory was 512 of at most 512 pages (limits.memory_pages)`,
+	} {
+		got := strings.ReplaceAll(replayOne(t, m.New, map[string]any{"mode": mode}), m.Name(), "NAME")
+		if before, after, ok := strings.Cut(want, "…"); ok {
+			if !strings.HasPrefix(got, before) || !strings.Contains(got, after) {
+				t.Errorf("mode=%s:\n got %s\nwant %s", mode, got, want)
+			}
+		} else if got != want {
+			t.Errorf("mode=%s:\n got %s\nwant %s", mode, got, want)
+		}
+	}
+}
+
+// TestGuestEntropyIsDeterministic: a Go policy that draws on its runtime's random
+// generator and on the clock still replays identically, since random_get and the
+// clocks are deterministic.
+func TestGuestEntropyIsDeterministic(t *testing.T) {
+	m := load(t, goPolicy(t, "./testdata/gopolicy"), wasmhost.Options{})
+	for _, r := range conformance.Check(context.Background(), m.New, conformance.Options{Params: map[string]any{"mode": "entropy"}}) {
+		if (r.Name == "replay" || r.Name == "determinism") && r.Err != nil {
+			t.Errorf("%s: %v", r.Name, r.Err)
+		}
+	}
+}
+
+// paramSets are the params each builtin is held to; the default set for all.
+var paramSets = map[string][]map[string]any{
+	"auv":    {{"preset": "v1"}, {"preset": "v2"}, {"preset": "v3"}, {"preset": "v4"}},
+	"tova":   {{"layerwise": true}},
+	"window": {{"sink": 0}},
+}
+
+// TestBuiltinsAsWASM: every builtin policy, built to WASM from the same source with
+// the Go guest SDK, makes exactly the evictions of its native build, victim for
+// victim, at every step of replays at nine budgets, and gives the same rows.
+func TestBuiltinsAsWASM(t *testing.T) {
+	for _, name := range builtin.Names() {
+		t.Run(name, func(t *testing.T) {
+			native, _ := builtin.Lookup(name)
+			pkg, err := gobuild.PackageOf(native)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := load(t, goPolicy(t, pkg), wasmhost.Options{})
+			for _, params := range append([]map[string]any{nil}, paramSets[name]...) {
+				if err := conformance.Same(context.Background(), native, m.New, params); err != nil {
+					t.Errorf("params %v: %v", params, err)
+				}
+			}
+		})
+	}
+}
+
+// TestCExample: the C TOVA example is the builtin tova, victim for victim, and passes
+// the whole conformance battery.
+func TestCExample(t *testing.T) {
+	m := load(t, cPolicy(t, "../examples/policies/c/tova.c"), wasmhost.Options{})
+	native, _ := builtin.Lookup("tova")
+	for _, params := range []map[string]any{nil, {"layerwise": true}} {
+		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "tova"}
+		checkAll(t, fmt.Sprintf("params %v", params), conformance.Check(context.Background(), m.New, opts))
+	}
+	for params, want := range map[string]string{
+		`{"layerwise": 1}`: `tova: param "layerwise": want true or false`,
+		`{"window": 4}`:    `tova: param "window": unknown param`,
+	} {
+		p, err := policies.ParseParams([]byte(params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), "kvpolicy_new: "+want) {
+			t.Errorf("params %s: got %v, want …%s", params, err, want)
+		}
+	}
+}
+
+// TestWATExample: the hand-written WAT window is the builtin window with its default
+// params, and passes the battery.
+func TestWATExample(t *testing.T) {
+	m := load(t, wat(t, "../examples/policies/wat/window.wat"), wasmhost.Options{})
+	native, _ := builtin.Lookup("window")
+	checkAll(t, "window.wat", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
+}
+
+func checkAll(t *testing.T, what string, results []conformance.Result) {
+	t.Helper()
+	var names []string
+	for _, r := range results {
+		if r.Err != nil {
+			t.Errorf("%s: %s (%s): %v", what, r.Name, r.Detail, r.Err)
+		}
+		names = append(names, r.Name)
+	}
+	// The battery ran in full.
+	for _, want := range []string{"params", "build", "replay", "small", "determinism", "reuse", "prefill blocks", "budget", "reference host"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s: check %q did not run (ran %v)", what, want, names)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package abi_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kvsim/kvsim/abi/gobuild"
+	"github.com/kvsim/kvsim/abi/plugin"
+	"github.com/kvsim/kvsim/abi/wasmhost"
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/tova"
+	"github.com/kvsim/kvsim/policies/window"
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/synth"
+)
+
+// keepAll is the native twin of testdata/bad/ok.wat: it does nothing.
+type keepAll struct{}
+
+func (keepAll) Init(policies.Config) (policies.Layout, error) {
+	return policies.Layout{Unbounded: true}, nil
+}
+func (keepAll) Observe(*policies.Attention) error { return nil }
+func (keepAll) Evict(*policies.Eviction) error    { return nil }
+
+// BenchmarkCallOverhead times one decode step, Observe then Evict, of a policy that
+// does nothing, on 12 heads (OPT-125M's) with 256 slots: what a policy call costs
+// beyond the policy's own work. Native is a Go method call; WASM copies the
+// attention into guest memory and calls through wazero, with and without the
+// per-call deadline, into WAT or into Go's runtime.
+func BenchmarkCallOverhead(b *testing.B) {
+	for _, v := range []struct {
+		name     string
+		module   func(b *testing.B) string // nil: native
+		deadline time.Duration
+	}{
+		{"native", nil, 0},
+		{"wasm-no-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.NoDeadline},
+		{"wasm-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.DefaultDeadline},
+		{"wasm-go-deadline", func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }, wasmhost.DefaultDeadline},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			var p policies.Policy = keepAll{}
+			if v.module != nil {
+				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Deadline: v.deadline}).New)
+			}
+			const H, W = 12, 256
+			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
+				b.Fatal(err)
+			}
+			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
+				Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+			e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
+				Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Observe(a); err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Evict(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2, "ns/call")
+		})
+	}
+}
+
+func mustNew(b *testing.B, newPolicy policies.New) policies.Policy {
+	b.Helper()
+	p, err := newPolicy(policies.NewParams(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkReplay replays an OPT-13B-shaped synthetic sample (2 layers × 40 heads,
+// 1024 + 64 tokens) through one policy at five budgets, the policy built each way:
+// native, as a Go plugin, and as WASM from Go (the same source) and from C or WAT
+// (the same algorithm). It reports the replay time and the policy's time per
+// (head · decode step); divide by the native row's for the ratios.
+func BenchmarkReplay(b *testing.B) {
+	tr, err := synth.New(synth.Options{Preset: "opt-13b", Layers: 2, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	budgets := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
+	wasm := func(path string, deadline time.Duration) func(b *testing.B) policies.New {
+		return func(b *testing.B) policies.New {
+			return load(b, path, wasmhost.Options{Deadline: deadline}).New
+		}
+	}
+	goWASM := func(pkg string, deadline time.Duration) func(b *testing.B) policies.New {
+		return func(b *testing.B) policies.New { return wasm(goPolicy(b, pkg), deadline)(b) }
+	}
+	asPlugin := func(pkg string) func(b *testing.B) policies.New {
+		return func(b *testing.B) policies.New {
+			so := build(b, filepath.Base(pkg)+".so", func(out string) error { return gobuild.Plugin(context.Background(), pkg, out) })
+			newPolicy, err := plugin.Open(so)
+			if err != nil {
+				b.Skip(err)
+			}
+			return newPolicy
+		}
+	}
+	const tovaPkg, windowPkg = "github.com/kvsim/kvsim/policies/tova", "github.com/kvsim/kvsim/policies/window"
+	for _, v := range []struct {
+		name string
+		make func(b *testing.B) policies.New
+	}{
+		{"tova/native", func(*testing.B) policies.New { return tova.New }},
+		{"tova/plugin", asPlugin(tovaPkg)},
+		{"tova/wasm-c", func(b *testing.B) policies.New { return wasm(cPolicy(b, "../examples/policies/c/tova.c"), 0)(b) }},
+		{"tova/wasm-c-no-deadline", func(b *testing.B) policies.New {
+			return wasm(cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.NoDeadline)(b)
+		}},
+		{"tova/wasm-go", goWASM(tovaPkg, 0)},
+		{"tova/wasm-go-no-deadline", goWASM(tovaPkg, wasmhost.NoDeadline)},
+		{"window/native", func(*testing.B) policies.New { return window.New }},
+		{"window/plugin", asPlugin(windowPkg)},
+		{"window/wasm-wat", func(b *testing.B) policies.New { return wasm(wat(b, "../examples/policies/wat/window.wat"), 0)(b) }},
+		{"window/wasm-go", goWASM(windowPkg, 0)},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			newPolicy := v.make(b)
+			specs := []sim.PolicySpec{{Name: v.name, New: func() (policies.Policy, error) { return newPolicy(policies.NewParams(nil)) }}}
+			var res *sim.Result
+			for b.Loop() {
+				if res, err = sim.Replay(context.Background(), []sim.Source{tr}, specs, sim.Options{Budgets: budgets, Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var policyNs float64
+			for _, c := range res.Cells {
+				if c.Failed != "" {
+					b.Fatal(c.Failed)
+				}
+				policyNs += c.PolicyNs / float64(len(res.Cells))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/res.Perf.DecodeSteps, "ns/(head·step)")
+			b.ReportMetric(policyNs, "policy-ns/(head·step)")
+		})
+	}
+}
+
+// BenchmarkDecodeStep times one decode step (Observe, then a one-victim Evict) of
+// OPT-13B's shape: 40 heads, a 1024-token prompt compressed to 51 tokens, so the
+// slot table, and each attention row, is 1024 wide.
+func BenchmarkDecodeStep(b *testing.B) {
+	const H, P, B, steps = 40, 1024, 51, 1 << 14
+	for _, v := range []struct {
+		name string
+		make func(b *testing.B) policies.New
+	}{
+		{"tova/native", func(*testing.B) policies.New { return tova.New }},
+		{"tova/wasm-c", func(b *testing.B) policies.New {
+			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{}).New
+		}},
+		{"tova/wasm-go", func(b *testing.B) policies.New {
+			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{}).New
+		}},
+		{"window/native", func(*testing.B) policies.New { return window.New }},
+		{"window/wasm-wat", func(b *testing.B) policies.New {
+			return load(b, wat(b, "../examples/policies/wat/window.wat"), wasmhost.Options{}).New
+		}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			p := mustNew(b, v.make(b))
+			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: P,
+				Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H)}
+			e := &policies.Eviction{Heads: H, Stride: P, Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*P)}
+			start := func() {
+				if _, err := p.Init(policies.Config{Heads: H, PromptLen: P, MaxLen: P + steps, Budget: B}); err != nil {
+					b.Fatal(err)
+				}
+				pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, Probs: make([]float32, H*P*P)}
+				for i := range pre.Probs {
+					pre.Probs[i] = float32(i%97) / 97
+				}
+				if err := p.Observe(pre); err != nil {
+					b.Fatal(err)
+				}
+				e.Phase, e.Pos = policies.Prefill, P-1
+				for h := range H {
+					e.Need[h] = P - B
+				}
+				clear(e.Count)
+				if err := p.Evict(e); err != nil {
+					b.Fatal(err)
+				}
+				e.Phase, a.Pos = policies.Decode, P-1
+				for h := range H {
+					a.Slot[h], e.Need[h] = e.Victims[h*P], 1
+				}
+				for i := range a.Probs {
+					a.Probs[i] = float32(i%13) / 13
+				}
+			}
+			start()
+			b.ReportAllocs()
+			for b.Loop() {
+				if a.Pos++; a.Pos == P+steps {
+					b.StopTimer()
+					start()
+					a.Pos++
+					b.StartTimer()
+				}
+				e.Pos = a.Pos
+				if err := p.Observe(a); err != nil {
+					b.Fatal(err)
+				}
+				clear(e.Count)
+				if err := p.Evict(e); err != nil {
+					b.Fatal(err)
+				}
+				for h := range H {
+					a.Slot[h] = e.Victims[h*P]
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/H, "ns/(head·step)")
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package abi_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kvsim/kvsim/abi/gobuild"
+	"github.com/kvsim/kvsim/abi/wasmhost"
+)
+
+// workDir holds what the tests build, once per test binary.
+var workDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kvsim-abi-test-")
+	if err != nil {
+		panic(err)
+	}
+	workDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type artifact struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var artifacts sync.Map // name -> *artifact
+
+// build makes the file name in workDir once, with make, and returns its path.
+func build(t testing.TB, name string, make func(out string) error) string {
+	t.Helper()
+	v, _ := artifacts.LoadOrStore(name, &artifact{})
+	a := v.(*artifact)
+	a.once.Do(func() {
+		a.path = filepath.Join(workDir, name)
+		a.err = make(a.path)
+	})
+	if a.err != nil {
+		t.Fatalf("build %s: %v", name, a.err)
+	}
+	return a.path
+}
+
+// need skips the test when a tool is missing; CI installs them all.
+func need(t testing.TB, tool, install string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s not found: install it to run this test (Debian/Ubuntu: apt-get install -y %s)", tool, install)
+	}
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return &toolError{name, err, strings.TrimSpace(string(out))}
+	}
+	return nil
+}
+
+type toolError struct {
+	tool string
+	err  error
+	out  string
+}
+
+func (e *toolError) Error() string { return e.tool + ": " + e.err.Error() + ": " + e.out }
+
+// wat compiles a WebAssembly text file with wabt's wat2wasm.
+func wat(t testing.TB, src string) string {
+	need(t, "wat2wasm", "wabt")
+	return build(t, strings.TrimSuffix(filepath.Base(src), ".wat")+".wasm", func(out string) error {
+		return run("wat2wasm", src, "-o", out)
+	})
+}
+
+// cPolicy compiles a C policy for wasm32 with clang and lld, without libc.
+func cPolicy(t testing.TB, src string) string {
+	need(t, "clang", "clang lld")
+	need(t, "wasm-ld", "lld")
+	return build(t, strings.TrimSuffix(filepath.Base(src), ".c")+"-c.wasm", func(out string) error {
+		return run("clang", "--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
+			"-Wall", "-Werror", "-I", ".", "-o", out, src)
+	})
+}
+
+// goPolicy builds a Go policy package to WASM.
+func goPolicy(t testing.TB, pkg string) string {
+	return build(t, strings.ReplaceAll(pkg, "/", "_")+".wasm", func(out string) error {
+		return gobuild.WASM(context.Background(), pkg, out)
+	})
+}
+
+// load loads a module, closing it when the test ends.
+func load(t testing.TB, path string, opts wasmhost.Options) *wasmhost.Module {
+	t.Helper()
+	m, err := wasmhost.Load(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}

@@ -1,0 +1,161 @@
+package conformance
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/oracle"
+	"github.com/kvsim/kvsim/policies/tova"
+	"github.com/kvsim/kvsim/policies/window"
+)
+
+// results indexes Check's results by name; "small" runs twice and keeps its first
+// failure.
+func results(t *testing.T, newPolicy policies.New, opts Options) map[string]Result {
+	t.Helper()
+	out := map[string]Result{}
+	for _, r := range Check(context.Background(), newPolicy, opts) {
+		if prev, ok := out[r.Name]; ok && prev.Err != nil {
+			continue
+		}
+		out[r.Name] = r
+	}
+	return out
+}
+
+func TestBuiltinsPass(t *testing.T) {
+	for name, newPolicy := range map[string]policies.New{"window": window.New, "tova": tova.New, "oracle": oracle.New} {
+		for check, r := range results(t, newPolicy, Options{SameAs: newPolicy, SameAsName: name}) {
+			if r.Err != nil {
+				t.Errorf("%s: %s: %v", name, check, r.Err)
+			}
+		}
+	}
+	if r := results(t, oracle.New, Options{})["reference host"]; !r.Skipped {
+		t.Errorf("oracle on the reference host: %+v, want skipped (clairvoyant)", r)
+	}
+}
+
+// fifo evicts the oldest non-sink tokens, like window, with the bug its variant
+// plants.
+type fifo struct {
+	bug   string
+	sink  int
+	inits int
+	order [][]int32 // per head: resident slots, oldest first
+}
+
+// global leaks state between instances, for the "shared" bug.
+var global int
+
+func newFIFO(bug string) policies.New {
+	return func(p *policies.Params) (policies.Policy, error) {
+		if bug != "params" {
+			if err := p.Err(); err != nil {
+				return nil, err
+			}
+		}
+		return &fifo{bug: bug, sink: 2}, nil
+	}
+}
+
+func (f *fifo) Init(cfg policies.Config) (policies.Layout, error) {
+	f.inits++
+	switch f.bug {
+	case "reuse": // state that outlives a sequence
+		f.sink = 1 + f.inits%3
+	case "shared": // state shared by every instance
+		global++
+		f.sink = 1 + global%3
+	}
+	f.order = make([][]int32, cfg.Heads)
+	for h := range f.order {
+		for s := range cfg.PromptLen {
+			f.order[h] = append(f.order[h], int32(s))
+		}
+	}
+	return policies.Layout{}, nil
+}
+
+func (f *fifo) Observe(a *policies.Attention) error {
+	if a.Phase == policies.Decode {
+		for h, s := range a.Slot {
+			f.order[h] = append(f.order[h], s)
+		}
+		return nil
+	}
+	if f.bug == "blocks" && a.Rows > 1 {
+		// Rotates the queue per block: a policy that depends on how rows are batched.
+		for h := range f.order {
+			f.order[h] = append(f.order[h][1:], f.order[h][0])
+		}
+	}
+	return nil
+}
+
+// Evict takes the oldest tokens after the sinks, keeping as many sinks as it can.
+func (f *fifo) Evict(e *policies.Eviction) error {
+	for h := range e.Heads {
+		q, n := f.order[h], int(e.Need[h])
+		keep := min(f.sink, len(q)-n)
+		for _, s := range q[keep : keep+n] {
+			e.Victim(h, s, 0)
+		}
+		f.order[h] = append(q[:keep:keep], q[keep+n:]...)
+	}
+	return nil
+}
+
+// TestCheckCatchesBugs: each planted bug fails the check made for it, and only the
+// checks it should.
+func TestCheckCatchesBugs(t *testing.T) {
+	for _, tc := range []struct {
+		bug  string
+		want []string // checks that fail
+	}{
+		{"none", nil},
+		{"params", []string{"params"}},
+		{"reuse", []string{"reuse"}},
+		{"shared", []string{"determinism", "prefill blocks", "reuse"}}, // every comparison sees it
+		{"blocks", []string{"prefill blocks"}},
+	} {
+		var failed []string
+		for name, r := range results(t, newFIFO(tc.bug), Options{}) {
+			if r.Err != nil {
+				failed = append(failed, name)
+			}
+		}
+		slices.Sort(failed)
+		if !slices.Equal(failed, tc.want) {
+			t.Errorf("bug %q: failed %v, want %v", tc.bug, failed, tc.want)
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	cfg := policies.Config{Layer: 1, Budget: 8, PromptLen: 16, MaxLen: 20}
+	log := func(victims ...int32) *recording {
+		return &recording{sequences: []*sequence{{config: cfg, evictions: []eviction{{phase: policies.Decode, pos: 17, victims: [][]int32{victims}}}}}}
+	}
+	for _, tc := range []struct {
+		got  *recording
+		want string
+	}{
+		{log(3, 5), ""},
+		{log(5, 3), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: victims [5 3], want [3 5] (the same slots, in another order)"},
+		{log(3, 6), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: victims [3 6], want [3 5]"},
+		{&recording{}, "0 sequences, want 1"},
+	} {
+		err := diff(log(3, 5), tc.got, 0)
+		if got := ""; err != nil {
+			got = err.Error()
+			if got != tc.want {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("no difference found, want %q", tc.want)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package conformance
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/kvsim/kvsim/policies"
+)
+
+// recording is what the instances of one policy did during a replay, sequence by
+// sequence in the order they were started. Replays that are compared run on one
+// thread, so that order is fixed.
+type recording struct {
+	sequences []*sequence
+}
+
+// sequence is one Init and the evictions that followed it.
+type sequence struct {
+	config    policies.Config
+	layout    policies.Layout
+	evictions []eviction
+}
+
+// eviction is one Evict call's answer, victims in the order given.
+type eviction struct {
+	phase   policies.Phase
+	pos     int
+	victims [][]int32   // per head, slot ids
+	weights [][]float32 // per head, parallel to victims; nil without compensation
+}
+
+// recorder is a policy that logs what the policy it wraps does. With fresh, every
+// Init starts a new instance of the policy, as if the host never reused one.
+type recorder struct {
+	newPolicy func() (policies.Policy, error)
+	fresh     bool
+	inner     policies.Policy
+	log       *recording
+	seq       *sequence
+}
+
+// record wraps newPolicy so that every instance it makes logs into log.
+func record(newPolicy func() (policies.Policy, error), log *recording, fresh bool) func() (policies.Policy, error) {
+	return func() (policies.Policy, error) {
+		p, err := newPolicy()
+		if err != nil {
+			return nil, err
+		}
+		return &recorder{newPolicy: newPolicy, fresh: fresh, inner: p, log: log}, nil
+	}
+}
+
+func (r *recorder) Init(cfg policies.Config) (policies.Layout, error) {
+	if r.fresh && r.seq != nil {
+		p, err := r.newPolicy()
+		if err != nil {
+			return policies.Layout{}, err
+		}
+		r.inner = p
+	}
+	layout, err := r.inner.Init(cfg)
+	r.seq = &sequence{config: cfg, layout: layout}
+	r.log.sequences = append(r.log.sequences, r.seq)
+	return layout, err
+}
+
+func (r *recorder) Observe(a *policies.Attention) error { return r.inner.Observe(a) }
+
+func (r *recorder) Evict(e *policies.Eviction) error {
+	err := r.inner.Evict(e)
+	ev := eviction{phase: e.Phase, pos: e.Pos, victims: make([][]int32, e.Heads)}
+	if e.Weights != nil {
+		ev.weights = make([][]float32, e.Heads)
+	}
+	for h := range e.Heads {
+		n := min(max(int(e.Count[h]), 0), e.Stride)
+		ev.victims[h] = slices.Clone(e.Victims[h*e.Stride : h*e.Stride+n])
+		if e.Weights != nil {
+			ev.weights[h] = slices.Clone(e.Weights[h*e.Stride : h*e.Stride+n])
+		}
+	}
+	r.seq.evictions = append(r.seq.evictions, ev)
+	return err
+}
+
+// diff returns the first place where got differs from want, or nil: a config, a
+// layout, or an eviction, victim for victim and in order, with merge weights within
+// tol of each other, relatively.
+func diff(want, got *recording, tol float64) error {
+	for i := range min(len(want.sequences), len(got.sequences)) {
+		w, g := want.sequences[i], got.sequences[i]
+		where := fmt.Sprintf("sequence %d (layer %d, budget %d, prompt %d, max length %d)", i, w.config.Layer, w.config.Budget, w.config.PromptLen, w.config.MaxLen)
+		switch {
+		case w.config != g.config:
+			return fmt.Errorf("%s: config %+v, want %+v", where, g.config, w.config)
+		case w.layout != g.layout:
+			return fmt.Errorf("%s: layout %+v, want %+v", where, g.layout, w.layout)
+		}
+		for j := range min(len(w.evictions), len(g.evictions)) {
+			we, ge := w.evictions[j], g.evictions[j]
+			at := fmt.Sprintf("%s: eviction %d (%v at position %d)", where, j, we.phase, we.pos)
+			if we.phase != ge.phase || we.pos != ge.pos {
+				return fmt.Errorf("%s: got %v at position %d", at, ge.phase, ge.pos)
+			}
+			for h := range we.victims {
+				wv, gv := we.victims[h], ge.victims[h]
+				if !slices.Equal(wv, gv) {
+					order := ""
+					if slices.Equal(slices.Sorted(slices.Values(wv)), slices.Sorted(slices.Values(gv))) {
+						order = " (the same slots, in another order)"
+					}
+					return fmt.Errorf("%s: head %d: victims %v, want %v%s", at, h, gv, wv, order)
+				}
+				if we.weights != nil {
+					var gw []float32
+					if ge.weights != nil {
+						gw = ge.weights[h]
+					}
+					if !within(we.weights[h], gw, tol) {
+						return fmt.Errorf("%s: head %d: weights %v, want %v", at, h, gw, we.weights[h])
+					}
+				}
+			}
+		}
+		if len(w.evictions) != len(g.evictions) {
+			return fmt.Errorf("%s: %d evictions, want %d", where, len(g.evictions), len(w.evictions))
+		}
+	}
+	if len(want.sequences) != len(got.sequences) {
+		return fmt.Errorf("%d sequences, want %d", len(got.sequences), len(want.sequences))
+	}
+	return nil
+}
+
+// within reports whether a and b have the same length and elements within tol of each
+// other, relatively.
+func within(a, b []float32, tol float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		if x != y && math.Abs(x-y) > tol*math.Max(math.Abs(x), math.Abs(y)) {
+			return false
+		}
+	}
+	return true
+}

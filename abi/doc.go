@@ -1,0 +1,8 @@
+// Package abi is the home of kvsim's eviction-policy ABI, version 1: the normative
+// spec (ABI.md) and the C header (kvpolicy.h) for guests. Its packages implement it:
+// guest is the Go guest SDK, wasmhost the host on wazero, plugin the Go plugin
+// loader, gobuild the builder of Go policies, and conformance the test kit that
+// `kvsim policy check` runs. This package's tests hold them all to the spec: every
+// builtin policy built to WASM evicts exactly like its native build, the C and WAT
+// examples run, and golden bad modules fail with exact errors.
+package abi

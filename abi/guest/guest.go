@@ -1,0 +1,252 @@
+// Package guest serves a Go eviction policy over kvsim's WASM policy ABI (abi/ABI.md),
+// so that any package exporting
+//
+//	func New(p *policies.Params) (policies.Policy, error)
+//
+// builds unchanged into a .wasm module that kvsim loads with source = "wasm:FILE".
+// The module's main package registers the constructor from an init function:
+//
+//	package main
+//
+//	import (
+//		"github.com/kvsim/kvsim/abi/guest"
+//		"example.com/mypolicy"
+//	)
+//
+//	func init() { guest.Register(mypolicy.New) }
+//
+//	func main() {}
+//
+// and is built as a WASI reactor:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o mypolicy.wasm .
+//
+// `kvsim policy build PKG` writes that main package for you and runs the build.
+//
+// The package exports the ABI's functions with //go:wasmexport when built for wasm.
+// It decodes each call from the exchange region into the same policies.Attention and
+// policies.Eviction values a native host passes, with slices that alias the region:
+// nothing is copied or allocated per call. A panic in the policy becomes a failed
+// call with the panic's message, not a crashed module.
+package guest
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/kvsim/kvsim/abi/internal/region"
+	"github.com/kvsim/kvsim/policies"
+)
+
+// Register makes newPolicy the policy this module serves. Call it once, from an init
+// function of the main package: a reactor module runs package initialization when
+// the host instantiates it, but never calls main.
+func Register(newPolicy policies.New) { srv.newPolicy = newPolicy }
+
+// srv is the module's one policy instance: the host instantiates one module per
+// policy instance.
+var srv server
+
+// server decodes ABI calls into policy calls. Its methods mirror the ABI's exports.
+// The region is little-endian, like wasm; the native tests of this package assume a
+// little-endian machine too.
+type server struct {
+	newPolicy policies.New
+	policy    policies.Policy
+
+	mem       []uint64 // backing store of the region, 8-byte aligned
+	buf       []byte   // the region
+	heads     int
+	layout    policies.Layout
+	attention policies.Attention
+	eviction  policies.Eviction
+	errMsg    []byte
+}
+
+// buffer returns a region of at least size bytes, allocating only when the current
+// one is too small. It returns nil if size is not positive.
+func (s *server) buffer(size int32) []byte {
+	if size <= 0 {
+		return nil
+	}
+	if int(size) > len(s.buf) {
+		s.mem = make([]uint64, (int(size)+7)/8)
+		s.buf = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.mem))), 8*len(s.mem))
+	}
+	return s.buf
+}
+
+// create builds the policy from the params the host wrote.
+func (s *server) create() int32 {
+	if s.newPolicy == nil {
+		return s.fail(fmt.Errorf("no policy registered: call guest.Register(New) from an init function of the main package"))
+	}
+	off, n := int(region.U32(s.buf, region.ParamsOff)), int(region.U32(s.buf, region.ParamsLen))
+	if off < region.HeaderSize || n > len(s.buf)-off {
+		return s.fail(fmt.Errorf("host error: params at [%d, %d+%d) outside the %d-byte region", off, off, n, len(s.buf)))
+	}
+	return s.guard(func() error {
+		params, err := policies.ParseParams(s.buf[off : off+n])
+		if err != nil {
+			return err
+		}
+		p, err := s.newPolicy(params)
+		if err != nil {
+			return err
+		}
+		s.policy = p
+		return nil
+	})
+}
+
+// init starts a sequence and writes the policy's layout into the header.
+func (s *server) init() int32 {
+	if s.policy == nil {
+		return s.fail(fmt.Errorf("host error: kvpolicy_init before a successful kvpolicy_new"))
+	}
+	b := s.buf
+	cfg := policies.Config{
+		Layer:     int(region.I32(b, region.Layer)),
+		Layers:    int(region.I32(b, region.Layers)),
+		Heads:     int(region.I32(b, region.Heads)),
+		HeadDim:   int(region.I32(b, region.HeadDim)),
+		PromptLen: int(region.I32(b, region.PromptLen)),
+		MaxLen:    int(region.I32(b, region.MaxLen)),
+		Budget:    int(region.I32(b, region.Budget)),
+		Seed:      region.U64(b, region.Seed),
+	}
+	s.heads = 0
+	var layout policies.Layout
+	status := s.guard(func() (err error) { layout, err = s.policy.Init(cfg); return err })
+	if status != region.OK {
+		return status
+	}
+	s.heads, s.layout = cfg.Heads, layout
+	var flags uint32
+	if layout.Unbounded {
+		flags |= region.FlagUnbounded
+	}
+	if layout.Compensation {
+		flags |= region.FlagCompensation
+	}
+	if layout.Clairvoyant {
+		flags |= region.FlagClairvoyant
+	}
+	region.PutI32(b, region.Slack, int32(layout.Slack))
+	region.PutU32(b, region.Flags, flags)
+	return region.OK
+}
+
+// observe passes the attention the host wrote to the policy.
+func (s *server) observe() int32 {
+	b, a := s.buf, &s.attention
+	a.Phase = policies.Phase(region.I32(b, region.Phase))
+	a.Pos = int(region.I32(b, region.Pos))
+	a.Rows = int(region.I32(b, region.Rows))
+	a.Heads = s.heads
+	a.Stride = int(region.I32(b, region.Stride))
+	var err error
+	a.Probs, err = s.floats(region.ProbsOff, a.Heads*a.Rows*a.Stride)
+	a.Slot, a.Comp = nil, nil
+	if err == nil && a.Phase == policies.Decode {
+		a.Slot, err = s.ints(region.SlotOff, a.Heads)
+		if err == nil {
+			a.Comp, err = s.floats(region.CompOff, a.Heads)
+		}
+	}
+	if err == nil && (a.Rows < 1 || a.Stride < 0) {
+		err = fmt.Errorf("%d rows of stride %d", a.Rows, a.Stride)
+	}
+	if err != nil {
+		return s.fail(fmt.Errorf("host error: observe: %w", err))
+	}
+	return s.guard(func() error { return s.policy.Observe(a) })
+}
+
+// evict asks the policy for victims; it writes them into the region's arrays.
+func (s *server) evict() int32 {
+	b, e := s.buf, &s.eviction
+	e.Phase = policies.Phase(region.I32(b, region.Phase))
+	e.Pos = int(region.I32(b, region.Pos))
+	e.Heads = s.heads
+	e.Stride = int(region.I32(b, region.Stride))
+	n := e.Heads * e.Stride
+	var err error
+	e.Need, err = s.ints(region.NeedOff, e.Heads)
+	if err == nil {
+		e.Count, err = s.ints(region.CountOff, e.Heads)
+	}
+	if err == nil {
+		e.Victims, err = s.ints(region.VictimsOff, n)
+	}
+	e.Weights, e.Future = nil, nil
+	if err == nil && s.layout.Compensation {
+		e.Weights, err = s.floats(region.WeightsOff, n)
+	}
+	if err == nil && s.layout.Clairvoyant {
+		e.Future, err = s.floats(region.FutureOff, n)
+	}
+	if err == nil && e.Stride < 0 {
+		err = fmt.Errorf("stride %d", e.Stride)
+	}
+	if err != nil {
+		return s.fail(fmt.Errorf("host error: evict: %w", err))
+	}
+	return s.guard(func() error { return s.policy.Evict(e) })
+}
+
+// floats views n float32s at the offset stored in header field field.
+func (s *server) floats(field, n int) ([]float32, error) {
+	off, err := s.span(field, n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&s.buf[off])), n), nil
+}
+
+// ints views n int32s at the offset stored in header field field.
+func (s *server) ints(field, n int) ([]int32, error) {
+	off, err := s.span(field, n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&s.buf[off])), n), nil
+}
+
+// span checks that n 4-byte words at the offset in header field field lie in the
+// region, aligned.
+func (s *server) span(field, n int) (int, error) {
+	off := int(region.U32(s.buf, field))
+	if n < 0 || off < region.HeaderSize || off%4 != 0 || n > (len(s.buf)-off)/4 {
+		return 0, fmt.Errorf("array of %d words at offset %d outside the %d-byte region", n, off, len(s.buf))
+	}
+	return off, nil
+}
+
+// guard runs a policy call, turning an error or a panic into a failed status.
+func (s *server) guard(call func() error) (status int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			status = s.fail(fmt.Errorf("panic: %v", r))
+		}
+	}()
+	if err := call(); err != nil {
+		return s.fail(err)
+	}
+	return region.OK
+}
+
+// fail records err's message, where the header's error fields point, and returns the
+// failure status.
+func (s *server) fail(err error) int32 {
+	msg := err.Error()
+	if len(msg) > region.MaxErrLen {
+		msg = msg[:region.MaxErrLen]
+	}
+	s.errMsg = append(s.errMsg[:0], msg...)
+	if len(s.buf) >= region.HeaderSize {
+		region.PutU32(s.buf, region.ErrPtr, uint32(uintptr(unsafe.Pointer(unsafe.SliceData(s.errMsg)))))
+		region.PutU32(s.buf, region.ErrLen, uint32(len(s.errMsg)))
+	}
+	return region.Error
+}

@@ -1,0 +1,138 @@
+/*
+ * kvpolicy.h: kvsim's eviction-policy ABI, version 1.0, for guests written in C.
+ *
+ * The normative spec is abi/ABI.md; this header restates it as C types. A policy
+ * module defines and exports its memory and the six functions below, and is built
+ * as a reactor, for example:
+ *
+ *   clang --target=wasm32 -O2 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry
+ *         -I abi -o policy.wasm policy.c
+ *
+ * Everything crosses the boundary through one exchange region that the guest
+ * allocates when the host calls kvpolicy_buffer, and that starts with the 128-byte
+ * kvp_header below. Array offsets in the header count from the region's start.
+ * All values are little-endian, which wasm is.
+ */
+#ifndef KVPOLICY_H
+#define KVPOLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVP_ABI_MAJOR 1
+#define KVP_ABI_MINOR 0
+/* What kvpolicy_abi_version returns. */
+#define KVP_ABI_VERSION ((KVP_ABI_MAJOR << 16) | KVP_ABI_MINOR)
+
+/* Statuses. Any non-zero status is a failure; set the header's error fields first. */
+#define KVP_OK 0
+#define KVP_ERROR 1
+
+/* kvp_header.phase */
+#define KVP_PREFILL 1
+#define KVP_DECODE 2
+
+/* kvp_header.flags, written by kvpolicy_init */
+#define KVP_UNBOUNDED (1u << 0)    /* no eviction at all */
+#define KVP_COMPENSATION (1u << 1) /* merge victims into a compensation slot by weight */
+#define KVP_CLAIRVOYANT (1u << 2)  /* the host fills the future array before evict */
+
+typedef struct kvp_header {
+	/* Host, when it hands out the region. */
+	uint32_t host_version; /*   0: the host's ABI version, encoded as KVP_ABI_VERSION */
+	uint32_t region_size;  /*   4: bytes the host asked for */
+	/* Host, before kvpolicy_new: the params JSON object, region_start + params_off. */
+	uint32_t params_off;   /*   8 */
+	uint32_t params_len;   /*  12 */
+	/* Host, before kvpolicy_init; kept valid until the next kvpolicy_init. */
+	int32_t layer;         /*  16 */
+	int32_t layers;        /*  20 */
+	int32_t heads;         /*  24: heads batched into every call */
+	int32_t head_dim;      /*  28 */
+	int32_t prompt_len;    /*  32: P */
+	int32_t max_len;       /*  36: T, prompt plus generated tokens */
+	int32_t budget;        /*  40 */
+	uint32_t reserved0;    /*  44: zero */
+	uint64_t seed;         /*  48 */
+	/* Guest, in kvpolicy_init: the layout. */
+	int32_t slack;         /*  56: >= 0 */
+	uint32_t flags;        /*  60: KVP_UNBOUNDED | KVP_COMPENSATION | KVP_CLAIRVOYANT */
+	/* Host, before kvpolicy_observe and kvpolicy_evict. */
+	int32_t phase;         /*  64: KVP_PREFILL or KVP_DECODE */
+	int32_t pos;           /*  68: observe: first row's position; evict: newest position */
+	int32_t rows;          /*  72: observe: query rows (1 in decode); evict: 0 */
+	int32_t stride;        /*  76: floats between rows; evict: capacity of each victim list */
+	/* Host: array offsets from the region's start, 16-byte aligned. Re-read them on
+	 * every call: they change when the host asks for a larger region. */
+	uint32_t probs_off;    /*  80: float probs[(h*rows + r)*stride + s] */
+	uint32_t slot_off;     /*  84: int32 slot[h], decode: the new token's slot */
+	uint32_t comp_off;     /*  88: float comp[h], decode: compensation slot's probability */
+	uint32_t need_off;     /*  92: int32 need[h], evict */
+	uint32_t count_off;    /*  96: int32 count[h], evict: zeroed by the host, set by you */
+	uint32_t victims_off;  /* 100: int32 victims[h*stride + i] */
+	uint32_t weights_off;  /* 104: float weights[h*stride + i], with KVP_COMPENSATION */
+	uint32_t future_off;   /* 108: float future[h*stride + s], with KVP_CLAIRVOYANT */
+	/* Guest, with a failed status: a message anywhere in guest memory. */
+	uint32_t err_ptr;      /* 112: address */
+	uint32_t err_len;      /* 116: bytes, at most 1024 are read */
+	/* Host: what the arrays hold. */
+	uint32_t probs_cap;    /* 120: floats in probs */
+	uint32_t slot_cap;     /* 124: entries per head in victims, weights and future */
+} kvp_header;
+
+_Static_assert(sizeof(kvp_header) == 128, "kvp_header is 128 bytes");
+_Static_assert(offsetof(kvp_header, seed) == 48, "seed at 48");
+_Static_assert(offsetof(kvp_header, phase) == 64, "phase at 64");
+_Static_assert(offsetof(kvp_header, err_ptr) == 112, "err_ptr at 112");
+
+/* Array accessors. */
+#define KVP_ARRAY(type, h, field) ((type *)((uint8_t *)(h) + (h)->field))
+static inline float *kvp_probs(kvp_header *h) { return KVP_ARRAY(float, h, probs_off); }
+static inline int32_t *kvp_slot(kvp_header *h) { return KVP_ARRAY(int32_t, h, slot_off); }
+static inline float *kvp_comp(kvp_header *h) { return KVP_ARRAY(float, h, comp_off); }
+static inline int32_t *kvp_need(kvp_header *h) { return KVP_ARRAY(int32_t, h, need_off); }
+static inline int32_t *kvp_count(kvp_header *h) { return KVP_ARRAY(int32_t, h, count_off); }
+static inline int32_t *kvp_victims(kvp_header *h) { return KVP_ARRAY(int32_t, h, victims_off); }
+static inline float *kvp_weights(kvp_header *h) { return KVP_ARRAY(float, h, weights_off); }
+static inline float *kvp_future(kvp_header *h) { return KVP_ARRAY(float, h, future_off); }
+static inline const char *kvp_params(kvp_header *h) { return (const char *)h + h->params_off; }
+
+/* Marks a function as one of the module's exports. */
+#define KVP_EXPORT(name) __attribute__((export_name(#name)))
+
+/* The six exports every policy defines. Each returns KVP_OK or a failure status,
+ * except kvpolicy_abi_version (KVP_ABI_VERSION) and kvpolicy_buffer (the region's
+ * address, 8-byte aligned, or 0 if it cannot allocate size bytes). */
+KVP_EXPORT(kvpolicy_abi_version) int32_t kvpolicy_abi_version(void);
+KVP_EXPORT(kvpolicy_buffer) kvp_header *kvpolicy_buffer(int32_t size);
+KVP_EXPORT(kvpolicy_new) int32_t kvpolicy_new(void);
+KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void);
+KVP_EXPORT(kvpolicy_observe) int32_t kvpolicy_observe(void);
+KVP_EXPORT(kvpolicy_evict) int32_t kvpolicy_evict(void);
+
+/* The one host import, optional: a line for the host's log. Nothing is imported
+ * unless you call it. */
+__attribute__((import_module("kvpolicy"), import_name("log"))) void kvp_log(const char *msg, uint32_t len);
+
+/* kvp_fail records a NUL-terminated message (a string literal or any buffer that
+ * outlives the call) and returns KVP_ERROR. */
+static inline int32_t kvp_fail(kvp_header *h, const char *msg) {
+	uint32_t n = 0;
+	while (msg[n] != 0) {
+		n++;
+	}
+	h->err_ptr = (uint32_t)(uintptr_t)msg;
+	h->err_len = n;
+	return KVP_ERROR;
+}
+
+/* kvp_alloc_pages grows memory by enough 64 KiB pages for size bytes and returns the
+ * new pages (zeroed), or 0 if the host's page limit is reached. It suits a
+ * -nostdlib policy that allocates only when the host asks for a region and at
+ * init; guests with a libc use malloc instead. */
+static inline void *kvp_alloc_pages(uint32_t size) {
+	int32_t old = __builtin_wasm_memory_grow(0, (size + 65535u) / 65536u);
+	return old < 0 ? (void *)0 : (void *)((uintptr_t)old * 65536u);
+}
+
+#endif

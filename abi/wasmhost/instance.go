@@ -1,0 +1,476 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/kvsim/kvsim/abi/internal/region"
+	"github.com/kvsim/kvsim/policies"
+)
+
+// instance is one module instance serving one policy instance.
+type instance struct {
+	m     *Module
+	mod   api.Module
+	mem   api.Memory
+	fns   [numFns]api.Function
+	stack []uint64 // the call stack for CallWithStack, allocated once
+	ctx   context.Context
+	watch *watchdog // nil without a deadline
+	out   *outputTail
+
+	// view is the whole guest memory as the host last read it. It is valid until the
+	// guest grows its memory, which only a call can do: after each call, if the size
+	// changed, the host reads the view again.
+	view []byte
+	base int         // the region's address
+	size int         // and its size
+	plan region.Plan // where the arrays are in it
+
+	cfg    policies.Config
+	layout policies.Layout
+	// zeroedProbs: since init zeroed the probs array, only prefill rows, in order,
+	// were written there. Each wrote a prefix longer than any before it in the same
+	// place, so everything past a row's causal part is still zero.
+	zeroedProbs bool
+	// broken holds the failure (trap, exit, deadline) that closed the instance.
+	broken error
+
+	closeOnce sync.Once
+}
+
+// instantiate makes a module instance with no filesystem, network or environment,
+// arms its watchdog, and runs the WASI reactor's _initialize if it has one.
+func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+	in := &instance{m: m, stack: make([]uint64, 1), ctx: context.Background(), out: &outputTail{}}
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // _initialize runs below, under the watchdog
+		WithStdout(in.out).
+		WithStderr(in.out).
+		WithRandSource(deterministicRand())
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	in.mod, in.mem = mod, mod.Memory()
+	for i, name := range exportNames {
+		in.fns[i] = mod.ExportedFunction(name)
+	}
+	in.readView()
+	switch {
+	case m.deadline <= 0:
+	case m.interrupt:
+		stop := mod.ExportedGlobal(stopGlobal).(api.MutableGlobal)
+		in.watch = newWatchdog(m.deadline, func() { stop.Set(1) })
+	default:
+		var cancel context.CancelFunc
+		in.ctx, cancel = context.WithCancel(context.Background())
+		in.watch = newWatchdog(m.deadline, cancel)
+	}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if _, err := in.callFunc(f, "_initialize", 0); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// close releases the module instance. It is safe to call more than once.
+func (in *instance) close() {
+	in.closeOnce.Do(func() {
+		in.watch.stop()
+		in.mod.Close(context.Background())
+	})
+}
+
+// Close ends the instance. Calls after it fail.
+func (in *instance) Close() error {
+	in.close()
+	if in.broken == nil {
+		in.broken = errors.New("instance closed")
+	}
+	return nil
+}
+
+func (in *instance) readView() {
+	in.view, _ = in.mem.Read(0, in.mem.Size())
+}
+
+// call runs export fn with one argument and returns its result.
+func (in *instance) call(fn int, arg uint64) (uint64, error) {
+	return in.callFunc(in.fns[fn], exportNames[fn], arg)
+}
+
+// callFunc runs f. A trap, an exit or a deadline closes the instance for good.
+func (in *instance) callFunc(f api.Function, name string, arg uint64) (uint64, error) {
+	if in.broken != nil {
+		return 0, in.broken
+	}
+	in.stack[0] = arg
+	in.watch.enter()
+	err := f.CallWithStack(in.ctx, in.stack)
+	in.watch.leave()
+	if err != nil {
+		in.broken = fmt.Errorf("%s: %w", name, in.describe(err))
+		in.close()
+		return 0, in.broken
+	}
+	if len(in.view) != int(in.mem.Size()) {
+		in.readView()
+	}
+	return in.stack[0], nil
+}
+
+// callStatus runs a status-returning export. A failed status becomes an error with
+// the guest's message.
+func (in *instance) callStatus(fn int) error {
+	r := in.region()
+	region.PutU32(r, region.ErrPtr, 0)
+	region.PutU32(r, region.ErrLen, 0)
+	v, err := in.call(fn, 0)
+	if err != nil {
+		return err
+	}
+	if status := int32(v); status != region.OK {
+		return fmt.Errorf("%s: %w", exportNames[fn], in.guestError(status))
+	}
+	return nil
+}
+
+// guestError reads the message a guest left with a failed status.
+func (in *instance) guestError(status int32) error {
+	r := in.region()
+	ptr, n := uint64(region.U32(r, region.ErrPtr)), uint64(region.U32(r, region.ErrLen))
+	if n == 0 {
+		return fmt.Errorf("failed with status %d and no message", status)
+	}
+	n = min(n, region.MaxErrLen)
+	if ptr+n > uint64(len(in.view)) {
+		return fmt.Errorf("failed with status %d; its error message at [%d, %d) is outside guest memory (%d bytes)", status, ptr, ptr+n, len(in.view))
+	}
+	msg := printable(string(in.view[ptr : ptr+n]))
+	if status != region.Error {
+		return fmt.Errorf("failed with status %d: %s", status, msg)
+	}
+	return errors.New(msg)
+}
+
+// describe turns a wazero error into one line: the deadline, an exit with the first
+// lines the guest printed, or a trap with its innermost frames.
+func (in *instance) describe(err error) error {
+	var exit *sys.ExitError
+	var msg string
+	switch {
+	case in.watch.fired():
+		msg = fmt.Sprintf("still running after the %v deadline (limits.deadline_ms), stopped", in.m.deadline)
+	case errors.As(err, &exit):
+		msg = fmt.Sprintf("exited with code %d", exit.ExitCode())
+	default:
+		lines := strings.Split(err.Error(), "\n")
+		msg = strings.TrimSuffix(strings.TrimSpace(lines[0]), " (recovered by wazero)")
+		var frames []string
+		for _, l := range lines[1:] {
+			if l = strings.TrimSpace(l); l != "" && l != "wasm stack trace:" && len(frames) < 3 {
+				frames = append(frames, strings.TrimPrefix(l, ".")) // the instance has no name
+			}
+		}
+		if len(frames) > 0 {
+			msg += " (in " + strings.Join(frames, " < ") + ")"
+		}
+	}
+	// Runtimes print why they gave up (Go: "fatal error: out of memory").
+	if out := in.out.summary(); out != "" && !in.watch.fired() {
+		msg += "; it printed: " + out
+	}
+	// A guest near its page limit most likely failed to grow: say so.
+	if in.mem != nil {
+		if pages := in.mem.Size() / 65536; pages >= in.m.memPages*3/4 {
+			msg += fmt.Sprintf("; guest memory was %d of at most %d pages (limits.memory_pages)", pages, in.m.memPages)
+		}
+	}
+	return errors.New(msg)
+}
+
+// region is the exchange region in the current view.
+func (in *instance) region() []byte { return in.view[in.base : in.base+in.size] }
+
+// setRegion asks the guest for a region of size bytes and checks where it put it.
+func (in *instance) setRegion(size int) error {
+	v, err := in.call(fnBuffer, uint64(size))
+	if err != nil {
+		return err
+	}
+	ptr := uint64(uint32(v))
+	switch {
+	case ptr == 0:
+		return fmt.Errorf("kvpolicy_buffer(%d) returned 0: the guest could not allocate its region", size)
+	case ptr%8 != 0:
+		return fmt.Errorf("kvpolicy_buffer(%d) returned %d, which is not 8-byte aligned", size, ptr)
+	case ptr+uint64(size) > uint64(len(in.view)):
+		return fmt.Errorf("kvpolicy_buffer(%d) returned [%d, %d), outside guest memory (%d bytes)", size, ptr, ptr+uint64(size), len(in.view))
+	}
+	in.base, in.size = int(ptr), size
+	r := in.region()
+	region.PutU32(r, region.HostVersion, region.Version)
+	region.PutU32(r, region.Size, uint32(size))
+	return nil
+}
+
+// create passes the params to kvpolicy_new.
+func (in *instance) create(params []byte) error {
+	plan := region.ParamsPlan(len(params))
+	if err := in.setRegion(plan.Size); err != nil {
+		return err
+	}
+	r := in.region()
+	region.PutU32(r, region.ParamsOff, uint32(plan.Params))
+	region.PutU32(r, region.ParamsLen, uint32(len(params)))
+	copy(r[plan.Params:], params)
+	return in.callStatus(fnNew)
+}
+
+// Init starts a sequence: it sizes the region for cfg, then calls kvpolicy_init.
+func (in *instance) Init(cfg policies.Config) (policies.Layout, error) {
+	layout, err := in.start(cfg)
+	return layout, in.named(err)
+}
+
+// Observe copies the attention into the region, in chunks of rows if it does not fit,
+// and calls kvpolicy_observe for each chunk.
+func (in *instance) Observe(a *policies.Attention) error { return in.named(in.observe(a)) }
+
+// Evict writes the request, calls kvpolicy_evict, and copies the victims back after
+// checking every count against the victim lists' capacity.
+func (in *instance) Evict(e *policies.Eviction) error { return in.named(in.evict(e)) }
+
+// named prefixes the module's name: the one place errors get it.
+func (in *instance) named(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", in.m.name, err)
+}
+
+func (in *instance) start(cfg policies.Config) (policies.Layout, error) {
+	if cfg.Heads < 1 || cfg.PromptLen < 0 || cfg.MaxLen < cfg.PromptLen {
+		return policies.Layout{}, fmt.Errorf("bad config: %d heads, prompt %d, max length %d", cfg.Heads, cfg.PromptLen, cfg.MaxLen)
+	}
+	plan, ok := region.PlanFor(cfg.Heads, cfg.PromptLen, cfg.MaxLen)
+	if !ok {
+		return policies.Layout{}, fmt.Errorf("a config of %d heads and %d tokens does not fit a 32-bit guest", cfg.Heads, cfg.MaxLen)
+	}
+	in.cfg, in.layout = cfg, policies.Layout{}
+	layout, err := in.init(plan)
+	if err != nil {
+		in.cfg = policies.Config{} // Observe and Evict refuse until an Init succeeds
+		return policies.Layout{}, err
+	}
+	in.layout = layout
+	return layout, nil
+}
+
+func (in *instance) init(plan region.Plan) (policies.Layout, error) {
+	if err := in.fit(plan.Heads, plan.ProbsCap, plan.SlotCap); err != nil {
+		return policies.Layout{}, err
+	}
+	r := in.region()
+	region.Zero(r, in.plan.Probs, 4*in.plan.ProbsCap)
+	in.zeroedProbs = true
+	region.PutI32(r, region.Slack, 0)
+	region.PutU32(r, region.Flags, 0)
+	if err := in.callStatus(fnInit); err != nil {
+		return policies.Layout{}, err
+	}
+	r = in.region()
+	slack, flags := region.I32(r, region.Slack), region.U32(r, region.Flags)
+	if slack < 0 || flags&^region.FlagsKnown != 0 {
+		return policies.Layout{}, fmt.Errorf("kvpolicy_init: layout with slack %d and flags %#x: want slack ≥ 0 and flags within %#x", slack, flags, region.FlagsKnown)
+	}
+	return policies.Layout{
+		Slack:        int(slack),
+		Unbounded:    flags&region.FlagUnbounded != 0,
+		Compensation: flags&region.FlagCompensation != 0,
+		Clairvoyant:  flags&region.FlagClairvoyant != 0,
+	}, nil
+}
+
+// fit lays the arrays out for the given capacities, or the current ones where they
+// are larger, asks the guest for a larger region only if they do not fit, and writes
+// the current config and the offsets into the header.
+func (in *instance) fit(heads, probsCap, slotCap int) error {
+	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(slotCap, in.plan.SlotCap))
+	if !ok {
+		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, slotCap)
+	}
+	if plan.Size > in.size {
+		if err := in.setRegion(plan.Size); err != nil {
+			return err
+		}
+		in.zeroedProbs = false // a new region holds whatever the guest left there
+	}
+	in.plan = plan
+	r, cfg := in.region(), in.cfg
+	plan.WriteOffsets(r)
+	for _, f := range [...]struct{ at, v int }{
+		{region.Layer, cfg.Layer}, {region.Layers, cfg.Layers}, {region.Heads, cfg.Heads}, {region.HeadDim, cfg.HeadDim},
+		{region.PromptLen, cfg.PromptLen}, {region.MaxLen, cfg.MaxLen}, {region.Budget, cfg.Budget},
+	} {
+		region.PutI32(r, f.at, int32(f.v))
+	}
+	region.PutU64(r, region.Seed, cfg.Seed)
+	return nil
+}
+
+func (in *instance) observe(a *policies.Attention) error {
+	H, S := in.cfg.Heads, a.Stride
+	if H == 0 {
+		return errors.New("observe before a successful init")
+	}
+	decode := a.Phase == policies.Decode
+	if a.Heads != H || a.Rows < 1 || S < 0 || len(a.Probs) < H*a.Rows*S ||
+		(decode && (len(a.Slot) < H || (a.Comp != nil && len(a.Comp) < H))) {
+		return fmt.Errorf("observe: attention of %d heads, %d rows, stride %d, %d probabilities and %d slots does not fit the config's %d heads",
+			a.Heads, a.Rows, S, len(a.Probs), len(a.Slot), H)
+	}
+	if H*S > in.plan.ProbsCap {
+		if err := in.fit(H, H*S, in.plan.SlotCap); err != nil {
+			return err
+		}
+	}
+	chunk := a.Rows
+	if H*S > 0 {
+		chunk = min(a.Rows, in.plan.ProbsCap/(H*S))
+	}
+	for r0 := 0; r0 < a.Rows; r0 += chunk {
+		rows := min(chunk, a.Rows-r0)
+		r := in.region()
+		region.PutI32(r, region.Phase, int32(a.Phase))
+		region.PutI32(r, region.Pos, int32(a.Pos+r0))
+		region.PutI32(r, region.Rows, int32(rows))
+		region.PutI32(r, region.Stride, int32(S))
+		switch {
+		case !decode && in.zeroedProbs:
+			// Row i of a prefill block is zero past slot i, and so is the region
+			// there: copy the causal part only, half the bytes.
+			for h := 0; h < H; h++ {
+				for i := 0; i < rows; i++ {
+					n := min(a.Pos+r0+i+1, S)
+					src := a.Probs[(h*a.Rows+r0+i)*S:][:n]
+					region.PutFloats(r, in.plan.Probs+4*(h*rows+i)*S, src)
+				}
+			}
+		case rows == a.Rows:
+			region.PutFloats(r, in.plan.Probs, a.Probs[:H*rows*S])
+		default:
+			for h := 0; h < H; h++ {
+				src := a.Probs[(h*a.Rows+r0)*S : (h*a.Rows+r0+rows)*S]
+				region.PutFloats(r, in.plan.Probs+4*h*rows*S, src)
+			}
+		}
+		if decode {
+			in.zeroedProbs = false
+			region.PutInts(r, in.plan.Slot, a.Slot[:H])
+			if a.Comp != nil {
+				region.PutFloats(r, in.plan.Comp, a.Comp[:H])
+			} else {
+				region.Zero(r, in.plan.Comp, 4*H)
+			}
+		}
+		if err := in.callStatus(fnObserve); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *instance) evict(e *policies.Eviction) error {
+	H, S := in.cfg.Heads, e.Stride
+	if H == 0 {
+		return errors.New("evict before a successful init")
+	}
+	comp := in.layout.Compensation && e.Weights != nil
+	if e.Heads != H || S < 0 || len(e.Need) < H || len(e.Count) < H || len(e.Victims) < H*S ||
+		(comp && len(e.Weights) < H*S) || (e.Future != nil && len(e.Future) < H*S) {
+		return fmt.Errorf("evict: request of %d heads with stride %d and lists of %d victims does not fit the config's %d heads",
+			e.Heads, S, len(e.Victims), H)
+	}
+	if in.layout.Clairvoyant && e.Future == nil {
+		return errors.New("evict: the policy is clairvoyant, but this host gives no future attention")
+	}
+	if S > in.plan.SlotCap {
+		if err := in.fit(H, in.plan.ProbsCap, S); err != nil {
+			return err
+		}
+	}
+	r, p := in.region(), in.plan
+	region.PutI32(r, region.Phase, int32(e.Phase))
+	region.PutI32(r, region.Pos, int32(e.Pos))
+	region.PutI32(r, region.Rows, 0)
+	region.PutI32(r, region.Stride, int32(S))
+	region.PutInts(r, p.Need, e.Need[:H])
+	region.Zero(r, p.Count, 4*H)
+	if in.layout.Clairvoyant {
+		region.PutFloats(r, p.Future, e.Future[:H*S])
+	}
+	if err := in.callStatus(fnEvict); err != nil {
+		return err
+	}
+	r = in.region()
+	for h := 0; h < H; h++ {
+		if n := region.I32(r, p.Count+4*h); n < 0 || int(n) > S {
+			return fmt.Errorf("kvpolicy_evict: head %d: victim count %d out of range [0, %d]", h, n, S)
+		}
+	}
+	for h := 0; h < H; h++ {
+		n := int(region.I32(r, p.Count+4*h))
+		region.Ints(e.Victims[h*S:h*S+n], r, p.Victims+4*h*S)
+		if comp {
+			region.Floats(e.Weights[h*S:h*S+n], r, p.Weights+4*h*S)
+		}
+		e.Count[h] = int32(n)
+	}
+	return nil
+}
+
+// outputTail keeps the start of what a guest prints (a Go guest prints its fatal
+// errors), so that an exit can say why.
+type outputTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const outputKeep = 4096
+
+func (o *outputTail) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if room := outputKeep - len(o.buf); room > 0 {
+		o.buf = append(o.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// summary is the first two non-empty lines printed, on one line.
+func (o *outputTail) summary() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var lines []string
+	for _, l := range strings.Split(string(o.buf), "\n") {
+		if l = strings.TrimSpace(l); l != "" && len(lines) < 2 {
+			lines = append(lines, printable(l))
+		}
+	}
+	s := strings.Join(lines, "; ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,343 @@
+package tracecap
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/sim/kvtrace"
+)
+
+const corpus = `The council said the new bridge would open in the spring, after two years of work.
+Residents had complained about the traffic on the old road for a long time.
+The minister said the plan would cost less than the one proposed last year.
+Scientists found that the birds return to the same island every summer to breed.
+The club has not won the cup since 1998, and fans hope the new coach can change that. `
+
+// tinyModel writes a two-layer random OPT with a tokenizer trained on corpus, and
+// returns an engine on the CPU backend and the tokenizer.
+func tinyModel(t *testing.T) (*gpu.Engine, *tokenizer.Tokenizer) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "model")
+	err := checkpoint.WriteSynth(dir, checkpoint.SynthOptions{
+		NumHiddenLayers: 2, HiddenSize: 64, NumAttentionHeads: 4, VocabSize: 400,
+		MaxPositionEmbeddings: 128, DType: checkpoint.F32, Seed: 5, Formats: checkpoint.Safetensors,
+		TokenizerCorpus: strings.Repeat(corpus, 3),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := checkpoint.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	b, err := cpu.New(m, cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gpu.New(b), tok
+}
+
+func samples() []Sample {
+	lines := strings.Split(strings.TrimSpace(corpus), "\n")
+	return []Sample{
+		{Index: 0, Line: 1, ID: "x0", Document: lines[0] + " " + lines[1], Reference: "A bridge opens."},
+		{Index: 1, Line: 2, ID: "x1", Document: lines[3] + " " + lines[4], Reference: "Birds and a cup."},
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	_, tok := tinyModel(t)
+	tpl, err := ParseTemplate(DefaultTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := "The council said the new bridge would open in the spring. Résidents — ünïcode 😀 and more words follow here."
+	full, err := tpl.Build(tok, doc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Truncated || full.Text != "###\nArticle: "+doc+"\n\nSummarize the above article in 1 sentence.\n" ||
+		full.Tokens[0] != 2 || len(full.Tokens) != len(tok.EncodeWithBOS(full.Text)) {
+		t.Fatalf("untruncated prompt %q with %d tokens", full.Text, len(full.Tokens))
+	}
+	empty := len(tok.EncodeWithBOS(tpl.Fill("")))
+	for limit := empty; limit < len(full.Tokens); limit += 3 {
+		p, err := tpl.Build(tok, doc, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := doc[:p.DocumentBytes]
+		if !p.Truncated || p.Text != tpl.Fill(kept) || !utf8.ValidString(kept) {
+			t.Fatalf("limit %d: prompt %q", limit, p.Text)
+		}
+		if len(p.Tokens) > limit || !slices.Equal(p.Tokens, toInt32(tok.EncodeWithBOS(p.Text))) {
+			t.Errorf("limit %d: %d tokens %v", limit, len(p.Tokens), p.Tokens)
+		}
+		// The longest prefix: one more character does not fit.
+		_, size := utf8.DecodeRuneInString(doc[p.DocumentBytes:])
+		if longer := tok.EncodeWithBOS(tpl.Fill(doc[:p.DocumentBytes+size])); len(longer) <= limit {
+			t.Errorf("limit %d: kept %d bytes, but %d fit", limit, p.DocumentBytes, p.DocumentBytes+size)
+		}
+	}
+	if _, err := tpl.Build(tok, doc, empty-1); err == nil || !strings.Contains(err.Error(), "template alone") {
+		t.Errorf("a limit below the template: %v", err)
+	}
+	for _, bad := range []string{"no placeholder", "{document} twice {document}"} {
+		if _, err := ParseTemplate(bad); err == nil {
+			t.Errorf("template %q accepted", bad)
+		}
+	}
+}
+
+// TestDecodeKnown: generated ids beyond the tokenizer's vocabulary (the model's may
+// be larger) are left out of the text.
+func TestDecodeKnown(t *testing.T) {
+	_, tok := tinyModel(t)
+	ids := toInt32(tok.Encode("the council"))
+	unknown := int32(tok.VocabSize())
+	got, err := decodeKnown(tok, append([]int32{unknown}, append(ids, unknown)...))
+	if err != nil || got != "the council" {
+		t.Errorf("decodeKnown = %q, %v; want \"the council\"", got, err)
+	}
+}
+
+func toInt32(ids []int) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}
+
+// TestCaptureAttention captures a sample in f32, then decodes it again with the
+// engine's attention probabilities observed: the softmax of the trace's q·k over
+// tokens 0..t, computed in float64, must equal them for every layer, head and token.
+func TestCaptureAttention(t *testing.T) {
+	engine, tok := tinyModel(t)
+	c, err := New(engine, tok, Options{GenTokens: 6, IgnoreEOS: true, DType: kvtrace.F32, Dataset: "test.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	jobs, err := c.Plan(samples()[:1], dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Capture(context.Background(), &jobs[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := kvtrace.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	meta := tr.Meta()
+	P, T := meta.PromptLen, meta.Tokens()
+	if P != len(jobs[0].Prompt.Tokens) || meta.GenLen != 6 || meta.Source != kvtrace.SourceCPU || !meta.HasV {
+		t.Fatalf("metadata %+v", meta)
+	}
+
+	// The same decoding, observed: probs[l][h][t][j].
+	cfg := engine.Config()
+	H, d := cfg.NumAttentionHeads, cfg.HeadDim()
+	probs := make([][][][]float32, cfg.NumHiddenLayers)
+	for l := range probs {
+		probs[l] = make([][][]float32, H)
+	}
+	_, err = engine.Generate(context.Background(), jobs[0].Prompt.Tokens, gpu.GenerateOptions{MaxNew: 6, IgnoreEOS: true,
+		Want: gpu.Want{Probs: true}, Observe: func(v *gpu.LayerView) error {
+			for h := range H {
+				for r := range v.Rows {
+					probs[v.Layer][h] = append(probs[v.Layer][h], slices.Clone(v.ProbsRow(h, r)))
+				}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	for l := range cfg.NumHiddenLayers {
+		q, _ := tr.Read(kvtrace.Q, l, nil)
+		k, _ := tr.Read(kvtrace.K, l, nil)
+		for h := range H {
+			for i := range T {
+				logits := make([]float64, i+1)
+				maxLogit := math.Inf(-1)
+				for j := range logits {
+					for x := range d {
+						logits[j] += float64(q[(h*T+i)*d+x]) * float64(k[(h*T+j)*d+x])
+					}
+					maxLogit = math.Max(maxLogit, logits[j])
+				}
+				var sum float64
+				for j := range logits {
+					logits[j] = math.Exp(logits[j] - maxLogit)
+					sum += logits[j]
+				}
+				for j, e := range probs[l][h][i] {
+					want := 0.0
+					if j <= i {
+						want = logits[j] / sum
+					}
+					worst = math.Max(worst, math.Abs(float64(e)-want))
+				}
+			}
+		}
+	}
+	if worst > 1e-6 {
+		t.Errorf("attention from the trace differs from the engine's by up to %.2g", worst)
+	}
+}
+
+// TestCaptureSelectionAndResume keeps one layer, two heads, no V, in bf16; checks
+// the trace's shapes, tokens and metadata; then checks that a rerun skips the
+// finished samples and that a rerun with other options is refused.
+func TestCaptureSelectionAndResume(t *testing.T) {
+	engine, tok := tinyModel(t)
+	opts := Options{GenTokens: 5, Layers: []int{1}, Heads: []int{3, 1}, NoV: true, DType: kvtrace.BF16,
+		MaxPromptTokens: 60, Model: "tiny", Dataset: "test.jsonl"}
+	c, err := New(engine, tok, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	jobs, err := c.Plan(samples(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fed int
+	for i := range jobs {
+		if jobs[i].Done {
+			t.Fatalf("job %d done before any capture", i)
+		}
+		res, err := c.Capture(context.Background(), &jobs[i], func(n int) { fed += n })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Path != filepath.Join(dir, []string{"sample-000000.kvtrace.safetensors", "sample-000001.kvtrace.safetensors"}[i]) {
+			t.Errorf("trace written to %s", res.Path)
+		}
+		tr, err := kvtrace.Open(res.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := tr.Meta()
+		p := jobs[i].Prompt
+		if meta.Layers != 1 || meta.Heads != 2 || meta.HasV || tr.DType() != kvtrace.BF16 || meta.Model != "tiny" ||
+			meta.PromptLen != len(p.Tokens) || meta.PromptLen > 60 || !p.Truncated {
+			t.Errorf("sample %d: metadata %+v, dtype %v", i, meta, tr.DType())
+		}
+		tokens := tr.Tokens()
+		if !slices.Equal(tokens[:meta.PromptLen], p.Tokens) {
+			t.Errorf("sample %d: trace tokens %v do not start with the prompt %v", i, tokens, p.Tokens)
+		}
+		var gen []int // the generated ids the tokenizer knows
+		for _, id := range tokens[meta.PromptLen:] {
+			if tok.Token(int(id)) != "" {
+				gen = append(gen, int(id))
+			}
+		}
+		if text, _ := tok.Decode(gen); text != meta.Generated {
+			t.Errorf("sample %d: generated text %q, the tokens decode to %q", i, meta.Generated, text)
+		}
+		stopped := meta.Extra["stopped_at_eos"] == "true"
+		if meta.Prompt != p.Text || meta.Reference != jobs[i].Sample.Reference || meta.SampleID != jobs[i].Sample.ID ||
+			meta.Extra["capture_layers"] != "1" || meta.Extra["capture_heads"] != "1,3" ||
+			meta.Extra["template"] != DefaultTemplate || meta.Extra["truncated"] != "true" ||
+			meta.Extra["dataset"] != "test.jsonl" || meta.Extra["sample_index"] != []string{"0", "1"}[i] ||
+			stopped != (meta.GenLen < 5) || res.EOS != stopped {
+			t.Errorf("sample %d: metadata %+v", i, meta)
+		}
+		tr.Close()
+	}
+	if want := jobs[0].Prompt.Tokens; fed < len(want)+1 {
+		t.Errorf("progress saw %d tokens", fed)
+	}
+
+	// The trace's layer 0 is model layer 1; its heads are model heads 1 and 3.
+	full, err := New(engine, tok, Options{GenTokens: 5, MaxPromptTokens: 60, DType: kvtrace.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullJobs, err := full.Plan(samples()[:1], t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullRes, err := full.Capture(context.Background(), &fullJobs[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := kvtrace.Open(jobs[0].Path)
+	b, _ := kvtrace.Open(fullRes.Path)
+	defer a.Close()
+	defer b.Close()
+	kSub, _ := a.Read(kvtrace.K, 0, nil)
+	kAll, _ := b.Read(kvtrace.K, 1, nil)
+	n := len(kSub) / 2
+	if !slices.Equal(kSub[:n], kAll[1*n:2*n]) || !slices.Equal(kSub[n:], kAll[3*n:4*n]) {
+		t.Error("the selected heads are not model heads 1 and 3 of layer 1")
+	}
+
+	again, err := c.Plan(samples(), dir)
+	if err != nil || !again[0].Done || !again[1].Done {
+		t.Fatalf("rerun: jobs %+v, %v", again, err)
+	}
+	opts.GenTokens = 6
+	other, err := New(engine, tok, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Plan(samples(), dir); err == nil || !strings.Contains(err.Error(), "other options") {
+		t.Errorf("rerun with other options: %v", err)
+	}
+}
+
+func TestCaptureOptionErrors(t *testing.T) {
+	engine, tok := tinyModel(t)
+	cases := []struct {
+		opts Options
+		want string
+	}{
+		{Options{Template: "no placeholder"}, "placeholders"},
+		{Options{GenTokens: -1}, "generated tokens"},
+		{Options{GenTokens: 100, MaxPromptTokens: 40}, "positions"},
+		{Options{Layers: []int{2}}, "layer 2 out of range [0, 2)"},
+		{Options{Heads: []int{1, 1}}, "head 1 selected twice"},
+		{Options{Layers: []int{}}, "no layers"},
+		{Options{DType: "F64"}, "dtype"},
+	}
+	for _, c := range cases {
+		if _, err := New(engine, tok, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want one containing %q", c.opts, err, c.want)
+		}
+	}
+	// A trace that is not one of ours in the output directory.
+	c, err := New(engine, tok, Options{GenTokens: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(TracePath(dir, 0), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Plan(samples()[:1], dir); err == nil || !strings.Contains(err.Error(), "sample-000000") {
+		t.Errorf("a junk file in place of a trace: %v", err)
+	}
+}
