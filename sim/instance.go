@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -17,7 +18,7 @@ type instance struct {
 	spec   *PolicySpec
 	budget Budget
 	policy policies.Policy
-	failed error
+	dead   error // set once the policy failed in this worker
 
 	cfg    policies.Config
 	layout policies.Layout
@@ -48,6 +49,14 @@ type instanceStats struct {
 	residentSum       float64 // resident entries summed over (step, head)
 	peak              int
 	policyTime        time.Duration
+}
+
+// close releases the policy when it holds resources (a WASM instance does).
+func (in *instance) close() {
+	if c, ok := in.policy.(io.Closer); ok {
+		c.Close()
+	}
+	in.policy = nil
 }
 
 // callError names the policy, the call, the layer and the step.

@@ -130,6 +130,7 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 		go func() {
 			defer wg.Done()
 			wk := newWorker(specs, opts, res.HasV)
+			defer wk.close()
 			for i := range next {
 				j := jobs[i]
 				results[i] = wk.run(sources[j.sample], metas[j.sample], j.sample, j.layer)

@@ -66,6 +66,12 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 		if i%nb > 0 && w.instances[i-i%nb].layout.Unbounded && r.failed[i-i%nb] == nil {
 			continue
 		}
+		if in.dead != nil {
+			// A policy that failed once fails the cell; don't pay for it again
+			// (a looping WASM guest costs its whole deadline each time).
+			r.failed[i] = in.dead
+			continue
+		}
 		if err := in.start(cfg); err != nil {
 			w.fail(&r, i, err)
 			continue
@@ -118,8 +124,17 @@ func (w *worker) each(r *jobResult, live []*instance, f func(*instance) error) [
 }
 
 // fail records err for instance i and discards its policy, whose state is now
-// unknown; the next job builds a fresh one.
+// unknown; the worker's later jobs report the same failure for the cell.
 func (w *worker) fail(r *jobResult, i int, err error) {
 	r.failed[i] = err
-	w.instances[i].policy = nil
+	in := &w.instances[i]
+	in.dead = err
+	in.close()
+}
+
+// close releases every instance's policy.
+func (w *worker) close() {
+	for i := range w.instances {
+		w.instances[i].close()
+	}
 }
