@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/sim/mapfile"
 	"maps"
 	"math"
 	"os"
@@ -247,7 +248,7 @@ func (m *Model) mapWeights(path string, format Format) ([]storedTensor, error) {
 	if info.Size() > math.MaxInt {
 		return nil, fmt.Errorf("%s: %d bytes, too many to map", path, info.Size())
 	}
-	data, release, err := mapFile(f, int(info.Size()))
+	data, release, err := mapfile.Map(f, int(info.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

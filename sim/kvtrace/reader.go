@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"github.com/kvsim/kvsim/sim/mapfile"
 	"maps"
 	"math"
 	"os"
@@ -55,7 +56,7 @@ func Open(path string) (*Trace, error) {
 	if info.Size() > math.MaxInt {
 		return nil, fmt.Errorf("kvtrace %s: file has %d bytes, too many to map", path, info.Size())
 	}
-	file, release, err := mapFile(f, int(info.Size()))
+	file, release, err := mapfile.Map(f, int(info.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
 	}

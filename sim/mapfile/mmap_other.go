@@ -1,15 +1,15 @@
 //go:build !unix
 
-package kvtrace
+package mapfile
 
 import (
 	"io"
 	"os"
 )
 
-// mapFile reads the first size bytes of f into memory, where the OS offers no mmap
+// Map reads the first size bytes of f into memory, where the OS offers no mmap
 // through package syscall (windows, wasip1).
-func mapFile(f *os.File, size int) (data []byte, release func() error, err error) {
+func Map(f *os.File, size int) (data []byte, release func() error, err error) {
 	data = make([]byte, size)
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, nil, err

@@ -1,6 +1,6 @@
 //go:build unix
 
-package kvtrace
+package mapfile
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"syscall"
 )
 
-// mapFile maps the first size bytes of f read-only; release unmaps them. The mapping
+// Map maps the first size bytes of f read-only; release unmaps them. The mapping
 // outlives f.
-func mapFile(f *os.File, size int) (data []byte, release func() error, err error) {
+func Map(f *os.File, size int) (data []byte, release func() error, err error) {
 	data, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmap: %w", err)
