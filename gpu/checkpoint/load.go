@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/sim/mapfile"
 	"maps"
 	"math"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kvsim/kvsim/sim/mapfile"
 )
 
 // Format is a set of weights file formats.

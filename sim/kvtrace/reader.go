@@ -4,11 +4,12 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
-	"github.com/kvsim/kvsim/sim/mapfile"
 	"maps"
 	"math"
 	"os"
 	"slices"
+
+	"github.com/kvsim/kvsim/sim/mapfile"
 )
 
 // Trace is an open kvtrace file. Its tensors stay in the file (memory-mapped where
