@@ -37,6 +37,7 @@ func init() {
 		{"trace", "make and inspect trace files (trace synth, trace info)", runTrace},
 		{"policy", "build and check WASM and plugin policies (policy build, policy check)", runPolicy},
 		{"capture", "run an OPT checkpoint over a dataset and write a trace per sample", runCapture},
+		{"validate", "rerun decoding with policies in the loop and check the simulator's ranking", runValidate},
 		{"model", "make OPT checkpoints for tests and demos (model synth)", runModel},
 		{"gpu", "CUDA backend diagnostics: gpu info, compare, bench (needs -tags cuda)", runGPU},
 	}

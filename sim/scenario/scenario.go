@@ -38,6 +38,8 @@ type Scenario struct {
 	Metrics Metrics  `toml:"metrics"`
 	Run     Run      `toml:"run"`
 	Policy  []Policy `toml:"policy"`
+	// Validate configures `kvsim validate` (see validate.go).
+	Validate *Validate `toml:"validate"`
 
 	budgets []sim.Budget
 	specs   []sim.PolicySpec // resolved by check, so that modules load once
@@ -189,6 +191,9 @@ func (s *Scenario) check() error {
 			return s.errorf("policy.source", "policy %q: %v", p.Name, err)
 		}
 		s.specs = append(s.specs, spec)
+	}
+	if s.Validate != nil {
+		return s.checkValidate()
 	}
 	return nil
 }

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/rank"
+	"github.com/kvsim/kvsim/sim/report"
+	"github.com/kvsim/kvsim/sim/scenario"
+	"github.com/kvsim/kvsim/tracecap"
+)
+
+// validation is what `kvsim validate` prints: the cells, and how well the simulated
+// hit rate ranks them on each metric.
+type validation struct {
+	Cells     []validatedCell `json:"cells"`
+	Agreement []agreement     `json:"agreement,omitempty"`
+}
+
+// validatedCell is a validated cell with the hit rate replay simulated for it.
+type validatedCell struct {
+	validate.Cell
+	// SimulatedHitRate is replay's hit rate for the same policy and budget; absent
+	// without a replay result.
+	SimulatedHitRate *float64 `json:"simulated_hit_rate,omitempty"`
+}
+
+// agreement is the rank agreement between simulated hit rate and one metric. A
+// correlation is null when undefined: when either side is constant over the cells.
+type agreement struct {
+	Metric     string   `json:"metric"`
+	Cells      int      `json:"cells"`
+	KendallTau *float64 `json:"kendall_tau"`
+	Spearman   *float64 `json:"spearman_rho"`
+}
+
+// defined is x, or nil when x is NaN.
+func defined(x float64) *float64 {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return &x
+}
+
+// formatCorrelation prints a correlation, "-" when undefined.
+func formatCorrelation(x *float64) string {
+	if x == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*x, 'f', 3, 64)
+}
+
+// metrics are the validated metrics, by the names the tables use; for NLL lower is
+// better, which shows as a negative correlation.
+var metrics = []struct {
+	name string
+	get  func(*validate.Cell) float64
+}{
+	{"rouge1_ref", func(c *validate.Cell) float64 { return c.Rouge1Ref }},
+	{"rouge2_ref", func(c *validate.Cell) float64 { return c.Rouge2Ref }},
+	{"rougeL_ref", func(c *validate.Cell) float64 { return c.RougeLRef }},
+	{"rouge1_full", func(c *validate.Cell) float64 { return c.Rouge1Full }},
+	{"rouge2_full", func(c *validate.Cell) float64 { return c.Rouge2Full }},
+	{"rougeL_full", func(c *validate.Cell) float64 { return c.RougeLFull }},
+	{"agreement", func(c *validate.Cell) float64 { return c.Agreement }},
+	{"nll", func(c *validate.Cell) float64 { return c.NLL }},
+}
+
+func runValidate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "validate", "validate [flags] SCENARIO.toml",
+		"Reruns real decoding with each policy deciding evictions inside the model, as the\n"+
+			"scenario's [validate] table says, and compares the outputs with full-cache decoding\n"+
+			"and the references: ROUGE, agreement with the full cache, teacher-forced NLL,\n"+
+			"throughput and peak KV memory. With a replay result it also prints how well the\n"+
+			"simulated hit rate ranks the cells (Kendall τ, Spearman ρ). Finished cells go to\n"+
+			"the -state file as they finish, so an interrupted run resumes.")
+	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
+	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
+	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
+	threads := fs.Int("threads", 0, "CPU threads for the backend and for replay (0: one per CPU)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !slices.Contains(report.Formats, *format) {
+		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	}
+	if fs.NArg() != 1 {
+		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
+	}
+	sc, err := scenario.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	v := sc.Validate
+	if v == nil {
+		return usageError{fmt.Errorf("validate: scenario %s has no [validate] table", sc.Path)}
+	}
+	if *device == "" {
+		*device = v.Device
+	}
+	if *state == "" && *out != "" {
+		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
+	}
+
+	replay, err := replayFor(ctx, sc, *threads)
+	if err != nil {
+		return err
+	}
+	specs, err := sc.ValidateSpecs(replay)
+	if err != nil {
+		return err
+	}
+	fields := tracecap.DefaultFields
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&fields.Document, v.DocumentField}, {&fields.Summary, v.SummaryField}, {&fields.ID, v.IDField}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	records, err := tracecap.ReadJSONL(sc.RelativePath(v.Data), fields, v.Offset, v.Samples)
+	if err != nil {
+		return err
+	}
+	modelDir := sc.RelativePath(v.Model)
+	model, err := checkpoint.Load(modelDir)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	tok, err := tokenizer.Load(modelDir)
+	if err != nil {
+		return err
+	}
+	backend, err := openBackend(*device, model, *threads)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	engine := gpu.New(backend)
+
+	templateText := v.Template
+	if templateText == "" {
+		templateText = tracecap.DefaultTemplate
+	}
+	template, err := tracecap.ParseTemplate(templateText)
+	if err != nil {
+		return fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
+	}
+	maxPrompt := v.MaxPromptTokens
+	if maxPrompt == 0 {
+		maxPrompt = model.Config.MaxPositionEmbeddings - v.GenTokens
+	}
+	samples := make([]validate.Sample, len(records))
+	for i, r := range records {
+		p, err := template.Build(tok, r.Document, maxPrompt)
+		if err != nil {
+			return fmt.Errorf("sample %s: %w", r.ID, err)
+		}
+		samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
+	}
+	stem := v.Stem == nil || *v.Stem
+	opts := validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: stem,
+		Detokenize: func(ids []int32) (string, error) { return detokenize(tok, ids) }}
+	baselines, err := validate.FullCache(ctx, engine, samples, opts)
+	if err != nil {
+		return err
+	}
+
+	done, err := readCells(*state)
+	if err != nil {
+		return err
+	}
+	var res validation
+	for _, spec := range specs {
+		for _, b := range sc.ValidateBudgets() {
+			cell, ok := done[cellKey(spec.Name, b.String())]
+			if !ok {
+				opts.Budget = b
+				c, err := validate.RunCell(ctx, engine, spec.Name, spec.New, samples, baselines, opts)
+				if err != nil {
+					if errors.Is(err, context.Canceled) {
+						return errors.New("validate interrupted; run the same command again to resume from the finished cells")
+					}
+					return err
+				}
+				if err := appendCell(*state, c); err != nil {
+					return err
+				}
+				cell = *c
+			}
+			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b.String())})
+		}
+	}
+	res.Agreement = rankAgreement(res.Cells)
+	if *out != "" {
+		return writeFileAtomic(*out, func(w io.Writer) error { return writeValidation(w, &res, *format) })
+	}
+	return writeValidation(e.stdout, &res, *format)
+}
+
+// replayFor is the replay result the scenario's [validate] table refers to: read
+// from replay_result, or run when top = N needs one; nil when neither.
+func replayFor(ctx context.Context, sc *scenario.Scenario, threads int) (*sim.Result, error) {
+	v := sc.Validate
+	if v.ReplayResult != "" {
+		return scenario.ReadResult(sc.RelativePath(v.ReplayResult))
+	}
+	if v.Top == 0 {
+		return nil, nil
+	}
+	specs, err := sc.Specs()
+	if err != nil {
+		return nil, err
+	}
+	sources, err := sc.Sources()
+	if err != nil {
+		return nil, err
+	}
+	defer scenario.Close(sources)
+	opts := sc.Options()
+	if threads > 0 {
+		opts.Threads = threads
+	}
+	return sim.Replay(ctx, sources, specs, opts)
+}
+
+// simulatedHitRate is replay's hit rate for (policy, budget label), or nil.
+func simulatedHitRate(r *sim.Result, policy, budget string) *float64 {
+	if r == nil {
+		return nil
+	}
+	i, j := slices.Index(r.Policies, policy), slices.Index(r.Budgets, budget)
+	if i < 0 || j < 0 || r.Cell(i, j).Failed != "" {
+		return nil
+	}
+	hit := r.Cell(i, j).HitRate
+	return &hit
+}
+
+// rankAgreement correlates the simulated hit rate with each metric over the cells
+// that have one; none with fewer than two such cells.
+func rankAgreement(cells []validatedCell) []agreement {
+	var hit []float64
+	var with []*validate.Cell
+	for i := range cells {
+		if cells[i].SimulatedHitRate != nil {
+			hit = append(hit, *cells[i].SimulatedHitRate)
+			with = append(with, &cells[i].Cell)
+		}
+	}
+	if len(with) < 2 {
+		return nil
+	}
+	var out []agreement
+	for _, m := range metrics {
+		y := make([]float64, len(with))
+		for i, c := range with {
+			y[i] = m.get(c)
+		}
+		out = append(out, agreement{Metric: m.name, Cells: len(with), KendallTau: defined(rank.KendallTau(hit, y)), Spearman: defined(rank.Spearman(hit, y))})
+	}
+	return out
+}
+
+func cellKey(policy, budget string) string { return policy + "\x00" + budget }
+
+// readCells reads the finished cells of a state file; a missing file has none. A
+// torn last line (an interrupted write) is ignored.
+func readCells(path string) (map[string]validate.Cell, error) {
+	cells := map[string]validate.Cell{}
+	if path == "" {
+		return cells, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return cells, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var c validate.Cell
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			if !sc.Scan() { // the last line: torn by an interruption
+				break
+			}
+			return nil, fmt.Errorf("state %s:%d: %w", path, line, err)
+		}
+		cells[cellKey(c.Policy, c.Budget)] = c
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	return cells, nil
+}
+
+// appendCell adds a finished cell to the state file.
+func appendCell(path string, c *validate.Cell) error {
+	if path == "" {
+		return nil
+	}
+	line, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("state %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// writeFileAtomic writes through a temporary file and a rename.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	err = write(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// validationColumns are the table's columns, after policy and budget.
+var validationColumns = []string{"sim hit", "R-1 ref", "R-2 ref", "R-L ref", "R-1 full", "R-2 full", "R-L full",
+	"agree", "NLL", "tok/s", "policy µs/tok", "peak KV MiB"}
+
+func (c *validatedCell) row() []string {
+	f := func(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
+	hit := "-"
+	if c.SimulatedHitRate != nil {
+		hit = f(100**c.SimulatedHitRate, 2) + "%"
+	}
+	return []string{c.Policy, c.Budget, hit, f(c.Rouge1Ref, 4), f(c.Rouge2Ref, 4), f(c.RougeLRef, 4),
+		f(c.Rouge1Full, 4), f(c.Rouge2Full, 4), f(c.RougeLFull, 4), f(c.Agreement, 4), f(c.NLL, 4),
+		f(c.TokensPerSecond, 1), f(c.PolicyMicrosPerToken, 1), f(float64(c.PeakKVBytes)/(1<<20), 3)}
+}
+
+// writeValidation renders res as a table, CSV, JSON or Markdown.
+func writeValidation(w io.Writer, res *validation, format string) error {
+	header := append([]string{"policy", "budget"}, validationColumns...)
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write(header)
+		for i := range res.Cells {
+			cw.Write(res.Cells[i].row())
+		}
+		cw.Flush()
+		return cw.Error()
+	case "markdown":
+		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
+		for i := range res.Cells {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(res.Cells[i].row(), " | "))
+		}
+		if len(res.Agreement) > 0 {
+			fmt.Fprintf(w, "\n| metric | cells | Kendall τ | Spearman ρ |\n| --- | --- | --- | --- |\n")
+			for _, a := range res.Agreement {
+				fmt.Fprintf(w, "| %s | %d | %s | %s |\n", a.Metric, a.Cells, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman))
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\t\n", strings.Join(header, "\t"))
+	for i := range res.Cells {
+		fmt.Fprintf(tw, "%s\t\n", strings.Join(res.Cells[i].row(), "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(res.Agreement) > 0 {
+		fmt.Fprintf(w, "\nsimulated hit rate vs validated metric, over %d cells (NLL: lower is better)\n", res.Agreement[0].Cells)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "metric\tKendall τ\tSpearman ρ\t\n")
+		for _, a := range res.Agreement {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", a.Metric, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+// detokenize decodes generated ids, leaving out ids the tokenizer lacks (a model's
+// vocabulary may be larger than its tokenizer's).
+func detokenize(tok *tokenizer.Tokenizer, ids []int32) (string, error) {
+	known := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if tok.Token(int(id)) != "" {
+			known = append(known, int(id))
+		}
+	}
+	return tok.Decode(known)
+}

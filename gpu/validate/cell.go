@@ -1,0 +1,170 @@
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/rouge"
+)
+
+// Sample is one validation input: a tokenized prompt and, when the dataset has
+// one, its reference output.
+type Sample struct {
+	Prompt    []int32
+	Reference string
+}
+
+// Baseline is a sample's full-cache greedy output, which every policy is compared to.
+type Baseline struct {
+	Tokens []int32
+	Text   string
+}
+
+// CellOptions configure the runs of one policy × budget cell.
+type CellOptions struct {
+	// Budget is resolved against each sample's prompt length.
+	Budget    sim.Budget
+	MaxNew    int
+	IgnoreEOS bool
+	Seed      uint64
+	// Stem applies Porter stemming before ROUGE.
+	Stem bool
+	// Detokenize turns generated tokens into text for ROUGE.
+	Detokenize func([]int32) (string, error)
+}
+
+// Cell is one policy × budget's metrics, averaged over samples.
+type Cell struct {
+	Policy string `json:"policy"`
+	Budget string `json:"budget"` // the label replay's tables use
+	// BudgetTokens is the resolved budget, averaged over samples.
+	BudgetTokens float64 `json:"budget_tokens"`
+	Samples      int     `json:"samples"`
+	// ROUGE F1 of the policy's output against the references and against the
+	// full-cache output.
+	Rouge1Ref  float64 `json:"rouge1_ref"`
+	Rouge2Ref  float64 `json:"rouge2_ref"`
+	RougeLRef  float64 `json:"rougeL_ref"`
+	Rouge1Full float64 `json:"rouge1_full"`
+	Rouge2Full float64 `json:"rouge2_full"`
+	RougeLFull float64 `json:"rougeL_full"`
+	// Agreement is the share of full-cache tokens reproduced before the first
+	// divergence.
+	Agreement float64 `json:"agreement"`
+	// NLL is the mean teacher-forced −log p of the full-cache continuation.
+	NLL float64 `json:"nll"`
+	// TokensPerSecond is the free-running decode throughput, eviction included.
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	// PolicyMicrosPerToken is the time inside the policy per decoded token.
+	PolicyMicrosPerToken float64 `json:"policy_us_per_token"`
+	// PeakKVBytes is the largest peak over samples (see Decoding.PeakBytes).
+	PeakKVBytes int64 `json:"peak_kv_bytes"`
+	// Evictions is the mean victims per sample over all layers and heads.
+	Evictions float64 `json:"evictions"`
+}
+
+// FullCache decodes each sample with the whole cache: the baselines of RunCell.
+func FullCache(ctx context.Context, e *gpu.Engine, samples []Sample, o CellOptions) ([]Baseline, error) {
+	out := make([]Baseline, len(samples))
+	for i, s := range samples {
+		g, err := e.Generate(ctx, s.Prompt, gpu.GenerateOptions{MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS})
+		if err != nil {
+			return nil, fmt.Errorf("full cache, sample %d: %w", i, err)
+		}
+		text, err := o.Detokenize(g.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("full cache, sample %d: %w", i, err)
+		}
+		out[i] = Baseline{Tokens: g.Tokens, Text: text}
+	}
+	return out, nil
+}
+
+// RunCell runs one policy at one budget over the samples twice each: free-running,
+// for ROUGE, agreement, throughput and memory; and teacher-forced on the
+// full-cache output, for NLL.
+func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (policies.Policy, error),
+	samples []Sample, baselines []Baseline, o CellOptions) (*Cell, error) {
+	if len(samples) == 0 || len(samples) != len(baselines) {
+		return nil, fmt.Errorf("policy %q: %d samples, %d baselines", name, len(samples), len(baselines))
+	}
+	if o.Detokenize == nil {
+		return nil, errors.New("validate: no detokenizer")
+	}
+	c := &Cell{Policy: name, Budget: o.Budget.String(), Samples: len(samples)}
+	var tokens int
+	var decodeSeconds, policySeconds float64
+	var nllSamples int
+	for i, s := range samples {
+		budget := o.Budget.TokensFor(len(s.Prompt))
+		c.BudgetTokens += float64(budget)
+		opts := Options{Budget: budget, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: i, Seed: o.Seed}
+		d, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, i, err)
+		}
+		text, err := o.Detokenize(d.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, i, err)
+		}
+		full := rouge.Compute(text, baselines[i].Text, o.Stem)
+		ref := rouge.Compute(text, s.Reference, o.Stem)
+		c.Rouge1Full += full.R1.F1
+		c.Rouge2Full += full.R2.F1
+		c.RougeLFull += full.RL.F1
+		c.Rouge1Ref += ref.R1.F1
+		c.Rouge2Ref += ref.R2.F1
+		c.RougeLRef += ref.RL.F1
+		c.Agreement += Agreement(baselines[i].Tokens, d.Tokens)
+		c.PeakKVBytes = max(c.PeakKVBytes, d.PeakBytes)
+		c.Evictions += float64(d.Evictions)
+		tokens += len(d.Tokens)
+		decodeSeconds += d.Decode.Seconds()
+		policySeconds += d.PolicyTime.Seconds()
+
+		if force := baselines[i].Tokens; len(force) > 0 {
+			opts.Force, opts.MaxNew = force, len(force)
+			f, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
+			if err != nil {
+				return nil, fmt.Errorf("policy %q at budget %s, sample %d, teacher-forced: %w", name, o.Budget, i, err)
+			}
+			c.NLL += f.NLL
+			nllSamples++
+		}
+	}
+	n := float64(len(samples))
+	for _, x := range []*float64{&c.Rouge1Ref, &c.Rouge2Ref, &c.RougeLRef, &c.Rouge1Full, &c.Rouge2Full,
+		&c.RougeLFull, &c.Agreement, &c.Evictions, &c.BudgetTokens} {
+		*x /= n
+	}
+	if nllSamples > 0 {
+		c.NLL /= float64(nllSamples)
+	}
+	if decodeSeconds > 0 {
+		c.TokensPerSecond = float64(tokens) / decodeSeconds
+	}
+	if tokens > 0 {
+		c.PolicyMicrosPerToken = policySeconds * 1e6 / float64(tokens)
+	}
+	return c, nil
+}
+
+// Agreement is the share of the full-cache tokens that got repeats before the
+// first divergence; 1 when both are empty.
+func Agreement(full, got []int32) float64 {
+	if len(full) == 0 {
+		if len(got) == 0 {
+			return 1
+		}
+		return 0
+	}
+	n := 0
+	for n < len(full) && n < len(got) && full[n] == got[n] {
+		n++
+	}
+	return float64(n) / float64(len(full))
+}

@@ -1,0 +1,347 @@
+// Package validate decodes with an eviction policy deciding evictions inside the
+// model, so that what replay predicts from traces can be checked against real
+// generations: the policy sees the attention of the evicted run itself, and what it
+// evicts changes the tokens that follow.
+//
+// # Protocol
+//
+// Decode drives each layer's policy instance exactly as replay does (package sim):
+// Init with the sequence's Config; the whole prompt, run with full attention, is
+// observed as one prefill block; if the prompt is longer than the budget, one
+// compression asks for P−Budget victims per head; then each decoded token enters the
+// lowest free slot of every head, its attention over the resident slots (and the
+// compensation slot, when the layout keeps one) is observed, and a head holding more
+// than Budget+Slack tokens is asked for the excess. The cache has max(P,
+// Budget+Slack+1) slots per head (T for unbounded policies), the width replay gives
+// the policy, and it never grows.
+//
+// Positions stay the tokens' original positions: OPT adds a learned absolute
+// position embedding to each input, so a token's position is baked into its key and
+// value; after eviction a query at position p sees fewer tokens, not renumbered ones.
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/policies"
+)
+
+// Options configure one policy-in-the-loop decoding.
+type Options struct {
+	// Budget is the resident tokens per head once the prompt is compressed.
+	Budget int
+	// MaxNew is the most tokens to generate; with Force it must be len(Force).
+	MaxNew int
+	// IgnoreEOS keeps generating after the model predicts end-of-sequence.
+	IgnoreEOS bool
+	// Force, when set, is fed instead of the model's own predictions (teacher
+	// forcing), so that NLL scores this continuation under eviction.
+	Force []int32
+	// Sample and Seed derive each layer's policy seed as replay does.
+	Sample int
+	Seed   uint64
+}
+
+// Decoding is the outcome of one policy-in-the-loop decoding.
+type Decoding struct {
+	// Tokens are the generated tokens (Force, when forcing).
+	Tokens []int32
+	// EOS reports that generation stopped at an end-of-sequence prediction.
+	EOS bool
+	// NLL is the mean −log p of Tokens, each under the logits that predicted it.
+	NLL float64
+	// Decode is the time spent on generated tokens, eviction included; PolicyTime
+	// is the part spent inside the policy.
+	Decode, PolicyTime time.Duration
+	// PeakEntries is the most KV entries (tokens, plus the compensation slot when
+	// the cache keeps one) held in all layers and heads together while a decoded
+	// token attends, as replay's peak counts them.
+	PeakEntries int
+	// PeakBytes is PeakEntries in float32 keys and values.
+	PeakBytes int64
+	// Capacity is the slots per (layer, head) the cache was allocated with.
+	Capacity int
+	// Evictions counts victims over all layers and heads.
+	Evictions int
+}
+
+// layerPolicy is one layer's policy instance and its eviction request.
+type layerPolicy struct {
+	policy policies.Policy
+	layout policies.Layout
+	cfg    policies.Config
+	evict  policies.Eviction
+	attn   policies.Attention
+}
+
+// Decode runs prompt through the engine, then decodes greedily (or feeds o.Force)
+// with one instance of newPolicy per layer deciding evictions. Clairvoyant policies
+// are refused: only replay knows the future.
+func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func() (policies.Policy, error), o Options) (*Decoding, error) {
+	if len(prompt) == 0 {
+		return nil, errors.New("validate: empty prompt")
+	}
+	if o.Force != nil && o.MaxNew != len(o.Force) {
+		return nil, fmt.Errorf("validate: MaxNew %d with %d forced tokens", o.MaxNew, len(o.Force))
+	}
+	if o.MaxNew < 0 || o.Budget < 1 {
+		return nil, fmt.Errorf("validate: MaxNew %d, budget %d", o.MaxNew, o.Budget)
+	}
+	cfg := e.Config()
+	L, H, P := cfg.NumHiddenLayers, cfg.NumAttentionHeads, len(prompt)
+	T := P + o.MaxNew
+	layers := make([]*layerPolicy, L)
+	defer func() {
+		for _, lp := range layers {
+			if c, ok := lp.closer(); ok {
+				c.Close()
+			}
+		}
+	}()
+	capacity, compensation := 0, false
+	for l := range layers {
+		lp := &layerPolicy{cfg: policies.Config{Layer: l, Layers: L, Heads: H, HeadDim: cfg.HiddenSize / H,
+			PromptLen: P, MaxLen: T, Budget: o.Budget, Seed: layerSeed(o.Seed, o.Sample, l)}}
+		layers[l] = lp
+		p, err := newPolicy()
+		if err != nil {
+			return nil, fmt.Errorf("validate: layer %d: %w", l, err)
+		}
+		lp.policy = p
+		if err := guard(func() (err error) { lp.layout, err = p.Init(lp.cfg); return err }); err != nil {
+			return nil, fmt.Errorf("validate: init at layer %d: %w", l, err)
+		}
+		if lp.layout.Clairvoyant {
+			return nil, errors.New("validate: clairvoyant policies need the future, which only replay has")
+		}
+		if lp.layout.Slack < 0 {
+			return nil, fmt.Errorf("validate: init at layer %d: negative slack %d", l, lp.layout.Slack)
+		}
+		width := T
+		if !lp.layout.Unbounded {
+			width = policies.SlotWidth(lp.cfg, lp.layout.Slack)
+		}
+		capacity = max(capacity, width)
+		compensation = compensation || lp.layout.Compensation
+	}
+	seq, err := e.NewSequence(capacity, compensation)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	defer seq.Close()
+	for _, lp := range layers {
+		lp.evict = policies.Eviction{Heads: H, Stride: capacity, Need: make([]int32, H),
+			Count: make([]int32, H), Victims: make([]int32, H*capacity)}
+		if lp.layout.Compensation {
+			lp.evict.Weights = make([]float32, H*capacity)
+		}
+	}
+
+	d := &Decoding{Capacity: capacity}
+	perEntry := int64(2 * 4 * (cfg.HiddenSize / H))
+	noComp := make([]float32, H) // the Comp policies read when the cache keeps no compensation slot
+	observe := func(v *gpu.LayerView) error {
+		lp := layers[v.Layer]
+		a := &lp.attn
+		*a = policies.Attention{Phase: policies.Decode, Pos: int(v.Positions[0]), Rows: v.Rows, Heads: v.Heads,
+			Stride: v.Capacity, Probs: v.Probs}
+		if v.Positions[0] < int32(P) {
+			a.Phase = policies.Prefill
+		} else {
+			a.Slot = v.Slots
+			a.Comp = v.Comp
+			if a.Comp == nil {
+				a.Comp = noComp
+			}
+		}
+		start := time.Now()
+		err := guard(func() error { return lp.policy.Observe(a) })
+		if a.Phase == policies.Decode {
+			d.PolicyTime += time.Since(start)
+		}
+		if err != nil {
+			return fmt.Errorf("observe %s at layer %d, position %d: %w", a.Phase, v.Layer, a.Pos, err)
+		}
+		return nil
+	}
+	want := gpu.Want{Probs: true}
+	logits := make([]float32, cfg.VocabSize)
+
+	if err := seq.Feed(prompt, gpu.Outputs{Logits: logits, Want: want, Observe: observe}); err != nil {
+		return nil, fmt.Errorf("validate: prompt: %w", err)
+	}
+	for l, lp := range layers {
+		if lp.layout.Unbounded || P <= o.Budget {
+			continue
+		}
+		for h := range H {
+			lp.evict.Need[h] = int32(P - o.Budget)
+		}
+		if err := evict(seq, l, lp, policies.Prefill, P-1, d); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	var nll float64
+	for len(d.Tokens) < o.MaxNew {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var next int32
+		if o.Force != nil {
+			next = o.Force[len(d.Tokens)]
+			if next < 0 || int(next) >= cfg.VocabSize {
+				return nil, fmt.Errorf("validate: forced token %d is outside the vocabulary of %d", next, cfg.VocabSize)
+			}
+		} else {
+			var err error
+			if next, err = argmax(logits); err != nil {
+				return nil, fmt.Errorf("validate: position %d: %w", seq.Len()-1, err)
+			}
+			if next == int32(cfg.EOSTokenID) && !o.IgnoreEOS {
+				d.EOS = true
+				break
+			}
+		}
+		nll += negLogProb(logits, next)
+		d.Tokens = append(d.Tokens, next)
+		if err := seq.Feed([]int32{next}, gpu.Outputs{Logits: logits, Want: want, Observe: observe}); err != nil {
+			return nil, fmt.Errorf("validate: position %d: %w", seq.Len()-1, err)
+		}
+		t := seq.Len() - 1
+		entries := 0
+		for l, lp := range layers {
+			slots := seq.Slots(l)
+			need := false
+			for h := range H {
+				n := slots.Resident(h)
+				entries += n
+				if seq.KV().Compensation() {
+					entries++
+				}
+				excess := n - o.Budget - lp.layout.Slack
+				if lp.layout.Unbounded || excess < 0 {
+					excess = 0
+				}
+				lp.evict.Need[h] = int32(excess)
+				need = need || excess > 0
+			}
+			if need {
+				if err := evict(seq, l, lp, policies.Decode, t, d); err != nil {
+					return nil, err
+				}
+			}
+			if err := checkBound(slots, lp, o.Budget); err != nil {
+				return nil, fmt.Errorf("validate: layer %d, position %d: %w", l, t, err)
+			}
+		}
+		d.PeakEntries = max(d.PeakEntries, entries)
+	}
+	d.Decode = time.Since(start)
+	d.PeakBytes = int64(d.PeakEntries) * perEntry
+	if len(d.Tokens) > 0 {
+		d.NLL = nll / float64(len(d.Tokens))
+	}
+	return d, nil
+}
+
+// evict asks layer l's policy for the victims its Need names and applies them.
+func evict(seq *gpu.Sequence, l int, lp *layerPolicy, phase policies.Phase, pos int, d *Decoding) error {
+	e := &lp.evict
+	e.Phase, e.Pos = phase, pos
+	clear(e.Count)
+	start := time.Now()
+	err := guard(func() error { return lp.policy.Evict(e) })
+	if phase == policies.Decode {
+		d.PolicyTime += time.Since(start)
+	}
+	if err != nil {
+		return fmt.Errorf("validate: evict at layer %d, position %d: %w", l, pos, err)
+	}
+	for h := range e.Heads {
+		if e.Count[h] < e.Need[h] {
+			return fmt.Errorf("validate: evict at layer %d, position %d: head %d: %d victims, need at least %d",
+				l, pos, h, e.Count[h], e.Need[h])
+		}
+		d.Evictions += int(e.Count[h])
+	}
+	if err := seq.Evict(l, e); err != nil {
+		return fmt.Errorf("validate: policy's victims at position %d: %w", pos, err)
+	}
+	return nil
+}
+
+// checkBound asserts the memory bound after a decode step's eviction: no head holds
+// more than Budget+Slack tokens (bounded layouts) nor more than the cache's slots.
+func checkBound(slots *gpu.Slots, lp *layerPolicy, budget int) error {
+	for h := range slots.Heads() {
+		n := slots.Resident(h)
+		if n > slots.Capacity() || !lp.layout.Unbounded && n > budget+lp.layout.Slack {
+			return fmt.Errorf("head %d holds %d tokens: budget %d, slack %d, capacity %d",
+				h, n, budget, lp.layout.Slack, slots.Capacity())
+		}
+	}
+	return nil
+}
+
+// closer returns the policy as an io.Closer when it holds resources (WASM does).
+func (lp *layerPolicy) closer() (io.Closer, bool) {
+	if lp == nil || lp.policy == nil {
+		return nil, false
+	}
+	c, ok := lp.policy.(io.Closer)
+	return c, ok
+}
+
+// guard runs one policy call, turning a panic into an error.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return f()
+}
+
+// layerSeed mixes a run's seed with the sample and layer, as replay does, so a
+// randomized policy sees the same seed in both.
+func layerSeed(base uint64, sample, layer int) uint64 {
+	x := base ^ uint64(sample)*0x9e3779b97f4a7c15 ^ uint64(layer)*0xbf58476d1ce4e5b9
+	x ^= x >> 31
+	x *= 0x94d049bb133111eb
+	return x ^ x>>29
+}
+
+// argmax is the first index of the largest logit, as torch.argmax and
+// Engine.Generate. A NaN logit means the forward pass broke down.
+func argmax(logits []float32) (int32, error) {
+	best := 0
+	for i, x := range logits {
+		if x != x {
+			return 0, fmt.Errorf("logit %d is NaN", i)
+		}
+		if x > logits[best] {
+			best = i
+		}
+	}
+	return int32(best), nil
+}
+
+// negLogProb is −log softmax(logits)[token], computed stably in float64.
+func negLogProb(logits []float32, token int32) float64 {
+	m := math.Inf(-1)
+	for _, x := range logits {
+		m = math.Max(m, float64(x))
+	}
+	var sum float64
+	for _, x := range logits {
+		sum += math.Exp(float64(x) - m)
+	}
+	return m + math.Log(sum) - float64(logits[token])
+}

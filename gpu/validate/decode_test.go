@@ -1,0 +1,199 @@
+package validate_test
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
+)
+
+// tinyEngine is a random 2-layer OPT (hidden 64, 4 heads) on the CPU backend.
+func tinyEngine(t testing.TB) *gpu.Engine {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tiny-opt")
+	err := checkpoint.WriteSynth(dir, checkpoint.SynthOptions{NumHiddenLayers: 2, HiddenSize: 64,
+		NumAttentionHeads: 4, VocabSize: 300, MaxPositionEmbeddings: 128, Seed: 7, Formats: checkpoint.Safetensors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := checkpoint.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { model.Close() })
+	backend, err := cpu.New(model, cpu.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	return gpu.New(backend)
+}
+
+func newBuiltin(t testing.TB, name string) func() (policies.Policy, error) {
+	t.Helper()
+	n, ok := builtin.Lookup(name)
+	if !ok {
+		t.Fatalf("no builtin %q", name)
+	}
+	return func() (policies.Policy, error) { return n(policies.NewParams(nil)) }
+}
+
+var prompt = []int32{2, 17, 250, 33, 91, 8, 140, 61, 200, 5, 77, 12}
+
+const gen = 10
+
+// When nothing needs evicting, the policy in the loop must not change a single
+// token: the full-cache policy, and every policy at a budget of prompt+gen.
+func TestNoEvictionReproducesPlainDecoding(t *testing.T) {
+	e := tinyEngine(t)
+	ctx := context.Background()
+	plain, err := e.Generate(ctx, prompt, gpu.GenerateOptions{MaxNew: gen, IgnoreEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.Tokens) != gen {
+		t.Fatalf("plain decoding gave %d tokens", len(plain.Tokens))
+	}
+	for _, name := range builtin.Names() {
+		if name == "oracle" {
+			continue // clairvoyant: refused, see TestRefusesClairvoyant
+		}
+		budgets := []int{len(prompt) + gen}
+		if name == "full" {
+			budgets = append(budgets, 3) // unbounded whatever the budget
+		}
+		for _, b := range budgets {
+			d, err := validate.Decode(ctx, e, prompt, newBuiltin(t, name), validate.Options{Budget: b, MaxNew: gen, IgnoreEOS: true})
+			if err != nil {
+				t.Fatalf("%s at budget %d: %v", name, b, err)
+			}
+			if !slices.Equal(d.Tokens, plain.Tokens) {
+				t.Errorf("%s at budget %d: %v, plain decoding %v", name, b, d.Tokens, plain.Tokens)
+			}
+			if d.Evictions != 0 {
+				t.Errorf("%s at budget %d: %d evictions", name, b, d.Evictions)
+			}
+		}
+	}
+}
+
+func TestRefusesClairvoyant(t *testing.T) {
+	e := tinyEngine(t)
+	_, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, "oracle"), validate.Options{Budget: 4, MaxNew: 2})
+	if err == nil {
+		t.Fatal("oracle accepted")
+	}
+}
+
+// Under a small budget the cache stays bounded: Decode itself fails if a head ever
+// holds more than Budget+Slack tokens after eviction; here the totals are checked.
+func TestSmallBudgetStaysBounded(t *testing.T) {
+	e := tinyEngine(t)
+	cfg := e.Config()
+	L, H := cfg.NumHiddenLayers, cfg.NumAttentionHeads
+	const budget = 4
+	for _, name := range []string{"window", "h2o", "tova", "snapkv", "scissorhands", "nacl", "auv", "random"} {
+		d, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, name),
+			validate.Options{Budget: budget, MaxNew: gen, IgnoreEOS: true, Seed: 3})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(d.Tokens) != gen {
+			t.Errorf("%s: %d tokens", name, len(d.Tokens))
+		}
+		if d.Capacity > len(prompt)+gen || d.Capacity < len(prompt) {
+			t.Errorf("%s: capacity %d, want between the prompt %d and prompt+gen %d", name, d.Capacity, len(prompt), len(prompt)+gen)
+		}
+		// Compression evicts P−budget per head; each decode step then needs room.
+		if min := L * H * (len(prompt) - budget); d.Evictions < min {
+			t.Errorf("%s: %d evictions, want at least %d", name, d.Evictions, min)
+		}
+		if max := L * H * (d.Capacity + 1); d.PeakEntries > max || d.PeakEntries < L*H*(budget+1) {
+			t.Errorf("%s: peak %d entries, want %d..%d", name, d.PeakEntries, L*H*(budget+1), max)
+		}
+		if want := int64(d.PeakEntries) * 2 * 4 * int64(cfg.HiddenSize/H); d.PeakBytes != want {
+			t.Errorf("%s: peak %d bytes, want %d", name, d.PeakBytes, want)
+		}
+	}
+	// The sliding window needs no slack: exactly budget+1 tokens per head attend.
+	d, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, "window"), validate.Options{Budget: budget, MaxNew: gen, IgnoreEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.PeakEntries != L*H*(budget+1) {
+		t.Errorf("window: peak %d entries, want %d", d.PeakEntries, L*H*(budget+1))
+	}
+}
+
+// Teacher forcing the plain continuation under the full-cache policy gives the
+// NLL of plain decoding, computed here from a plain sequence's logits.
+func TestForcedNLL(t *testing.T) {
+	e := tinyEngine(t)
+	ctx := context.Background()
+	plain, err := e.Generate(ctx, prompt, gpu.GenerateOptions{MaxNew: gen, IgnoreEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := e.NewSequence(len(prompt)+gen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close()
+	V := e.Config().VocabSize
+	logits := make([]float32, V)
+	var want float64
+	feed := prompt
+	for _, tok := range plain.Tokens {
+		if err := seq.Feed(feed, gpu.Outputs{Logits: logits}); err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, x := range logits {
+			sum += math.Exp(float64(x))
+		}
+		want += math.Log(sum) - float64(logits[tok])
+		feed = []int32{tok}
+	}
+	want /= gen
+
+	d, err := validate.Decode(ctx, e, prompt, newBuiltin(t, "full"), validate.Options{Budget: 1, MaxNew: gen, Force: plain.Tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(d.NLL-want) > 1e-9*math.Max(1, want) {
+		t.Errorf("forced NLL %.12f, want %.12f", d.NLL, want)
+	}
+	// Forcing under eviction scores the same tokens, differently.
+	d, err = validate.Decode(ctx, e, prompt, newBuiltin(t, "window"), validate.Options{Budget: 2, MaxNew: gen, Force: plain.Tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.Tokens, plain.Tokens) || d.NLL == want || math.IsNaN(d.NLL) {
+		t.Errorf("window forced: tokens %v NLL %g; want %v and an NLL other than %g", d.Tokens, d.NLL, plain.Tokens, want)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	e := tinyEngine(t)
+	full := newBuiltin(t, "full")
+	for name, o := range map[string]validate.Options{
+		"zero budget":    {Budget: 0, MaxNew: 2},
+		"force mismatch": {Budget: 4, MaxNew: 3, Force: []int32{1}},
+		"force vocab":    {Budget: 4, MaxNew: 1, Force: []int32{9999}},
+	} {
+		if _, err := validate.Decode(context.Background(), e, prompt, full, o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := validate.Decode(context.Background(), e, nil, full, validate.Options{Budget: 4}); err == nil {
+		t.Error("empty prompt accepted")
+	}
+}

@@ -1,0 +1,188 @@
+package scenario
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/kvsim/kvsim/sim"
+)
+
+// Validate is the [validate] table: which model, data and policies `kvsim validate`
+// decodes with, policies deciding evictions inside the model. Paths are relative to
+// the scenario's directory.
+type Validate struct {
+	Model string `toml:"model"`
+	Data  string `toml:"data"`
+	// Field names of the JSONL records; empty keeps tracecap's defaults (XSUM's).
+	DocumentField string `toml:"document_field"`
+	SummaryField  string `toml:"summary_field"`
+	IDField       string `toml:"id_field"`
+	// Template is the prompt, with one {document}; empty is tracecap's default.
+	Template string `toml:"template"`
+	Samples  int    `toml:"samples"`
+	Offset   int    `toml:"offset"`
+	// Budgets default to the scenario's.
+	Budgets         []any `toml:"budgets"`
+	GenTokens       int   `toml:"gen_tokens"`
+	MaxPromptTokens int   `toml:"max_prompt_tokens"`
+	IgnoreEOS       bool  `toml:"ignore_eos"`
+	Stem            *bool `toml:"stem"`
+	// Policies is "all" (the default) or a list of [[policy]] names.
+	Policies any `toml:"policies"`
+	// Top keeps the N policies of highest simulated hit rate (mean over budgets),
+	// read from ReplayResult (a `kvsim replay -format json` file) or, without one,
+	// from a replay run first.
+	Top          int    `toml:"top"`
+	ReplayResult string `toml:"replay_result"`
+	Device       string `toml:"device"`
+
+	budgets []sim.Budget
+	names   []string // nil: all
+}
+
+// checkValidate checks the [validate] table.
+func (s *Scenario) checkValidate() error {
+	v := s.Validate
+	if v.Model == "" || v.Data == "" {
+		return s.errorf("validate", "[validate] needs model (a checkpoint directory) and data (a JSONL file)")
+	}
+	if v.Samples < 0 || v.Offset < 0 || v.GenTokens < 0 || v.MaxPromptTokens < 0 || v.Top < 0 {
+		return s.errorf("validate", "[validate]: samples, offset, gen_tokens, max_prompt_tokens and top must be ≥ 0")
+	}
+	if v.GenTokens == 0 {
+		v.GenTokens = 64
+	}
+	if v.Device == "" {
+		v.Device = "cpu"
+	}
+	if len(v.Budgets) == 0 {
+		v.budgets = slices.Clone(s.budgets)
+	} else {
+		var err error
+		if v.budgets, err = s.parseBudgets("validate.budgets", v.Budgets); err != nil {
+			return err
+		}
+	}
+	switch p := v.Policies.(type) {
+	case nil:
+	case string:
+		if p != "all" {
+			return s.errorf("validate.policies", "policies = %q: want \"all\" or a list of policy names", p)
+		}
+	case []any:
+		for i, n := range p {
+			name, ok := n.(string)
+			if !ok || !slices.ContainsFunc(s.Policy, func(q Policy) bool { return q.Name == name }) {
+				return s.errorf("validate.policies", "policies[%d] = %v: not the name of a [[policy]]", i, n)
+			}
+			v.names = append(v.names, name)
+		}
+	default:
+		return s.errorf("validate.policies", "policies = %v: want \"all\" or a list of policy names", p)
+	}
+	return nil
+}
+
+// parseBudgets reads budgets as the top-level budgets key does.
+func (s *Scenario) parseBudgets(key string, raw []any) ([]sim.Budget, error) {
+	var out []sim.Budget
+	for i, b := range raw {
+		switch x := b.(type) {
+		case float64:
+			if !(x > 0 && x <= 1) {
+				return nil, s.errorf(key, "%s[%d] = %g: a fraction of the prompt must be in (0, 1]", key, i, x)
+			}
+			out = append(out, sim.Budget{Fraction: x})
+		case int64:
+			if x < 1 {
+				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at least 1", key, i, x)
+			}
+			out = append(out, sim.Budget{Tokens: int(x)})
+		default:
+			return nil, s.errorf(key, "%s[%d] = %v: want a fraction (0.05) or a token count (64)", key, i, b)
+		}
+	}
+	return out, nil
+}
+
+// ValidateBudgets are the budgets validation runs at.
+func (s *Scenario) ValidateBudgets() []sim.Budget { return slices.Clone(s.Validate.budgets) }
+
+// RelativePath resolves a path of the [validate] table against the scenario's
+// directory.
+func (s *Scenario) RelativePath(path string) string { return s.relative(path) }
+
+// ValidateSpecs picks the policies to validate: all, the listed ones, or the top
+// N by hit rate in replay (which may be nil when Top is 0 or ReplayResult is set).
+// Clairvoyant policies are left out: they cannot run in the loop.
+func (s *Scenario) ValidateSpecs(replay *sim.Result) ([]sim.PolicySpec, error) {
+	v := s.Validate
+	specs, err := s.Specs()
+	if err != nil {
+		return nil, err
+	}
+	keep := v.names
+	if v.Top > 0 {
+		if replay == nil {
+			return nil, fmt.Errorf("scenario %s: [validate] top = %d needs a replay result", s.Path, v.Top)
+		}
+		keep = TopPolicies(replay, v.Top, keep)
+	}
+	if keep == nil {
+		return specs, nil
+	}
+	var out []sim.PolicySpec
+	for _, name := range keep {
+		i := slices.IndexFunc(specs, func(p sim.PolicySpec) bool { return p.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("scenario %s: [validate]: replay result names policy %q, which the scenario lacks", s.Path, name)
+		}
+		out = append(out, specs[i])
+	}
+	return out, nil
+}
+
+// TopPolicies names the n policies of r with the highest hit rate averaged over
+// budgets, best first, among those in only (all when nil). Failed cells count 0.
+func TopPolicies(r *sim.Result, n int, only []string) []string {
+	type scored struct {
+		name string
+		hit  float64
+	}
+	var all []scored
+	for i, name := range r.Policies {
+		if only != nil && !slices.Contains(only, name) {
+			continue
+		}
+		var sum float64
+		for j := range r.Budgets {
+			sum += r.Cell(i, j).HitRate
+		}
+		all = append(all, scored{name, sum / float64(max(1, len(r.Budgets)))})
+	}
+	slices.SortStableFunc(all, func(a, b scored) int { return cmp.Compare(b.hit, a.hit) })
+	var names []string
+	for _, p := range all[:min(n, len(all))] {
+		names = append(names, p.name)
+	}
+	return names
+}
+
+// ReadResult reads a replay result written with -format json.
+func ReadResult(path string) (*sim.Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("replay result: %w", err)
+	}
+	var r sim.Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("replay result %s: %w", path, err)
+	}
+	if len(r.Cells) != len(r.Policies)*len(r.Budgets) {
+		return nil, fmt.Errorf("replay result %s: %d cells for %d policies × %d budgets", path, len(r.Cells), len(r.Policies), len(r.Budgets))
+	}
+	return &r, nil
+}
