@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/policytest"
 )
 
 func newPolicy(t *testing.T, params map[string]any) policies.Policy {
@@ -16,36 +17,6 @@ func newPolicy(t *testing.T, params map[string]any) policies.Policy {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// prefill sends the prompt as one block; rows[h][i] is head h's row i.
-func prefill(t *testing.T, p policies.Policy, stride int, rows [][][]float32) {
-	t.Helper()
-	heads, n := len(rows), len(rows[0])
-	a := &policies.Attention{Phase: policies.Prefill, Rows: n, Heads: heads, Stride: stride,
-		Probs: make([]float32, heads*n*stride)}
-	for h := range heads {
-		for r := range n {
-			copy(a.Row(h, r), rows[h][r])
-		}
-	}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// decode sends one decode row per head; rows[h] is indexed by slot.
-func decode(t *testing.T, p policies.Policy, pos, stride int, slots []int32, rows [][]float32) {
-	t.Helper()
-	heads := len(rows)
-	a := &policies.Attention{Phase: policies.Decode, Pos: pos, Rows: 1, Heads: heads, Stride: stride,
-		Probs: make([]float32, heads*stride), Slot: slots}
-	for h := range heads {
-		copy(a.Row(h, 0), rows[h])
-	}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // evict asks for need[h] victims and returns each head's victims, sorted.
@@ -129,7 +100,7 @@ func TestCompressionVictims(t *testing.T) {
 		if layout.Slack != 12 {
 			t.Errorf("append layout slack %d, want MaxLen 12", layout.Slack)
 		}
-		prefill(t, p, 8, [][][]float32{rows})
+		policytest.Prefill(t, p, 8, [][][]float32{rows})
 		got, err := evict(t, p, policies.Prefill, 7, 12, []int32{3})
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +116,7 @@ func TestWindowClampedToBudget(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 6, MaxLen: 6, Budget: 3}); err != nil {
 		t.Fatal(err)
 	}
-	prefill(t, p, 6, [][][]float32{prompt(6)})
+	policytest.Prefill(t, p, 6, [][][]float32{prompt(6)})
 	got, err := evict(t, p, policies.Prefill, 5, 6, []int32{3})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +140,7 @@ func compressSmall(t *testing.T, params map[string]any, want []int32) policies.P
 	if layout.Slack != 0 {
 		t.Fatalf("decode=%v: slack %d, want 0", params["decode"], layout.Slack)
 	}
-	prefill(t, p, 6, [][][]float32{prompt(6,
+	policytest.Prefill(t, p, 6, [][][]float32{prompt(6,
 		[]float32{0.3, 0.1, 0.2, 0.1, 0.3},
 		[]float32{0.4, 0.05, 0.3, 0.05, 0.1, 0.1})})
 	got, err := evict(t, p, policies.Prefill, 5, 10, []int32{2})
@@ -196,7 +167,7 @@ func TestRecencyDecode(t *testing.T) {
 	}
 	for i, st := range steps {
 		pos := 6 + i
-		decode(t, p, pos, 10, []int32{st.slot}, [][]float32{row})
+		policytest.Decode(t, p, pos, 10, []int32{st.slot}, [][]float32{row})
 		got, err := evict(t, p, policies.Decode, pos, 10, []int32{1})
 		if err != nil {
 			t.Fatal(err)
@@ -226,7 +197,7 @@ func TestRescoreDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := compressSmall(t, map[string]any{"decode": "rescore", "kernel": tt.kernel}, tt.compression)
-		decode(t, p, 6, 10, []int32{tt.slot}, [][]float32{tt.row6})
+		policytest.Decode(t, p, 6, 10, []int32{tt.slot}, [][]float32{tt.row6})
 		got, err := evict(t, p, policies.Decode, 6, 10, []int32{1})
 		if err != nil {
 			t.Fatal(err)
@@ -242,8 +213,8 @@ func TestAppendRefusesDecodeEviction(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 2, MaxLen: 4, Budget: 2}); err != nil {
 		t.Fatal(err)
 	}
-	prefill(t, p, 2, [][][]float32{prompt(2)})
-	decode(t, p, 2, 4, []int32{2}, [][]float32{{0.3, 0.3, 0.4, 0}})
+	policytest.Prefill(t, p, 2, [][][]float32{prompt(2)})
+	policytest.Decode(t, p, 2, 4, []int32{2}, [][]float32{{0.3, 0.3, 0.4, 0}})
 	if _, err := evict(t, p, policies.Decode, 2, 4, []int32{1}); err == nil || !strings.Contains(err.Error(), "append") {
 		t.Fatalf("err = %v, want a refusal naming decode=append", err)
 	}
@@ -277,7 +248,7 @@ func TestNoAllocationsPerCall(t *testing.T) {
 				rows[i][j] = float32((i*7+j*3)%11+1) / 100
 			}
 		}
-		prefill(t, p, stride, [][][]float32{rows})
+		policytest.Prefill(t, p, stride, [][][]float32{rows})
 		victims, err := evict(t, p, policies.Prefill, prompt-1, stride, []int32{prompt - budget})
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/policytest"
 )
 
 func newPolicy(t *testing.T, params map[string]any) policies.Policy {
@@ -15,36 +16,6 @@ func newPolicy(t *testing.T, params map[string]any) policies.Policy {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// prefill sends the prompt as one block; rows[h][i] is head h's row i (length <= stride).
-func prefill(t *testing.T, p policies.Policy, stride int, rows [][][]float32) {
-	t.Helper()
-	heads, n := len(rows), len(rows[0])
-	a := &policies.Attention{Phase: policies.Prefill, Rows: n, Heads: heads, Stride: stride,
-		Probs: make([]float32, heads*n*stride)}
-	for h := range heads {
-		for r := range n {
-			copy(a.Row(h, r), rows[h][r])
-		}
-	}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// decode sends one decode row per head; rows[h] is indexed by slot.
-func decode(t *testing.T, p policies.Policy, pos, stride int, slots []int32, rows [][]float32) {
-	t.Helper()
-	heads := len(rows)
-	a := &policies.Attention{Phase: policies.Decode, Pos: pos, Rows: 1, Heads: heads, Stride: stride,
-		Probs: make([]float32, heads*stride), Slot: slots}
-	for h := range heads {
-		copy(a.Row(h, 0), rows[h])
-	}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // evict asks for need[h] victims and returns each head's victims, sorted.
@@ -89,7 +60,7 @@ func TestPerHeadCompressionAndDecode(t *testing.T) {
 		t.Fatalf("layout %+v, want the zero layout", layout)
 	}
 	const stride = 8
-	prefill(t, p, stride, [][][]float32{
+	policytest.Prefill(t, p, stride, [][][]float32{
 		causal([]float32{0.30, 0.05, 0.40, 0.15, 0.10}),
 		causal([]float32{0.05, 0.50, 0.20, 0.05, 0.20}),
 	})
@@ -102,7 +73,7 @@ func TestPerHeadCompressionAndDecode(t *testing.T) {
 	}
 
 	// Position 5 enters the lowest free slot: 1 in head 0, 0 in head 1.
-	decode(t, p, 5, stride, []int32{1, 0}, [][]float32{
+	policytest.Decode(t, p, 5, stride, []int32{1, 0}, [][]float32{
 		{0.4, 0.1, 0.3, 0.2, 0, 0, 0, 0}, // resident slots 0, 1, 2, 3
 		{0.1, 0.5, 0.3, 0, 0.1, 0, 0, 0}, // resident slots 0, 1, 2, 4
 	})
@@ -120,7 +91,7 @@ func TestTiesEvictOlderToken(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 4, MaxLen: 4, Budget: 2}); err != nil {
 		t.Fatal(err)
 	}
-	prefill(t, p, 4, [][][]float32{causal([]float32{0.25, 0.25, 0.25, 0.25})})
+	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.25, 0.25, 0.25, 0.25})})
 	got := evict(t, p, policies.Prefill, 3, 4, []int32{2})
 	if !slices.Equal(got[0], []int32{0, 1}) {
 		t.Fatalf("victims %v, want [0 1]", got[0])
@@ -135,7 +106,7 @@ func TestLayerwiseAveragesHeads(t *testing.T) {
 	}
 	const stride = 6
 	// Per head the minima are slots 3 and 0; the averages are 0.3, 0.2, 0.25, 0.25.
-	prefill(t, p, stride, [][][]float32{
+	policytest.Prefill(t, p, stride, [][][]float32{
 		causal([]float32{0.5, 0.3, 0.2, 0.0}),
 		causal([]float32{0.1, 0.1, 0.3, 0.5}),
 	})
@@ -145,7 +116,7 @@ func TestLayerwiseAveragesHeads(t *testing.T) {
 		t.Fatalf("compression victims %v, want %v", got, want)
 	}
 	// Both heads put position 4 in slot 1. Averages: 0.35, 0.15, 0.3, 0.2.
-	decode(t, p, 4, stride, []int32{1, 1}, [][]float32{
+	policytest.Decode(t, p, 4, stride, []int32{1, 1}, [][]float32{
 		{0.6, 0.1, 0.2, 0.1, 0, 0},
 		{0.1, 0.2, 0.4, 0.3, 0, 0},
 	})
@@ -161,7 +132,7 @@ func TestLayerwiseRejectsMisalignedSlots(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 2, PromptLen: 2, MaxLen: 4, Budget: 3}); err != nil {
 		t.Fatal(err)
 	}
-	prefill(t, p, 4, [][][]float32{causal([]float32{0.5, 0.5}), causal([]float32{0.5, 0.5})})
+	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.5, 0.5}), causal([]float32{0.5, 0.5})})
 	a := &policies.Attention{Phase: policies.Decode, Pos: 2, Rows: 1, Heads: 2, Stride: 4,
 		Probs: make([]float32, 8), Slot: []int32{2, 3}}
 	err := p.Observe(a)
@@ -191,7 +162,7 @@ func TestProtocolErrors(t *testing.T) {
 	if err := p.Observe(a); err == nil {
 		t.Error("out-of-order prefill block accepted")
 	}
-	prefill(t, p, 4, [][][]float32{causal([]float32{0.2, 0.3, 0.5})})
+	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.2, 0.3, 0.5})})
 	e := &policies.Eviction{Phase: policies.Prefill, Heads: 1, Need: []int32{4}, Stride: 4,
 		Count: make([]int32, 1), Victims: make([]int32, 4)}
 	if err := p.Evict(e); err == nil {
@@ -216,7 +187,7 @@ func TestNoAllocationsPerCall(t *testing.T) {
 		for j := range last {
 			last[j] = float32(j%5+1) / 48
 		}
-		prefill(t, p, stride, [][][]float32{causal(last), causal(last)})
+		policytest.Prefill(t, p, stride, [][][]float32{causal(last), causal(last)})
 		victims := evict(t, p, policies.Prefill, prompt-1, stride, []int32{prompt - budget, prompt - budget})
 
 		a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: heads, Stride: stride,
