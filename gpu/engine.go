@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/policies"
@@ -33,6 +34,8 @@ type Sequence struct {
 	kv     KV
 	tables []*Slots
 	n      int // tokens fed so far: the next token's position
+	// slotTime is the time spent on the slot tables (see SlotTime).
+	slotTime time.Duration
 
 	// Scratch reused between Feed calls.
 	positions []int32
@@ -67,6 +70,12 @@ func (s *Sequence) Slots(l int) *Slots { return s.tables[l] }
 
 // KV is the sequence's cache on the backend.
 func (s *Sequence) KV() KV { return s.kv }
+
+// SlotTime is the time spent so far on slot bookkeeping: placing fed tokens in
+// free slots, and checking and applying victims, the backend's merge into the
+// compensation slot included. It is the eviction cost the model's forward pass
+// does not pay without eviction.
+func (s *Sequence) SlotTime() time.Duration { return s.slotTime }
 
 // Close releases the cache.
 func (s *Sequence) Close() error { return s.kv.Close() }
@@ -111,6 +120,7 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 			}
 		}
 	}
+	start := time.Now()
 	s.positions = resize(s.positions, n)
 	for i := range n {
 		s.positions[i] = int32(s.n + i)
@@ -124,6 +134,7 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 		}
 	}
 	s.n += n
+	s.slotTime += time.Since(start)
 	b := &Batch{Tokens: tokens, Positions: s.positions, Slots: s.slots, Logits: out.Logits, Want: out.Want, Observe: out.Observe}
 	return s.engine.backend.Forward(s.kv, b)
 }
@@ -135,6 +146,8 @@ func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 	if l < 0 || l >= len(s.tables) {
 		return fmt.Errorf("evict: layer %d out of range [0, %d)", l, len(s.tables))
 	}
+	start := time.Now()
+	defer func() { s.slotTime += time.Since(start) }()
 	t := s.tables[l]
 	comp := s.kv.Compensation() && e.Weights != nil
 	for h := range t.Heads() {

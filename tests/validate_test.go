@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -36,13 +37,15 @@ name = "window"
 name = "h2o"
 [[policy]]
 name = "random"
+[[policy]]
+name = "oracle"
 `
 	scenario := filepath.Join(dir, "s.toml")
 	os.WriteFile(scenario, []byte(policies), 0o644)
 	if r := run(t, "replay", "-format", "json", "-out", filepath.Join(dir, "replay.json"), scenario); r.code != 0 {
 		t.Fatalf("replay: exit %d\n%s", r.code, r.stderr)
 	}
-	os.WriteFile(scenario, []byte(policies+`
+	validateTable := `
 [validate]
 model = "model"
 data = "data.jsonl"
@@ -51,36 +54,24 @@ gen_tokens = 8
 max_prompt_tokens = 64
 ignore_eos = true
 top = 2
-replay_result = "replay.json"
-`), 0o644)
+`
+	os.WriteFile(scenario, []byte(policies+validateTable+"replay_result = \"replay.json\"\n"), 0o644)
 	out := filepath.Join(dir, "validate.json")
 	r := run(t, "validate", "-format", "json", "-out", out, scenario)
 	if r.code != 0 {
 		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	var res struct {
-		Cells []struct {
-			Policy, Budget   string
-			Agreement, NLL   float64
-			Rouge1Full       float64  `json:"rouge1_full"`
-			PeakKVBytes      int64    `json:"peak_kv_bytes"`
-			SimulatedHitRate *float64 `json:"simulated_hit_rate"`
-		}
-		Agreement []struct {
-			Metric string
-			Cells  int
-		}
+	// The oracle has the highest simulated hit rate, but it cannot decode.
+	if !strings.Contains(r.stderr, "leaving out oracle: clairvoyant") {
+		t.Errorf("no note about the oracle: %s", r.stderr)
 	}
-	text, _ := os.ReadFile(out)
-	if err := json.Unmarshal(text, &res); err != nil {
-		t.Fatalf("%v\n%s", err, text)
-	}
-	// The full cache has the highest simulated hit rate, so it is among the top 2.
+	res := readValidation(t, out)
+	// The full cache has the highest simulated hit rate of the rest, so it is among the top 2.
 	if len(res.Cells) != 4 || res.Cells[0].Policy != "full" || res.Cells[2].Policy == "full" {
-		t.Fatalf("cells: %s", text)
+		t.Fatalf("cells: %+v", res.Cells)
 	}
 	for _, c := range res.Cells {
-		if c.SimulatedHitRate == nil || c.PeakKVBytes <= 0 || c.NLL <= 0 {
+		if c.SimulatedHitRate == nil || c.PeakKVBytes <= 0 || c.NLL <= 0 || c.EvictionShare <= 0 || c.EvictionShare >= 1 {
 			t.Errorf("cell %+v", c)
 		}
 		if c.Policy == "full" && (c.Agreement != 1 || c.Rouge1Full != 1) {
@@ -88,8 +79,31 @@ replay_result = "replay.json"
 		}
 	}
 	if len(res.Agreement) == 0 || res.Agreement[0].Cells != 4 {
-		t.Errorf("agreement: %s", text)
+		t.Errorf("agreement: %+v", res.Agreement)
 	}
+
+	// Without a replay result, validate replays the traces itself: the same top 2,
+	// the same simulated hit rates, and a plot of the metrics against them.
+	os.WriteFile(scenario, []byte(policies+validateTable), 0o644)
+	plot := filepath.Join(dir, "validate.svg")
+	out2 := filepath.Join(dir, "validate2.json")
+	if r := run(t, "validate", "-format", "json", "-out", out2, "-plot", plot, scenario); r.code != 0 {
+		t.Fatalf("validate after a replay of its own: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	res2 := readValidation(t, out2)
+	if len(res2.Cells) != len(res.Cells) {
+		t.Fatalf("%d cells, want %d", len(res2.Cells), len(res.Cells))
+	}
+	for i, c := range res2.Cells {
+		if c.Policy != res.Cells[i].Policy || c.SimulatedHitRate == nil || *c.SimulatedHitRate != *res.Cells[i].SimulatedHitRate {
+			t.Errorf("cell %d: %+v, want the policy and hit rate of %+v", i, c, res.Cells[i])
+		}
+	}
+	svg, err := os.ReadFile(plot)
+	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("simulated hit rate")) {
+		t.Errorf("plot: %v, %.200s", err, svg)
+	}
+	os.WriteFile(scenario, []byte(policies+validateTable+"replay_result = \"replay.json\"\n"), 0o644)
 
 	// A rerun finds every cell in the state file and prints the same table.
 	state := filepath.Join(dir, "validate.cells.jsonl")
@@ -107,4 +121,33 @@ replay_result = "replay.json"
 	if r := run(t, "validate", filepath.Join(dir, "nope.toml")); r.code == 0 {
 		t.Error("missing scenario accepted")
 	}
+}
+
+// validation is the part of `kvsim validate -format json` the tests read.
+type validation struct {
+	Cells []struct {
+		Policy, Budget   string
+		Agreement, NLL   float64
+		Rouge1Full       float64  `json:"rouge1_full"`
+		PeakKVBytes      int64    `json:"peak_kv_bytes"`
+		EvictionShare    float64  `json:"eviction_share"`
+		SimulatedHitRate *float64 `json:"simulated_hit_rate"`
+	}
+	Agreement []struct {
+		Metric string
+		Cells  int
+	}
+}
+
+func readValidation(t *testing.T, path string) validation {
+	t.Helper()
+	var res validation
+	text, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(text, &res)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", path, err, text)
+	}
+	return res
 }

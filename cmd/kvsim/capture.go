@@ -45,7 +45,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	dtype := fs.String("dtype", "f16", "trace tensor dtype: f16, bf16 or f32")
 	device := fs.String("device", "cpu", deviceUsage)
 	threads := fs.Int("threads", 0, "CPU backend threads (0: one per CPU); results do not depend on it")
-	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on, off")
+	progress := fs.String("progress", "auto", progressUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

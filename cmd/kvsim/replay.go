@@ -6,9 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/kvsim/kvsim/scenarios"
@@ -26,7 +24,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf)")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
-	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on, off")
+	progress := fs.String("progress", "auto", progressUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,19 +51,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if *threads > 0 {
 		opts.Threads = *threads
 	}
-	showBar := *progress == "on" || (*progress == "auto" && e.stderrIsTTY)
-	if showBar {
-		var bar *progressbar.ProgressBar
-		opts.Progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr),
-					progressbar.OptionSetDescription("replay (sample·layer)"), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-		}
-	}
+	opts.Progress = newProgress(e, *progress, "replay (sample·layer)")
 	res, err := sim.Replay(ctx, sources, specs, opts)
 	if err != nil {
 		return err

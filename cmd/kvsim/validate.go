@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/atomicfile"
 	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
@@ -67,12 +69,15 @@ func formatCorrelation(x *float64) string {
 	return strconv.FormatFloat(*x, 'f', 3, 64)
 }
 
-// metrics are the validated metrics, by the names the tables use; for NLL lower is
-// better, which shows as a negative correlation.
-var metrics = []struct {
+// metric is a validated metric, by the name the tables use.
+type metric struct {
 	name string
 	get  func(*validate.Cell) float64
-}{
+}
+
+// metrics are the validated metrics, by the names the tables use; for NLL lower is
+// better, which shows as a negative correlation.
+var metrics = []metric{
 	{"rouge1_ref", func(c *validate.Cell) float64 { return c.Rouge1Ref }},
 	{"rouge2_ref", func(c *validate.Cell) float64 { return c.Rouge2Ref }},
 	{"rougeL_ref", func(c *validate.Cell) float64 { return c.RougeLRef }},
@@ -96,6 +101,8 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
 	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
 	threads := fs.Int("threads", 0, "CPU threads for the backend and for replay (0: one per CPU)")
+	plotPath := fs.String("plot", "", "also draw each validated metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
+	progress := fs.String("progress", "auto", progressUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -120,11 +127,15 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
 	}
 
-	replay, err := replayFor(ctx, sc, *threads)
+	candidates, err := validateCandidates(e, sc)
 	if err != nil {
 		return err
 	}
-	specs, err := sc.ValidateSpecs(replay)
+	replay, err := replayFor(ctx, e, sc, candidates, *threads, *progress)
+	if err != nil {
+		return err
+	}
+	specs, err := sc.ValidateSpecs(candidates, replay)
 	if err != nil {
 		return err
 	}
@@ -191,11 +202,16 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var res validation
-	for _, spec := range specs {
-		for _, b := range sc.ValidateBudgets() {
+	budgets := sc.ValidateBudgets()
+	bar := newProgress(e, *progress, "validate (sample·cell)")
+	for i, spec := range specs {
+		for j, b := range budgets {
+			bar((i*len(budgets)+j)*len(samples), len(specs)*len(budgets)*len(samples))
 			cell, ok := done[cellKey(spec.Name, b.String())]
 			if !ok {
 				opts.Budget = b
+				first := (i*len(budgets) + j) * len(samples)
+				opts.Progress = func(n int) { bar(first+n, len(specs)*len(budgets)*len(samples)) }
 				c, err := validate.RunCell(ctx, engine, spec.Name, spec.New, samples, baselines, opts)
 				if err != nil {
 					if errors.Is(err, context.Canceled) {
@@ -211,24 +227,52 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b.String())})
 		}
 	}
+	bar(len(specs)*len(budgets)*len(samples), len(specs)*len(budgets)*len(samples))
 	res.Agreement = rankAgreement(res.Cells)
+	if *plotPath != "" {
+		if err := report.PlotFigure(*plotPath, validationFigure(&res)); err != nil {
+			return err
+		}
+	}
 	if *out != "" {
-		return writeFileAtomic(*out, func(w io.Writer) error { return writeValidation(w, &res, *format) })
+		return atomicfile.Write(*out, func(w io.Writer) error { return writeValidation(w, &res, *format) })
 	}
 	return writeValidation(e.stdout, &res, *format)
 }
 
-// replayFor is the replay result the scenario's [validate] table refers to: read
-// from replay_result, or run when top = N needs one; nil when neither.
-func replayFor(ctx context.Context, sc *scenario.Scenario, threads int) (*sim.Result, error) {
-	v := sc.Validate
-	if v.ReplayResult != "" {
-		return scenario.ReadResult(sc.RelativePath(v.ReplayResult))
-	}
-	if v.Top == 0 {
-		return nil, nil
-	}
+// validateCandidates names the policies the scenario lets validation pick from,
+// leaving out the clairvoyant ones (with a note when they were not listed).
+func validateCandidates(e *env, sc *scenario.Scenario) ([]string, error) {
 	specs, err := sc.Specs()
+	if err != nil {
+		return nil, err
+	}
+	var clairvoyant []string
+	for _, spec := range specs {
+		c, err := validate.Clairvoyant(spec.New)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", spec.Name, err)
+		}
+		if c {
+			clairvoyant = append(clairvoyant, spec.Name)
+		}
+	}
+	names, err := sc.ValidateCandidates(clairvoyant)
+	if err == nil && len(clairvoyant) > 0 {
+		fmt.Fprintf(e.stderr, "validate: leaving out %s: clairvoyant policies need the future, which only replay has\n",
+			strings.Join(clairvoyant, ", "))
+	}
+	return names, err
+}
+
+// replayFor is the replay result the simulated hit rates come from: the
+// [validate] table's replay_result, or else a replay of the candidate policies at
+// the validation budgets.
+func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []string, threads int, progress string) (*sim.Result, error) {
+	if path := sc.Validate.ReplayResult; path != "" {
+		return scenario.ReadResult(sc.RelativePath(path))
+	}
+	specs, err := sc.SpecsNamed(candidates)
 	if err != nil {
 		return nil, err
 	}
@@ -238,10 +282,55 @@ func replayFor(ctx context.Context, sc *scenario.Scenario, threads int) (*sim.Re
 	}
 	defer scenario.Close(sources)
 	opts := sc.Options()
+	opts.Budgets = sc.ValidateBudgets()
 	if threads > 0 {
 		opts.Threads = threads
 	}
+	opts.Progress = newProgress(e, progress, "replay (sample·layer)")
 	return sim.Replay(ctx, sources, specs, opts)
+}
+
+// validationFigure plots validated metrics, one panel each and one line per
+// policy over its budgets, against the simulated hit rate when every cell has one
+// (a simulator that ranks right makes rising lines, falling for NLL), else against
+// the budget in tokens.
+func validationFigure(res *validation) report.Figure {
+	bySimulation := true
+	for i := range res.Cells {
+		bySimulation = bySimulation && res.Cells[i].SimulatedHitRate != nil
+	}
+	xLabel := "budget (tokens, mean over samples)"
+	if bySimulation {
+		xLabel = "simulated hit rate"
+	}
+	var f report.Figure
+	for _, m := range []struct{ name, title string }{
+		{"rougeL_full", "ROUGE-L F1 against the full-cache output"},
+		{"agreement", "share of full-cache tokens before the first divergence"},
+		{"nll", "teacher-forced NLL of the full-cache output (lower is better)"},
+		{"rougeL_ref", "ROUGE-L F1 against the references"},
+	} {
+		get := metrics[slices.IndexFunc(metrics, func(x metric) bool { return x.name == m.name })].get
+		panel := report.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
+		for i := range res.Cells {
+			c := &res.Cells[i]
+			x := c.BudgetTokens
+			if bySimulation {
+				x = *c.SimulatedHitRate
+			}
+			k := slices.IndexFunc(panel.Series, func(s report.Series) bool { return s.Name == c.Policy })
+			if k < 0 {
+				k = len(panel.Series)
+				panel.Series = append(panel.Series, report.Series{Name: c.Policy})
+			}
+			panel.Series[k].Points = append(panel.Series[k].Points, report.Point{X: x, Y: get(&c.Cell)})
+		}
+		for _, s := range panel.Series {
+			slices.SortStableFunc(s.Points, func(a, b report.Point) int { return cmp.Compare(a.X, b.X) })
+		}
+		f.Panels = append(f.Panels, panel)
+	}
+	return f
 }
 
 // simulatedHitRate is replay's hit rate for (policy, budget label), or nil.
@@ -337,29 +426,9 @@ func appendCell(path string, c *validate.Cell) error {
 	return f.Close()
 }
 
-// writeFileAtomic writes through a temporary file and a rename.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	err = write(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 // validationColumns are the table's columns, after policy and budget.
 var validationColumns = []string{"sim hit", "R-1 ref", "R-2 ref", "R-L ref", "R-1 full", "R-2 full", "R-L full",
-	"agree", "NLL", "tok/s", "policy µs/tok", "peak KV MiB"}
+	"agree", "NLL", "tok/s", "policy µs/tok", "slots µs/tok", "evict %", "peak KV MiB"}
 
 func (c *validatedCell) row() []string {
 	f := func(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
@@ -369,7 +438,8 @@ func (c *validatedCell) row() []string {
 	}
 	return []string{c.Policy, c.Budget, hit, f(c.Rouge1Ref, 4), f(c.Rouge2Ref, 4), f(c.RougeLRef, 4),
 		f(c.Rouge1Full, 4), f(c.Rouge2Full, 4), f(c.RougeLFull, 4), f(c.Agreement, 4), f(c.NLL, 4),
-		f(c.TokensPerSecond, 1), f(c.PolicyMicrosPerToken, 1), f(float64(c.PeakKVBytes)/(1<<20), 3)}
+		f(c.TokensPerSecond, 1), f(c.PolicyMicrosPerToken, 1), f(c.SlotMicrosPerToken, 1), f(100*c.EvictionShare, 2),
+		f(float64(c.PeakKVBytes)/(1<<20), 3)}
 }
 
 // writeValidation renders res as a table, CSV, JSON or Markdown.

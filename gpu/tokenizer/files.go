@@ -3,12 +3,13 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/kvsim/kvsim/sim/atomicfile"
 )
 
 // File names of a Hugging Face GPT-2-style tokenizer.
@@ -132,36 +133,8 @@ func write(dir string, vocab map[string]int, merges [][2]string) error {
 		mergesTxt.WriteString(m[0] + " " + m[1] + "\n")
 	}
 
-	if err := writeFileAtomic(filepath.Join(dir, vocabFile), vocabJSON.Bytes()); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, vocabFile), vocabJSON.Bytes()); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, mergesFile), mergesTxt.Bytes())
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the same
-// directory, so that the rename cannot cross file systems.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, os.Remove(f.Name()))
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644) // CreateTemp makes the file private
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteBytes(filepath.Join(dir, mergesFile), mergesTxt.Bytes())
 }

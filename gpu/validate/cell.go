@@ -35,6 +35,8 @@ type CellOptions struct {
 	Stem bool
 	// Detokenize turns generated tokens into text for ROUGE.
 	Detokenize func([]int32) (string, error)
+	// Progress, when set, is called with the number of samples done after each.
+	Progress func(samples int)
 }
 
 // Cell is one policy × budget's metrics, averaged over samples.
@@ -59,8 +61,13 @@ type Cell struct {
 	NLL float64 `json:"nll"`
 	// TokensPerSecond is the free-running decode throughput, eviction included.
 	TokensPerSecond float64 `json:"tokens_per_second"`
-	// PolicyMicrosPerToken is the time inside the policy per decoded token.
+	// PolicyMicrosPerToken is the time inside the policy per decoded token, and
+	// SlotMicrosPerToken the slot bookkeeping's (see Decoding).
 	PolicyMicrosPerToken float64 `json:"policy_us_per_token"`
+	SlotMicrosPerToken   float64 `json:"slot_us_per_token"`
+	// EvictionShare is the share of decode time that eviction costs: policy
+	// plus slot bookkeeping.
+	EvictionShare float64 `json:"eviction_share"`
 	// PeakKVBytes is the largest peak over samples (see Decoding.PeakBytes).
 	PeakKVBytes int64 `json:"peak_kv_bytes"`
 	// Evictions is the mean victims per sample over all layers and heads.
@@ -97,7 +104,7 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 	}
 	c := &Cell{Policy: name, Budget: o.Budget.String(), Samples: len(samples)}
 	var tokens int
-	var decodeSeconds, policySeconds float64
+	var decodeSeconds, policySeconds, slotSeconds float64
 	var nllSamples int
 	for i, s := range samples {
 		budget := o.Budget.TokensFor(len(s.Prompt))
@@ -125,6 +132,7 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 		tokens += len(d.Tokens)
 		decodeSeconds += d.Decode.Seconds()
 		policySeconds += d.PolicyTime.Seconds()
+		slotSeconds += d.SlotTime.Seconds()
 
 		if force := baselines[i].Tokens; len(force) > 0 {
 			opts.Force, opts.MaxNew = force, len(force)
@@ -134,6 +142,9 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 			}
 			c.NLL += f.NLL
 			nllSamples++
+		}
+		if o.Progress != nil {
+			o.Progress(i + 1)
 		}
 	}
 	n := float64(len(samples))
@@ -146,9 +157,11 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 	}
 	if decodeSeconds > 0 {
 		c.TokensPerSecond = float64(tokens) / decodeSeconds
+		c.EvictionShare = (policySeconds + slotSeconds) / decodeSeconds
 	}
 	if tokens > 0 {
 		c.PolicyMicrosPerToken = policySeconds * 1e6 / float64(tokens)
+		c.SlotMicrosPerToken = slotSeconds * 1e6 / float64(tokens)
 	}
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +63,8 @@ func TestRunCell(t *testing.T) {
 	if full.Samples != 2 || full.Policy != "full" || full.Budget != "4 tok" || full.BudgetTokens != 4 || full.PeakKVBytes <= 0 {
 		t.Errorf("full cache cell: %+v", full)
 	}
+	var progress []int
+	o.Progress = func(n int) { progress = append(progress, n) }
 	window, err := validate.RunCell(ctx, e, "window", newBuiltin(t, "window"), samples, baselines, o)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +76,12 @@ func TestRunCell(t *testing.T) {
 	}
 	if want := int64(2 * 4 * (len(prompt) + gen) * 16 * 2 * 4); full.PeakKVBytes != want {
 		t.Errorf("full peak %d bytes, want %d", full.PeakKVBytes, want)
+	}
+	if !slices.Equal(progress, []int{1, 2}) {
+		t.Errorf("progress calls %v, want [1 2]", progress)
+	}
+	if window.EvictionShare <= 0 || window.EvictionShare >= 1 || window.PolicyMicrosPerToken <= 0 || window.SlotMicrosPerToken <= 0 {
+		t.Errorf("window's eviction cost: %+v", window)
 	}
 	if window.NLL <= 0 || math.IsNaN(window.NLL) || window.Agreement > 1 || window.Agreement < 0 {
 		t.Errorf("window cell: %+v", window)

@@ -56,9 +56,11 @@ type Decoding struct {
 	EOS bool
 	// NLL is the mean −log p of Tokens, each under the logits that predicted it.
 	NLL float64
-	// Decode is the time spent on generated tokens, eviction included; PolicyTime
-	// is the part spent inside the policy.
-	Decode, PolicyTime time.Duration
+	// Decode is the time spent on generated tokens, eviction included. Of it,
+	// PolicyTime is spent inside the policy (Observe and Evict), and SlotTime on slot
+	// bookkeeping: placing tokens, counting residents, checking and applying
+	// victims. Together they are what eviction costs a decode step.
+	Decode, PolicyTime, SlotTime time.Duration
 	// PeakEntries is the most KV entries (tokens, plus the compensation slot when
 	// the cache keeps one) held in all layers and heads together while a decoded
 	// token attends, as replay's peak counts them.
@@ -78,6 +80,7 @@ type layerPolicy struct {
 	cfg    policies.Config
 	evict  policies.Eviction
 	attn   policies.Attention
+	needs  bool // the last decode step left a head over budget+slack
 }
 
 // Decode runs prompt through the engine, then decodes greedily (or feeds o.Force)
@@ -118,7 +121,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 			return nil, fmt.Errorf("validate: init at layer %d: %w", l, err)
 		}
 		if lp.layout.Clairvoyant {
-			return nil, errors.New("validate: clairvoyant policies need the future, which only replay has")
+			return nil, fmt.Errorf("validate: %w", ErrClairvoyant)
 		}
 		if lp.layout.Slack < 0 {
 			return nil, fmt.Errorf("validate: init at layer %d: negative slack %d", l, lp.layout.Slack)
@@ -187,7 +190,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 			return nil, err
 		}
 	}
-	start := time.Now()
+	start, slotsBefore := time.Now(), seq.SlotTime()
 	var nll float64
 	for len(d.Tokens) < o.MaxNew {
 		if err := ctx.Err(); err != nil {
@@ -215,10 +218,11 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 			return nil, fmt.Errorf("validate: position %d: %w", seq.Len()-1, err)
 		}
 		t := seq.Len() - 1
+		scan := time.Now()
 		entries := 0
 		for l, lp := range layers {
 			slots := seq.Slots(l)
-			need := false
+			lp.needs = false
 			for h := range H {
 				n := slots.Resident(h)
 				entries += n
@@ -230,25 +234,57 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 					excess = 0
 				}
 				lp.evict.Need[h] = int32(excess)
-				need = need || excess > 0
+				lp.needs = lp.needs || excess > 0
 			}
-			if need {
+		}
+		d.PeakEntries = max(d.PeakEntries, entries)
+		d.SlotTime += time.Since(scan)
+		for l, lp := range layers {
+			if lp.needs {
 				if err := evict(seq, l, lp, policies.Decode, t, d); err != nil {
 					return nil, err
 				}
 			}
-			if err := checkBound(slots, lp, o.Budget); err != nil {
+		}
+		scan = time.Now()
+		for l, lp := range layers {
+			if err := checkBound(seq.Slots(l), lp, o.Budget); err != nil {
 				return nil, fmt.Errorf("validate: layer %d, position %d: %w", l, t, err)
 			}
 		}
-		d.PeakEntries = max(d.PeakEntries, entries)
+		d.SlotTime += time.Since(scan)
 	}
 	d.Decode = time.Since(start)
+	d.SlotTime += seq.SlotTime() - slotsBefore
 	d.PeakBytes = int64(d.PeakEntries) * perEntry
 	if len(d.Tokens) > 0 {
 		d.NLL = nll / float64(len(d.Tokens))
 	}
 	return d, nil
+}
+
+// ErrClairvoyant is Decode's error for a policy that needs the future.
+var ErrClairvoyant = errors.New("clairvoyant policies need the future, which only replay has")
+
+// Clairvoyant reports whether newPolicy's policies need the future, by initializing
+// one for a small sequence. Such a policy can be replayed but not validated.
+func Clairvoyant(newPolicy func() (policies.Policy, error)) (bool, error) {
+	lp := &layerPolicy{}
+	defer func() {
+		if c, ok := lp.closer(); ok {
+			c.Close()
+		}
+	}()
+	var err error
+	if lp.policy, err = newPolicy(); err != nil {
+		return false, err
+	}
+	cfg := policies.Config{Layers: 1, Heads: 1, HeadDim: 64, PromptLen: 16, MaxLen: 32, Budget: 8}
+	err = guard(func() (err error) { lp.layout, err = lp.policy.Init(cfg); return err })
+	if err != nil {
+		return false, fmt.Errorf("init: %w", err)
+	}
+	return lp.layout.Clairvoyant, nil
 }
 
 // evict asks layer l's policy for the victims its Need names and applies them.

@@ -2,6 +2,7 @@ package validate_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
 	"slices"
@@ -88,8 +89,13 @@ func TestNoEvictionReproducesPlainDecoding(t *testing.T) {
 func TestRefusesClairvoyant(t *testing.T) {
 	e := tinyEngine(t)
 	_, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, "oracle"), validate.Options{Budget: 4, MaxNew: 2})
-	if err == nil {
-		t.Fatal("oracle accepted")
+	if !errors.Is(err, validate.ErrClairvoyant) {
+		t.Fatalf("oracle: %v", err)
+	}
+	for name, want := range map[string]bool{"oracle": true, "h2o": false, "auv": false} {
+		if got, err := validate.Clairvoyant(newBuiltin(t, name)); got != want || err != nil {
+			t.Errorf("Clairvoyant(%s) = %v, %v; want %v", name, got, err, want)
+		}
 	}
 }
 
@@ -121,6 +127,10 @@ func TestSmallBudgetStaysBounded(t *testing.T) {
 		}
 		if want := int64(d.PeakEntries) * 2 * 4 * int64(cfg.HiddenSize/H); d.PeakBytes != want {
 			t.Errorf("%s: peak %d bytes, want %d", name, d.PeakBytes, want)
+		}
+		// Eviction's cost is a part of decoding's: the policy's and the slots' shares.
+		if d.PolicyTime <= 0 || d.SlotTime <= 0 || d.PolicyTime+d.SlotTime >= d.Decode {
+			t.Errorf("%s: policy %v and slots %v of decode %v", name, d.PolicyTime, d.SlotTime, d.Decode)
 		}
 	}
 	// The sliding window needs no slack: exactly budget+1 tokens per head attend.

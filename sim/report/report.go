@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/atomicfile"
 )
 
 // Formats lists the output formats.
@@ -41,31 +40,7 @@ func Write(w io.Writer, r *sim.Result, format string) error {
 
 // WriteFile renders r into path atomically.
 func WriteFile(path string, r *sim.Result, format string) error {
-	return writeAtomic(path, func(f *os.File) error { return Write(f, r, format) })
-}
-
-// writeAtomic writes through a temporary file and a rename, so that a reader never sees
-// half a file and a failed run leaves the old one intact.
-func writeAtomic(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	err = write(tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, r, format) })
 }
 
 // Caption describes where the numbers come from; synthetic traces say so loudly.

@@ -115,3 +115,34 @@ func TestPlot(t *testing.T) {
 		t.Errorf("gif: %v", err)
 	}
 }
+
+func TestPlotFigure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.svg")
+	line := func(name string, ys ...float64) Series {
+		s := Series{Name: name}
+		for i, y := range ys {
+			s.Points = append(s.Points, Point{float64(i), y})
+		}
+		return s
+	}
+	f := Figure{Panels: []Panel{
+		{Title: "first panel", XLabel: "x", YLabel: "y", Series: []Series{line("alpha", 1, 2), line("beta", 2, 1)}},
+		{Title: "second panel", Series: []Series{line("beta", 0, 1), line("empty")}},
+		{Title: "third panel", YMin: 0, YMax: 1, Series: []Series{line("gamma", 0.5)}},
+	}}
+	if err := PlotFigure(path, f); err != nil {
+		t.Fatal(err)
+	}
+	svg, _ := os.ReadFile(path)
+	for _, want := range []string{"first panel", "second panel", "third panel", "alpha", "beta", "gamma"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("the figure lacks %q", want)
+		}
+	}
+	if bytes.Contains(svg, []byte("empty")) {
+		t.Error("a series without points is in the legend")
+	}
+	if err := PlotFigure(path, Figure{}); err == nil {
+		t.Error("an empty figure was drawn")
+	}
+}

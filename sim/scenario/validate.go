@@ -115,30 +115,56 @@ func (s *Scenario) ValidateBudgets() []sim.Budget { return slices.Clone(s.Valida
 // directory.
 func (s *Scenario) RelativePath(path string) string { return s.relative(path) }
 
-// ValidateSpecs picks the policies to validate: all, the listed ones, or the top
-// N by hit rate in replay (which may be nil when Top is 0 or ReplayResult is set).
-// Clairvoyant policies are left out: they cannot run in the loop.
-func (s *Scenario) ValidateSpecs(replay *sim.Result) ([]sim.PolicySpec, error) {
-	v := s.Validate
-	specs, err := s.Specs()
-	if err != nil {
-		return nil, err
+// ValidateCandidates names the policies validation may pick from: the listed
+// ones, or all, less those in skip (clairvoyant policies, which cannot run in the
+// loop). A listed policy in skip is an error.
+func (s *Scenario) ValidateCandidates(skip []string) ([]string, error) {
+	if names := s.Validate.names; names != nil {
+		for _, n := range names {
+			if slices.Contains(skip, n) {
+				return nil, s.errorf("validate.policies", "policies: %q is clairvoyant: it needs the future, which only replay has", n)
+			}
+		}
+		return slices.Clone(names), nil
 	}
-	keep := v.names
+	var out []string
+	for _, p := range s.Policy {
+		if !slices.Contains(skip, p.Name) {
+			out = append(out, p.Name)
+		}
+	}
+	return out, nil
+}
+
+// ValidateSpecs picks the policies to validate among candidates (see
+// ValidateCandidates): all of them, or with top = N the N of highest hit rate in
+// replay, which is then required.
+func (s *Scenario) ValidateSpecs(candidates []string, replay *sim.Result) ([]sim.PolicySpec, error) {
+	v := s.Validate
+	keep := candidates
 	if v.Top > 0 {
 		if replay == nil {
 			return nil, fmt.Errorf("scenario %s: [validate] top = %d needs a replay result", s.Path, v.Top)
 		}
-		keep = TopPolicies(replay, v.Top, keep)
+		keep = TopPolicies(replay, v.Top, candidates)
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("scenario %s: [validate] top = %d: the replay result has none of the policies %v", s.Path, v.Top, candidates)
+		}
 	}
-	if keep == nil {
-		return specs, nil
+	return s.SpecsNamed(keep)
+}
+
+// SpecsNamed resolves the named policies, in the order given.
+func (s *Scenario) SpecsNamed(names []string) ([]sim.PolicySpec, error) {
+	specs, err := s.Specs()
+	if err != nil {
+		return nil, err
 	}
 	var out []sim.PolicySpec
-	for _, name := range keep {
+	for _, name := range names {
 		i := slices.IndexFunc(specs, func(p sim.PolicySpec) bool { return p.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("scenario %s: [validate]: replay result names policy %q, which the scenario lacks", s.Path, name)
+			return nil, fmt.Errorf("scenario %s: no [[policy]] named %q", s.Path, name)
 		}
 		out = append(out, specs[i])
 	}

@@ -26,9 +26,16 @@ func TestValidateTable(t *testing.T) {
 	if s.Validate.GenTokens != 64 || s.Validate.Device != "cpu" || s.RelativePath("m") != "/d/m" {
 		t.Errorf("defaults %+v, model path %s", s.Validate, s.RelativePath("m"))
 	}
-	specs, err := s.ValidateSpecs(nil)
+	names, err := s.ValidateCandidates(nil)
+	if err != nil || !slices.Equal(names, []string{"win", "h2o"}) {
+		t.Errorf("candidates %v, %v", names, err)
+	}
+	specs, err := s.ValidateSpecs(names, nil)
 	if err != nil || len(specs) != 2 || specs[0].Name != "win" || specs[1].Name != "h2o" {
 		t.Errorf("specs %v, %v", specs, err)
+	}
+	if _, err := s.ValidateCandidates([]string{"h2o"}); err == nil || !strings.Contains(err.Error(), `"h2o" is clairvoyant`) {
+		t.Errorf("a listed clairvoyant policy: %v", err)
 	}
 
 	// Without budgets of its own, [validate] takes the scenario's; "all" every policy.
@@ -39,8 +46,9 @@ func TestValidateTable(t *testing.T) {
 	if got := s.ValidateBudgets(); !slices.Equal(got, []sim.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Tokens: 64}}) {
 		t.Errorf("default budgets %v", got)
 	}
-	if specs, err := s.ValidateSpecs(nil); err != nil || len(specs) != 3 {
-		t.Errorf("all: %d specs, %v", len(specs), err)
+	names, err = s.ValidateCandidates([]string{"win"})
+	if err != nil || !slices.Equal(names, []string{"h2o", "full"}) {
+		t.Errorf("all but the clairvoyant: %v, %v", names, err)
 	}
 }
 
@@ -75,11 +83,18 @@ func TestTopPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ValidateSpecs(nil); err == nil {
+	all := []string{"h2o", "win", "full"}
+	if _, err := s.ValidateSpecs(all, nil); err == nil {
 		t.Error("top without a replay result accepted")
 	}
-	r.Policies = []string{"h2o", "win", "full"}
-	if specs, err := s.ValidateSpecs(r); err != nil || len(specs) != 1 || specs[0].Name != "win" {
+	r.Policies = all
+	if specs, err := s.ValidateSpecs(all, r); err != nil || len(specs) != 1 || specs[0].Name != "win" {
 		t.Errorf("top 1: %v, %v", specs, err)
+	}
+	if specs, err := s.ValidateSpecs([]string{"h2o", "full"}, r); err != nil || len(specs) != 1 || specs[0].Name != "h2o" {
+		t.Errorf("top 1 without win: %v, %v", specs, err)
+	}
+	if _, err := s.ValidateSpecs([]string{"other"}, r); err == nil {
+		t.Error("top 1 of policies the result lacks accepted")
 	}
 }
