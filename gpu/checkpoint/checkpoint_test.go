@@ -440,6 +440,20 @@ func TestSynthConfigFollowsPreset(t *testing.T) {
 	if c != want {
 		t.Errorf("opt-13b, post-LN: %+v, want %+v", c, want)
 	}
+	// The published sizes (layers, hidden, heads), from each model's config.json.
+	published := map[string][3]int{
+		"opt-125m": {12, 768, 12}, "opt-350m": {24, 1024, 16}, "opt-1.3b": {24, 2048, 32}, "opt-2.7b": {32, 2560, 32},
+		"opt-6.7b": {32, 4096, 32}, "opt-13b": {40, 5120, 40}, "opt-30b": {48, 7168, 56}, "opt-66b": {64, 9216, 72},
+	}
+	if len(Presets()) != len(published) {
+		t.Errorf("presets %v", Presets())
+	}
+	for name, size := range published {
+		c, err := SynthOptions{Preset: name}.Config()
+		if err != nil || [3]int{c.NumHiddenLayers, c.HiddenSize, c.NumAttentionHeads} != size {
+			t.Errorf("%s: %+v, %v; want layers, hidden, heads %v", name, c, err, size)
+		}
+	}
 }
 
 func TestSynthTokenizer(t *testing.T) {

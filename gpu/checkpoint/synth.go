@@ -15,51 +15,35 @@ import (
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/sim/synth"
 )
 
-// presetSize is the shape of a published OPT.
-type presetSize struct {
-	name                  string
-	layers, hidden, heads int
-}
-
-// presets are the published OPT sizes WriteSynth starts from.
-var presets = []presetSize{
-	{"opt-125m", 12, 768, 12},
-	{"opt-350m", 24, 1024, 16},
-	{"opt-1.3b", 24, 2048, 32},
-	{"opt-2.7b", 32, 2560, 32},
-	{"opt-6.7b", 32, 4096, 32},
-	{"opt-13b", 40, 5120, 40},
-	{"opt-30b", 48, 7168, 56},
-	{"opt-66b", 64, 9216, 72},
-}
-
-// Presets lists the architectures SynthOptions.Preset accepts, smallest first.
+// Presets lists the architectures SynthOptions.Preset accepts, smallest first:
+// the published OPT sizes, whose shapes sim/synth keeps.
 func Presets() []string {
-	names := make([]string, len(presets))
-	for i, p := range presets {
-		names[i] = p.name
+	var names []string
+	for _, p := range synth.Presets() {
+		names = append(names, p.Name)
 	}
 	return names
 }
 
 // preset returns the config of a published OPT size.
 func preset(name string) (Config, bool) {
-	i := slices.IndexFunc(presets, func(p presetSize) bool { return p.name == name })
-	if i < 0 {
+	p, err := synth.LookupPreset(name)
+	if err != nil {
 		return Config{}, false
 	}
-	p := presets[i]
+	hidden := p.Heads * p.HeadDim
 	c := Config{
 		NameOrPath:                 "facebook/" + name,
 		VocabSize:                  50272,
-		HiddenSize:                 p.hidden,
-		NumHiddenLayers:            p.layers,
-		NumAttentionHeads:          p.heads,
-		FFNDim:                     4 * p.hidden,
+		HiddenSize:                 hidden,
+		NumHiddenLayers:            p.Layers,
+		NumAttentionHeads:          p.Heads,
+		FFNDim:                     4 * hidden,
 		MaxPositionEmbeddings:      2048,
-		WordEmbedProjDim:           p.hidden,
+		WordEmbedProjDim:           hidden,
 		DoLayerNormBefore:          true,
 		LayerNormElementwiseAffine: true,
 		EnableBias:                 true,
