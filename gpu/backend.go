@@ -68,6 +68,11 @@ type Batch struct {
 	// view's slices are valid only during the call. An error stops Forward and is
 	// returned by it.
 	Observe func(v *LayerView) error
+	// ObserveConcurrency, when above 1, lets Forward make up to that many Observe
+	// calls at once, for different layers and in any order. A backend that hands
+	// over several layers together (CUDA, in decode) then spreads the observer's
+	// work over cores; others may ignore it.
+	ObserveConcurrency int
 }
 
 // Want selects what a LayerView carries. Asking for less lets a backend copy less

@@ -83,9 +83,10 @@ func (s *Sequence) Close() error { return s.kv.Close() }
 // Outputs says what a Feed call returns besides filling the cache; see Batch for
 // the fields.
 type Outputs struct {
-	Logits  []float32
-	Want    Want
-	Observe func(v *LayerView) error
+	Logits             []float32
+	Want               Want
+	Observe            func(v *LayerView) error
+	ObserveConcurrency int
 }
 
 // Feed runs tokens through the model at the next positions: each enters the lowest
@@ -135,7 +136,8 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 	}
 	s.n += n
 	s.slotTime += time.Since(start)
-	b := &Batch{Tokens: tokens, Positions: s.positions, Slots: s.slots, Logits: out.Logits, Want: out.Want, Observe: out.Observe}
+	b := &Batch{Tokens: tokens, Positions: s.positions, Slots: s.slots, Logits: out.Logits, Want: out.Want,
+		Observe: out.Observe, ObserveConcurrency: out.ObserveConcurrency}
 	return s.engine.backend.Forward(s.kv, b)
 }
 

@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
@@ -46,6 +48,10 @@ type Options struct {
 	// Sample and Seed derive each layer's policy seed as replay does.
 	Sample int
 	Seed   uint64
+	// Workers bounds how many layers' Observe calls a backend may run at once (see
+	// gpu.Batch.ObserveConcurrency); 0 is GOMAXPROCS. Each layer's calls keep their
+	// order, so the results do not depend on it.
+	Workers int
 }
 
 // Decoding is the outcome of one policy-in-the-loop decoding.
@@ -57,9 +63,10 @@ type Decoding struct {
 	// NLL is the mean −log p of Tokens, each under the logits that predicted it.
 	NLL float64
 	// Decode is the time spent on generated tokens, eviction included. Of it,
-	// PolicyTime is spent inside the policy (Observe and Evict), and SlotTime on slot
+	// PolicyTime is the wall-clock time while a policy call runs (Observe or Evict,
+	// of any layer: calls that run at once count once), and SlotTime goes to slot
 	// bookkeeping: placing tokens, counting residents, checking and applying
-	// victims. Together they are what eviction costs a decode step.
+	// victims. Together they are what eviction adds to decoding.
 	Decode, PolicyTime, SlotTime time.Duration
 	// PeakEntries is the most KV entries (tokens, plus the compensation slot when
 	// the cache keeps one) held in all layers and heads together while a decoded
@@ -80,7 +87,7 @@ type layerPolicy struct {
 	cfg    policies.Config
 	evict  policies.Eviction
 	attn   policies.Attention
-	needs  bool // the last decode step left a head over budget+slack
+	needs  bool // some head must give victims now
 }
 
 // Decode runs prompt through the engine, then decodes greedily (or feeds o.Force)
@@ -146,6 +153,11 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		}
 	}
 
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var policyClock busyClock
 	d := &Decoding{Capacity: capacity}
 	perEntry := int64(2 * 4 * (cfg.HiddenSize / H))
 	noComp := make([]float32, H) // the Comp policies read when the cache keeps no compensation slot
@@ -163,12 +175,11 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 				a.Comp = noComp
 			}
 		}
-		start := time.Now()
-		err := guard(func() error { return lp.policy.Observe(a) })
 		if a.Phase == policies.Decode {
-			d.PolicyTime += time.Since(start)
+			policyClock.begin()
+			defer policyClock.end()
 		}
-		if err != nil {
+		if err := guard(func() error { return lp.policy.Observe(a) }); err != nil {
 			return fmt.Errorf("observe %s at layer %d, position %d: %w", a.Phase, v.Layer, a.Pos, err)
 		}
 		return nil
@@ -179,16 +190,14 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 	if err := seq.Feed(prompt, gpu.Outputs{Logits: logits, Want: want, Observe: observe}); err != nil {
 		return nil, fmt.Errorf("validate: prompt: %w", err)
 	}
-	for l, lp := range layers {
-		if lp.layout.Unbounded || P <= o.Budget {
-			continue
-		}
+	for _, lp := range layers {
+		lp.needs = !lp.layout.Unbounded && P > o.Budget
 		for h := range H {
 			lp.evict.Need[h] = int32(P - o.Budget)
 		}
-		if err := evict(seq, l, lp, policies.Prefill, P-1, d); err != nil {
-			return nil, err
-		}
+	}
+	if err := evictLayers(seq, layers, policies.Prefill, P-1, &policyClock, d); err != nil {
+		return nil, err
 	}
 	start, slotsBefore := time.Now(), seq.SlotTime()
 	var nll float64
@@ -214,7 +223,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		}
 		nll += negLogProb(logits, next)
 		d.Tokens = append(d.Tokens, next)
-		if err := seq.Feed([]int32{next}, gpu.Outputs{Logits: logits, Want: want, Observe: observe}); err != nil {
+		if err := seq.Feed([]int32{next}, gpu.Outputs{Logits: logits, Want: want, Observe: observe, ObserveConcurrency: workers}); err != nil {
 			return nil, fmt.Errorf("validate: position %d: %w", seq.Len()-1, err)
 		}
 		t := seq.Len() - 1
@@ -239,12 +248,8 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		}
 		d.PeakEntries = max(d.PeakEntries, entries)
 		d.SlotTime += time.Since(scan)
-		for l, lp := range layers {
-			if lp.needs {
-				if err := evict(seq, l, lp, policies.Decode, t, d); err != nil {
-					return nil, err
-				}
-			}
+		if err := evictLayers(seq, layers, policies.Decode, t, &policyClock, d); err != nil {
+			return nil, err
 		}
 		scan = time.Now()
 		for l, lp := range layers {
@@ -255,6 +260,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		d.SlotTime += time.Since(scan)
 	}
 	d.Decode = time.Since(start)
+	d.PolicyTime = policyClock.total
 	d.SlotTime += seq.SlotTime() - slotsBefore
 	d.PeakBytes = int64(d.PeakEntries) * perEntry
 	if len(d.Tokens) > 0 {
@@ -287,30 +293,64 @@ func Clairvoyant(newPolicy func() (policies.Policy, error)) (bool, error) {
 	return lp.layout.Clairvoyant, nil
 }
 
-// evict asks layer l's policy for the victims its Need names and applies them.
-func evict(seq *gpu.Sequence, l int, lp *layerPolicy, phase policies.Phase, pos int, d *Decoding) error {
-	e := &lp.evict
-	e.Phase, e.Pos = phase, pos
-	clear(e.Count)
-	start := time.Now()
-	err := guard(func() error { return lp.policy.Evict(e) })
-	if phase == policies.Decode {
-		d.PolicyTime += time.Since(start)
-	}
-	if err != nil {
-		return fmt.Errorf("validate: evict at layer %d, position %d: %w", l, pos, err)
-	}
-	for h := range e.Heads {
-		if e.Count[h] < e.Need[h] {
-			return fmt.Errorf("validate: evict at layer %d, position %d: head %d: %d victims, need at least %d",
-				l, pos, h, e.Count[h], e.Need[h])
+// evictLayers asks the policy of every layer that needs victims for them, then
+// checks and applies the victims.
+func evictLayers(seq *gpu.Sequence, layers []*layerPolicy, phase policies.Phase, pos int, clock *busyClock, d *Decoding) error {
+	for l, lp := range layers {
+		if !lp.needs {
+			continue
 		}
-		d.Evictions += int(e.Count[h])
-	}
-	if err := seq.Evict(l, e); err != nil {
-		return fmt.Errorf("validate: policy's victims at position %d: %w", pos, err)
+		e := &lp.evict
+		e.Phase, e.Pos = phase, pos
+		clear(e.Count)
+		if phase == policies.Decode {
+			clock.begin()
+		}
+		err := guard(func() error { return lp.policy.Evict(e) })
+		if phase == policies.Decode {
+			clock.end()
+		}
+		if err != nil {
+			return fmt.Errorf("validate: evict at layer %d, position %d: %w", l, pos, err)
+		}
+		for h := range e.Heads {
+			if e.Count[h] < e.Need[h] {
+				return fmt.Errorf("validate: evict at layer %d, position %d: head %d: %d victims, need at least %d",
+					l, pos, h, e.Count[h], e.Need[h])
+			}
+			d.Evictions += int(e.Count[h])
+		}
+		if err := seq.Evict(l, e); err != nil {
+			return fmt.Errorf("validate: policy's victims at position %d: %w", pos, err)
+		}
 	}
 	return nil
+}
+
+// busyClock measures the wall-clock time during which at least one policy call
+// runs: the time policies add to decoding, however many run at once.
+type busyClock struct {
+	mu     sync.Mutex
+	active int
+	since  time.Time
+	total  time.Duration
+}
+
+func (c *busyClock) begin() {
+	c.mu.Lock()
+	if c.active == 0 {
+		c.since = time.Now()
+	}
+	c.active++
+	c.mu.Unlock()
+}
+
+func (c *busyClock) end() {
+	c.mu.Lock()
+	if c.active--; c.active == 0 {
+		c.total += time.Since(c.since)
+	}
+	c.mu.Unlock()
 }
 
 // checkBound asserts the memory bound after a decode step's eviction: no head holds

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu"
@@ -205,5 +206,57 @@ func TestBadOptions(t *testing.T) {
 	}
 	if _, err := validate.Decode(context.Background(), e, nil, full, validate.Options{Budget: 4}); err == nil {
 		t.Error("empty prompt accepted")
+	}
+}
+
+// concurrentBackend holds every layer's view of a Forward call back and delivers
+// them all at once, one goroutine each, as the CUDA backend does in decode when the
+// batch allows concurrent observers.
+type concurrentBackend struct{ gpu.Backend }
+
+func (b concurrentBackend) Forward(kv gpu.KV, batch *gpu.Batch) error {
+	if batch.Observe == nil || batch.ObserveConcurrency < 2 {
+		return b.Backend.Forward(kv, batch)
+	}
+	var views []*gpu.LayerView
+	held := *batch
+	held.Observe = func(v *gpu.LayerView) error {
+		c := *v
+		c.Probs, c.Comp = slices.Clone(v.Probs), slices.Clone(v.Comp)
+		views = append(views, &c)
+		return nil
+	}
+	if err := b.Backend.Forward(kv, &held); err != nil {
+		return err
+	}
+	errs := make([]error, len(views))
+	var wg sync.WaitGroup
+	for i := range views {
+		wg.Go(func() { errs[len(views)-1-i] = batch.Observe(views[len(views)-1-i]) }) // last layer first
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Policies observing several layers at once decide exactly as one at a time.
+func TestConcurrentObserversDecideTheSame(t *testing.T) {
+	e := tinyEngine(t)
+	concurrent := gpu.New(concurrentBackend{e.Backend()})
+	for _, name := range []string{"h2o", "auv", "nacl", "random"} {
+		o := validate.Options{Budget: 4, MaxNew: gen, IgnoreEOS: true, Seed: 5}
+		o.Workers = 1
+		one, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, name), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Workers = 4
+		many, err := validate.Decode(context.Background(), concurrent, prompt, newBuiltin(t, name), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(one.Tokens, many.Tokens) || one.Evictions != many.Evictions || one.NLL != many.NLL || one.PeakEntries != many.PeakEntries {
+			t.Errorf("%s: one at a time %v (%d evictions, NLL %g), concurrent %v (%d, %g)",
+				name, one.Tokens, one.Evictions, one.NLL, many.Tokens, many.Evictions, many.NLL)
+		}
 	}
 }
