@@ -28,9 +28,13 @@ type policy struct {
 // head is one head's cache as the policy sees it. Every resident slot is in exactly one
 // of cand, area and pending.
 type head struct {
-	pos   []int32   // by slot: the token's position, -1 when free
-	aas   []float64 // by slot: aggregated attention score (a sum until the prompt ends)
-	count []float64 // by slot: scoreCount, the rows aggregated
+	pos []int32 // by slot: the token's position, -1 when free
+	// sum and count, by slot, are the weighted attention the token received and the
+	// rows that make it up: its AAS is sum/count (sum for the Sum aggregation). The
+	// division waits for an eviction, which sets aas for the resident slots.
+	sum   []float64
+	count []float64
+	aas   []float64
 	usage []float64 // by slot: usage count
 	nmax  int       // N_max, the longest row seen so far
 
@@ -68,6 +72,7 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	for h := range p.heads {
 		hd := &p.heads[h]
 		hd.pos = grow(hd.pos, p.width)
+		hd.sum = grow(hd.sum, p.width)
 		hd.aas = grow(hd.aas, p.width)
 		hd.count = grow(hd.count, p.width)
 		hd.usage = grow(hd.usage, p.width)
@@ -77,6 +82,7 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 				hd.pos[s] = int32(s)
 			}
 		}
+		clear(hd.sum)
 		clear(hd.aas)
 		clear(hd.count)
 		clear(hd.usage)
@@ -118,7 +124,7 @@ func (p *policy) Observe(a *policies.Attention) error {
 }
 
 // observePrompt adds a block of prompt rows, each scaled by N_i/N_max with N_i = i+1
-// and N_max = P; the column sums become means when the last row arrives.
+// and N_max = P, to the column sums.
 func (p *policy) observePrompt(a *policies.Attention) error {
 	P := p.cfg.PromptLen
 	switch {
@@ -130,12 +136,12 @@ func (p *policy) observePrompt(a *policies.Attention) error {
 		return fmt.Errorf("prompt rows %d..%d: stride %d is too short", a.Pos, a.Pos+a.Rows-1, a.Stride)
 	}
 	for h := range p.heads {
-		aas := p.heads[h].aas
+		sum := p.heads[h].sum
 		for r := 0; r < a.Rows; r++ {
 			n := a.Pos + r + 1
 			w := RowWeight(p.set.Aggregation, n, P)
 			for j, x := range a.Row(h, r)[:n] {
-				aas[j] += float64(x) * w
+				sum[j] += float64(x) * w
 			}
 		}
 	}
@@ -146,17 +152,14 @@ func (p *policy) observePrompt(a *policies.Attention) error {
 	return nil
 }
 
-// endPrompt turns the prompt's column sums into AAS and lays the prompt out: the last L
-// tokens form the local area, the rest are candidates.
+// endPrompt counts the rows each prompt token's sum holds and lays the prompt out: the
+// last L tokens form the local area, the rest are candidates.
 func (p *policy) endPrompt() {
 	P := p.cfg.PromptLen
 	for h := range p.heads {
 		hd := &p.heads[h]
 		for j := 0; j < P; j++ {
 			hd.count[j] = float64(P - j)
-			if p.set.Aggregation != Sum {
-				hd.aas[j] /= hd.count[j]
-			}
 			if left := hd.area.push(int32(j)); left >= 0 {
 				hd.cand = append(hd.cand, left)
 			}
@@ -164,8 +167,9 @@ func (p *policy) endPrompt() {
 	}
 }
 
-// observeStep folds a decode row into every resident token's AAS (Eq. 3–4) and counts
-// usage for the row's top_k tokens.
+// observeStep folds a decode row into every resident token's sum and count (Eq. 3–4:
+// the running mean of weighted scores is their ratio) and counts usage for the row's
+// top_k tokens.
 func (p *policy) observeStep(a *policies.Attention) error {
 	if p.rowsSeen < p.cfg.PromptLen {
 		return fmt.Errorf("decode step %d after %d of %d prompt rows", a.Pos, p.rowsSeen, p.cfg.PromptLen)
@@ -174,7 +178,6 @@ func (p *policy) observeStep(a *policies.Attention) error {
 		return fmt.Errorf("decode step %d: want 1 row, %d slots and stride ≥ %d; got %d, %d and %d",
 			a.Pos, a.Heads, p.width, a.Rows, len(a.Slot), a.Stride)
 	}
-	agg := p.set.Aggregation
 	for h := range p.heads {
 		hd := &p.heads[h]
 		s := a.Slot[h]
@@ -187,10 +190,10 @@ func (p *policy) observeStep(a *policies.Attention) error {
 		p.enter(hd, s, a.Pos)
 		res := hd.residents(p.resident)
 		hd.nmax = max(hd.nmax, len(res))
-		w := RowWeight(agg, len(res), hd.nmax)
+		w := RowWeight(p.set.Aggregation, len(res), hd.nmax)
 		row := a.Row(h, 0)
 		for _, j := range res {
-			hd.aas[j] = Fold(agg, hd.aas[j], hd.count[j], float64(row[j]), w)
+			hd.sum[j] += float64(row[j]) * w
 			hd.count[j]++
 		}
 		if p.set.Usage {
@@ -211,7 +214,7 @@ func (p *policy) enter(hd *head, slot int32, pos int) {
 		hd.pending = -1
 	}
 	hd.pos[slot] = int32(pos)
-	hd.aas[slot], hd.count[slot], hd.usage[slot] = 0, 0, 0
+	hd.sum[slot], hd.count[slot], hd.usage[slot] = 0, 0, 0
 	if left := hd.area.push(slot); left >= 0 {
 		if p.multistep {
 			hd.cand = append(hd.cand, left)
@@ -284,6 +287,7 @@ func (p *policy) Evict(e *policies.Eviction) error {
 		if need <= 0 {
 			continue
 		}
+		p.score(&p.heads[h])
 		var err error
 		switch {
 		case e.Phase == policies.Prefill:
@@ -299,6 +303,20 @@ func (p *policy) Evict(e *policies.Eviction) error {
 		}
 	}
 	return nil
+}
+
+// score sets the AAS of the head's resident slots from their sums and counts.
+func (p *policy) score(hd *head) {
+	for _, s := range hd.residents(p.resident) {
+		switch {
+		case p.set.Aggregation == Sum:
+			hd.aas[s] = hd.sum[s]
+		case hd.count[s] > 0:
+			hd.aas[s] = hd.sum[s] / hd.count[s]
+		default: // not yet observed
+			hd.aas[s] = 0
+		}
+	}
 }
 
 // evictLowest evicts the k candidates lowest in the composite order (at compression,

@@ -408,6 +408,7 @@ func (r *recorder) Observe(a *policies.Attention) error {
 
 func (r *recorder) check(now int) {
 	for h := range r.rows {
+		r.score(&r.heads[h])
 		for s, p := range r.res.Pos[h] {
 			if p < 0 {
 				continue

@@ -9,16 +9,6 @@ func RowWeight(agg Aggregation, n, nmax int) float64 {
 	return 1
 }
 
-// Fold adds one attention score to a token's aggregate, which count scores already
-// make up. For Scaled this is Eq. 3–4 with weight = N_t/N_max; Mean is the same running
-// mean with weight 1; Sum just adds.
-func Fold(agg Aggregation, aas, count, attn, weight float64) float64 {
-	if agg == Sum {
-		return aas + attn
-	}
-	return (attn*weight + aas*count) / (count + 1)
-}
-
 // Aggregate scores the keys of an attention matrix the way the prefill stage does, from
 // scratch: rows[i] holds query i's scores on keys 0..len(rows[i])-1 (a causal matrix
 // has len(rows[i]) = i+1). Key j is scored over the rows long enough to reach it:
