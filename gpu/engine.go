@@ -152,6 +152,10 @@ func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 	defer func() { s.slotTime += time.Since(start) }()
 	t := s.tables[l]
 	comp := s.kv.Compensation() && e.Weights != nil
+	if len(e.Count) < t.Heads() || len(e.Victims) < t.Heads()*e.Stride || comp && len(e.Weights) < t.Heads()*e.Stride {
+		return fmt.Errorf("evict: layer %d: %d counts, %d victims and %d weights for %d heads of stride %d",
+			l, len(e.Count), len(e.Victims), len(e.Weights), t.Heads(), e.Stride)
+	}
 	for h := range t.Heads() {
 		n := int(e.Count[h])
 		if n < 0 || n > e.Stride {

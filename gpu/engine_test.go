@@ -180,6 +180,11 @@ func TestSequenceEvict(t *testing.T) {
 		{"out of range", request(1, []int32{6}, nil), "out of range"},
 		{"negative weight", request(-1, []int32{0}, nil), "merge weight"},
 		{"NaN weight", request(float32(math.NaN()), []int32{0}, nil), "merge weight"},
+		{"short weights", func() *policies.Eviction {
+			e := request(1, []int32{0}, nil)
+			e.Weights = e.Weights[:6]
+			return e
+		}(), "6 weights for 2 heads of stride 6"},
 	}
 	for _, c := range bad {
 		if err := seq.Evict(1, c.e); err == nil || !strings.Contains(err.Error(), c.want) {

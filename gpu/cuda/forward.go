@@ -114,9 +114,10 @@ func (b *Backend) hostLayout(s passShape, want gpu.Want, areas int) ([]hostArea,
 	return out, size
 }
 
-// reserveHost grows the pinned buffer to size bytes.
+// reserveHost grows the pinned buffer to size bytes. A pass that copies nothing
+// back (no logits, nothing observed) needs none.
 func (b *Backend) reserveHost(size int) error {
-	if b.host != nil && len(b.host.Bytes) >= size {
+	if size == 0 || b.host != nil && len(b.host.Bytes) >= size {
 		return nil
 	}
 	if b.host != nil {

@@ -25,7 +25,9 @@ type kv struct {
 }
 
 // queuedEvict is one Evict call waiting for the next Forward; offsets are in bytes
-// into kv.pending, weights -1 when the victims are only freed.
+// into kv.pending, weights -1 when the victims are only freed. The lists are stored
+// with stride = the largest count, not the policy's stride (the table width), so that
+// a decode step's one or two victims per head do not upload a table's width each.
 type queuedEvict struct {
 	layer, stride            int
 	counts, victims, weights int
@@ -73,7 +75,7 @@ func (c *kv) Evict(l int, e *policies.Eviction) error {
 	if len(e.Count) < H || len(e.Victims) < H*e.Stride {
 		return fmt.Errorf("cuda backend: Evict: layer %d: victim lists for fewer than %d heads", l, H)
 	}
-	any := false
+	stride := 0 // the largest count
 	for h := range H {
 		n := int(e.Count[h])
 		if n < 0 || n > e.Stride {
@@ -84,22 +86,27 @@ func (c *kv) Evict(l int, e *policies.Eviction) error {
 				return fmt.Errorf("cuda backend: Evict: layer %d head %d: slot %d out of range [0, %d)", l, h, s, t.Capacity)
 			}
 		}
-		any = any || n > 0
+		stride = max(stride, n)
 	}
-	if !any {
+	if stride == 0 {
 		return nil
 	}
-	q := queuedEvict{layer: l, stride: e.Stride, counts: len(c.pending), weights: -1}
+	merge := e.Weights != nil && t.CompW != 0
+	if merge && len(e.Weights) < H*e.Stride {
+		return fmt.Errorf("cuda backend: Evict: layer %d: merge weights for fewer than %d heads", l, H)
+	}
+	q := queuedEvict{layer: l, stride: stride, counts: len(c.pending), weights: -1}
 	c.pending = appendInt32s(c.pending, e.Count[:H])
 	q.victims = len(c.pending)
-	c.pending = appendInt32s(c.pending, e.Victims[:H*e.Stride])
-	if e.Weights != nil && t.CompW != 0 {
-		if len(e.Weights) < H*e.Stride {
-			return fmt.Errorf("cuda backend: Evict: layer %d: merge weights for fewer than %d heads", l, H)
-		}
+	for h := range H {
+		c.pending = appendInt32s(c.pending, e.Victims[h*e.Stride:h*e.Stride+stride])
+	}
+	if merge {
 		q.weights = len(c.pending)
-		for _, w := range e.Weights[:H*e.Stride] {
-			c.pending = binary.LittleEndian.AppendUint32(c.pending, math.Float32bits(w))
+		for h := range H {
+			for _, w := range e.Weights[h*e.Stride : h*e.Stride+stride] {
+				c.pending = binary.LittleEndian.AppendUint32(c.pending, math.Float32bits(w))
+			}
 		}
 	}
 	c.queued = append(c.queued, q)
