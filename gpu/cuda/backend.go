@@ -35,6 +35,7 @@ type Backend struct {
 	m      *Model
 	cfg    checkpoint.Config
 	events []cu.Event // per layer: its attention probabilities are ready
+	landed []cu.Event // per layer: in decode, its copies are on the host
 
 	ws     workspace
 	wsMem  Ptr
@@ -79,13 +80,15 @@ func newBackend(m *Model) (*Backend, error) {
 	unbind := b.d.bind()
 	defer unbind()
 	for range m.Config.NumHiddenLayers {
-		e, err := cu.MakeEvent(cu.DisableTiming)
-		if err != nil {
-			unbind()
-			b.Close()
-			return nil, fmt.Errorf("cuda: creating an event: %w", err)
+		for _, events := range []*[]cu.Event{&b.events, &b.landed} {
+			e, err := cu.MakeEvent(cu.DisableTiming)
+			if err != nil {
+				unbind()
+				b.Close()
+				return nil, fmt.Errorf("cuda: creating an event: %w", err)
+			}
+			*events = append(*events, e)
 		}
-		b.events = append(b.events, e)
 	}
 	return b, nil
 }
@@ -112,11 +115,13 @@ func (b *Backend) Close() error {
 		errs = append(errs, b.host.Free())
 	}
 	unbind := b.d.bind()
-	for i := range b.events {
-		cu.DestroyEvent(&b.events[i])
+	for _, events := range [][]cu.Event{b.events, b.landed} {
+		for i := range events {
+			cu.DestroyEvent(&events[i])
+		}
 	}
 	unbind()
 	errs = append(errs, b.d.Close())
-	b.d, b.events, b.host = nil, nil, nil
+	b.d, b.events, b.landed, b.host = nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -295,29 +295,48 @@ func (b *Backend) Forward(kvi gpu.KV, batch *gpu.Batch) error {
 		run.do(d.Linear(w.logits, cfg.VocabSize, head, e, b.m.lmHead, 0, 0, false, lr, cfg.VocabSize, e))
 		run.do(b.copyToHost(d.compute, 0, w.logits, 4*lr*cfg.VocabSize))
 	}
+	var layers []int // observed in decode, delivered below
+	for l := range L {
+		if decode && observed(l) {
+			layers = append(layers, l)
+		}
+	}
+	deliver := func(l int) error { return b.deliver(l, batch, areas[l], c.Compensation(), shape, scale) }
+	if shape.probsPerLayer && run.err == nil {
+		// Each layer as its copy lands, while the GPU computes the rest.
+		run.do(pipeline(layers, batch.ObserveConcurrency, b.waitLanded, deliver))
+		layers = nil
+	}
 	if err := d.Sync(); run.err == nil {
 		run.err = err // the first error of the pass, else an asynchronous one
 	}
 	if run.err != nil {
 		return run.err
 	}
-	if decode {
-		for l := range L {
-			if observed(l) {
-				if err := b.deliver(l, batch, areas[l], c.Compensation(), shape, scale); err != nil {
-					return err
-				}
-			}
+	for _, l := range layers { // q, k and v only: copied on the compute stream
+		if err := deliver(l); err != nil {
+			return err
 		}
 	}
 	copy(batch.Logits, b.host.Float32s(0, len(batch.Logits)))
 	return nil
 }
 
+// waitLanded waits until layer l's decode copies are on the host.
+func (b *Backend) waitLanded(l int) error {
+	defer b.d.bind()()
+	b.d.Counters.Syncs++
+	if err := b.landed[l].Synchronize(); err != nil {
+		return fmt.Errorf("cuda backend: waiting for layer %d's attention: %w", l, err)
+	}
+	return nil
+}
+
 // copyLayer queues the copies of layer l's observed tensors into area. In decode the
 // probabilities go on the copy stream once the layer's attention is done, so that the
-// transfer overlaps the layers after it; q, k and v go in order on the compute stream,
-// before the next layer overwrites them.
+// transfer overlaps the layers after it, and the landed event marks their arrival;
+// q, k and v go in order on the compute stream, before the next layer overwrites
+// them.
 func (b *Backend) copyLayer(l int, want gpu.Want, area hostArea, decode, comp bool, s passShape) error {
 	d, w := b.d, b.ws
 	H, h := b.cfg.NumAttentionHeads, b.cfg.HiddenSize
@@ -346,7 +365,14 @@ func (b *Backend) copyLayer(l int, want gpu.Want, area hostArea, decode, comp bo
 	if comp {
 		bytes += 4 * H * s.n
 	}
-	return b.copyToHost(stream, area.probs, w.probs[l], bytes)
+	if err := b.copyToHost(stream, area.probs, w.probs[l], bytes); err != nil || !decode {
+		return err
+	}
+	defer d.bind()()
+	if err := b.landed[l].Record(d.copies); err != nil { // after q, k, v too: the copy waited for them
+		return fmt.Errorf("cuda backend: marking layer %d's copy: %w", l, err)
+	}
+	return nil
 }
 
 // deliver calls the batch's observer with layer l's view of the host copies.
