@@ -127,6 +127,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
 	}
 
+	in, err := openValidation(sc, *device, *threads)
+	if err != nil {
+		return err
+	}
+	defer in.close()
+	engine, samples, opts := in.engine, in.samples, in.opts
 	candidates, err := validateCandidates(e, sc)
 	if err != nil {
 		return err
@@ -139,59 +145,6 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fields := tracecap.DefaultFields
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&fields.Document, v.DocumentField}, {&fields.Summary, v.SummaryField}, {&fields.ID, v.IDField}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
-	records, err := tracecap.ReadJSONL(sc.RelativePath(v.Data), fields, v.Offset, v.Samples)
-	if err != nil {
-		return err
-	}
-	modelDir := sc.RelativePath(v.Model)
-	model, err := checkpoint.Load(modelDir)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
-	tok, err := tokenizer.Load(modelDir)
-	if err != nil {
-		return err
-	}
-	backend, err := openBackend(*device, model, *threads)
-	if err != nil {
-		return err
-	}
-	defer backend.Close()
-	engine := gpu.New(backend)
-
-	templateText := v.Template
-	if templateText == "" {
-		templateText = tracecap.DefaultTemplate
-	}
-	template, err := tracecap.ParseTemplate(templateText)
-	if err != nil {
-		return fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
-	}
-	maxPrompt := v.MaxPromptTokens
-	if maxPrompt == 0 {
-		maxPrompt = model.Config.MaxPositionEmbeddings - v.GenTokens
-	}
-	samples := make([]validate.Sample, len(records))
-	for i, r := range records {
-		p, err := template.Build(tok, r.Document, maxPrompt)
-		if err != nil {
-			return fmt.Errorf("sample %s: %w", r.ID, err)
-		}
-		samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
-	}
-	stem := v.Stem == nil || *v.Stem
-	opts := validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: stem,
-		Detokenize: func(ids []int32) (string, error) { return detokenize(tok, ids) }}
 	baselines, err := validate.FullCache(ctx, engine, samples, opts)
 	if err != nil {
 		return err
@@ -238,6 +191,75 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return atomicfile.Write(*out, func(w io.Writer) error { return writeValidation(w, &res, *format) })
 	}
 	return writeValidation(e.stdout, &res, *format)
+}
+
+// validationInputs is what validation decodes with: the engine on the model of the
+// [validate] table, its samples tokenized, and the options every cell shares.
+type validationInputs struct {
+	engine  *gpu.Engine
+	samples []validate.Sample
+	opts    validate.CellOptions
+	close   func()
+}
+
+// openValidation loads the [validate] table's data and model and opens the
+// backend, before anything slow runs, so that a bad path or device fails at once.
+func openValidation(sc *scenario.Scenario, device string, threads int) (*validationInputs, error) {
+	v := sc.Validate
+	templateText := v.Template
+	if templateText == "" {
+		templateText = tracecap.DefaultTemplate
+	}
+	template, err := tracecap.ParseTemplate(templateText)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
+	}
+	fields := tracecap.DefaultFields
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&fields.Document, v.DocumentField}, {&fields.Summary, v.SummaryField}, {&fields.ID, v.IDField}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	records, err := tracecap.ReadJSONL(sc.RelativePath(v.Data), fields, v.Offset, v.Samples)
+	if err != nil {
+		return nil, err
+	}
+	modelDir := sc.RelativePath(v.Model)
+	model, err := checkpoint.Load(modelDir)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: [validate] model: %w", sc.Path, err)
+	}
+	tok, err := tokenizer.Load(modelDir)
+	if err != nil {
+		model.Close()
+		return nil, err
+	}
+	backend, err := openBackend(device, model, threads)
+	if err != nil {
+		model.Close()
+		return nil, err
+	}
+	in := &validationInputs{engine: gpu.New(backend), close: func() { backend.Close(); model.Close() }}
+
+	maxPrompt := v.MaxPromptTokens
+	if maxPrompt == 0 {
+		maxPrompt = model.Config.MaxPositionEmbeddings - v.GenTokens
+	}
+	in.samples = make([]validate.Sample, len(records))
+	for i, r := range records {
+		p, err := template.Build(tok, r.Document, maxPrompt)
+		if err != nil {
+			in.close()
+			return nil, fmt.Errorf("sample %s: %w", r.ID, err)
+		}
+		in.samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
+	}
+	in.opts = validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
+		Detokenize: func(ids []int32) (string, error) { return detokenize(tok, ids) }}
+	return in, nil
 }
 
 // validateCandidates names the policies the scenario lets validation pick from,
