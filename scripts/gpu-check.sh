@@ -5,7 +5,7 @@
 # network. Where python3 has torch, transformers, safetensors and numpy, the script
 # also compares kvsim with transformers' OPTForCausalLM. See the README's "GPU check".
 #
-# Usage: gpu-check.sh [-o OUT_DIR] [-t CUDA_TEST_BINARY] [-q] KVSIM_BINARY
+# Usage: gpu-check.sh [-o OUT_DIR] [-t CUDA_TEST_BINARY] [-q] [-d cpu] KVSIM_BINARY
 #
 #   KVSIM_BINARY       a kvsim built with -tags cuda (go build -tags cuda ./cmd/kvsim)
 #   -o OUT_DIR         where the log, the summary and the artifacts go
@@ -13,6 +13,9 @@
 #   -t CUDA_TEST       optional: the kernel and backend tests, built with
 #                      go test -c -tags cuda -o cuda.test ./gpu/cuda/
 #   -q                 quick: skip the opt-13b-shaped timings
+#   -d cpu             self-test of the script without a GPU: runs the steps that
+#                      need none on the CPU backend (any kvsim build) and skips the
+#                      rest; the tests run it this way
 #
 # Every step runs under a time limit, so the whole run stays under 8 minutes; a
 # failing step is reported and the others still run. The exit status is 0 only when
@@ -22,15 +25,21 @@ set -euo pipefail
 out="gpu-check-$(date +%Y%m%d-%H%M%S)"
 cuda_test=""
 quick=0
-while getopts "o:t:qh" opt; do
+device=cuda
+while getopts "o:t:qd:h" opt; do
   case $opt in
     o) out=$OPTARG ;;
     t) cuda_test=$OPTARG ;;
     q) quick=1 ;;
-    h) sed -n '2,20p' "$0"; exit 0 ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    d) device=$OPTARG ;;
+    h) sed -n '2,24p' "$0"; exit 0 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
   esac
 done
+if [ "$device" != cuda ] && [ "$device" != cpu ]; then
+  echo "gpu-check: -d $device: want cuda (the default) or cpu" >&2
+  exit 2
+fi
 shift $((OPTIND - 1))
 if [ $# -ne 1 ]; then
   echo "gpu-check: want one KVSIM_BINARY argument (-h for help)" >&2
@@ -111,12 +120,26 @@ if [ $have_python = 1 ] && python3 -c "import torch, transformers, safetensors" 
 
 echo "gpu-check: kvsim $kvsim, output in $out"
 
+# on_gpu NAME: true when the run has a GPU; otherwise records NAME as skipped.
+on_gpu() {
+  if [ "$device" = cuda ]; then return 0; fi
+  skip "$1" "-d cpu"
+  return 1
+}
+
 # 1. The machine.
-step machine 30 bash -c 'set -e; nvidia-smi; echo; uname -a; echo; ldd "$0"' "$kvsim"
-step device 60 json "$out/device.json" "$kvsim" gpu info
+if on_gpu machine; then
+  # shellcheck disable=SC2016 # $0 is the inner shell's: the binary
+  step machine 30 bash -c 'set -e; nvidia-smi; echo; uname -a; echo; ldd "$0"' "$kvsim"
+fi
+if on_gpu device; then
+  step device 60 json "$out/device.json" "$kvsim" gpu info
+fi
 
 # 2. Kernels and the backend against plain float64 references and the CPU backend.
-if [ -n "$cuda_test" ]; then
+if [ "$device" = cpu ]; then
+  skip kernel-tests "-d cpu"
+elif [ -n "$cuda_test" ]; then
   step kernel-tests 120 "$cuda_test" -test.v -test.count=1 \
     -test.run 'TestLinear|TestLinearSplit|TestLayerNormAndEmbed|TestAttention|TestEvictMergesIntoCompensation|TestBackendMatchesCPU'
 else
@@ -130,8 +153,12 @@ tiny="$out/tiny-opt"
 tiny_post="$out/tiny-opt-post"
 step synth 60 "$kvsim" model synth -preset opt-125m -layers 4 -hidden 256 -heads 4 -vocab 300 -seed 3 "$tiny"
 step synth-post 60 "$kvsim" model synth -preset opt-350m -layers 2 -hidden 128 -heads 4 -vocab 300 -seed 4 "$tiny_post"
-step compare 120 json "$out/compare.json" "$kvsim" gpu compare -model "$tiny" -prompt 96 -gen 24 -dump "$out/compare"
-step compare-post 120 json "$out/compare-post.json" "$kvsim" gpu compare -model "$tiny_post" -prompt 40 -gen 8
+if on_gpu compare; then
+  step compare 120 json "$out/compare.json" "$kvsim" gpu compare -model "$tiny" -prompt 96 -gen 24 -dump "$out/compare"
+fi
+if on_gpu compare-post; then
+  step compare-post 120 json "$out/compare-post.json" "$kvsim" gpu compare -model "$tiny_post" -prompt 40 -gen 8
+fi
 
 # 4. Capture on both backends, then replay and (where the command exists) validate.
 data="$out/data.jsonl"
@@ -142,9 +169,13 @@ python_or_awk_data() {
   done >"$data"
 }
 python_or_awk_data
-step capture-cuda 120 "$kvsim" capture -device cuda -model "$tiny" -data "$data" -out "$out/traces-cuda" -samples 2 -gen 16 -ignore-eos -dtype f32
-step capture-cpu 120 "$kvsim" capture -device cpu -model "$tiny" -data "$data" -out "$out/traces-cpu" -samples 2 -gen 16 -ignore-eos -dtype f32
-if [ $have_python = 1 ]; then
+if on_gpu capture-cuda; then
+  step capture-cuda 120 "$kvsim" capture -device cuda -progress off -model "$tiny" -data "$data" -out "$out/traces-cuda" -samples 2 -gen 16 -ignore-eos -dtype f32
+fi
+step capture-cpu 120 "$kvsim" capture -device cpu -progress off -model "$tiny" -data "$data" -out "$out/traces-cpu" -samples 2 -gen 16 -ignore-eos -dtype f32
+if [ "$device" = cpu ]; then
+  skip trace-attention "-d cpu"
+elif [ $have_python = 1 ]; then
   step trace-attention 60 python3 - "$out/traces-cpu" "$out/traces-cuda" "$out/traces.json" <<'PY'
 # Compares the CPU- and CUDA-captured traces of each sample: the tokens, q and k, and
 # the causal attention recomputed from each trace's q and k, with numpy.
@@ -194,10 +225,10 @@ else
   skip trace-attention "python3 with numpy and safetensors not found"
 fi
 cat >"$out/replay.toml" <<TOML
-title = "gpu-check: builtin policies on CUDA-captured traces of a tiny random OPT"
+title = "gpu-check: builtin policies on $device-captured traces of a tiny random OPT"
 seed = 1
 budgets = [0.25, 0.5]
-traces = ["traces-cuda/*.safetensors"]
+traces = ["traces-$device/*.safetensors"]
 
 [[policy]]
 name = "full"
@@ -207,37 +238,48 @@ name = "window"
 
 [[policy]]
 name = "h2o"
+
+[[policy]]
+name = "auv"
 TOML
 step replay 120 "$kvsim" replay -progress off -out "$out/replay.csv" -format csv "$out/replay.toml"
-if "$kvsim" validate -h >/dev/null 2>&1; then
-  { cat "$out/replay.toml"; cat <<TOML
+# Validate the 2 policies the replay ranks highest, with the policy deciding
+# evictions inside the model on the device.
+{ cat "$out/replay.toml"; cat <<TOML
 
 [validate]
-model = "$tiny"
-data = "$data"
+model = "tiny-opt"
+data = "data.jsonl"
 samples = 2
-gen = 16
-budgets = [0.5]
-policies = ["window", "h2o"]
+gen_tokens = 16
+ignore_eos = true
+top = 2
 TOML
-  } >"$out/validate.toml"
-  step validate 180 "$kvsim" validate -device cuda -progress off -out "$out/validate.csv" -format csv "$out/validate.toml"
-else
-  skip validate "this kvsim has no validate command"
-fi
+} >"$out/validate.toml"
+step validate 180 "$kvsim" validate -device "$device" -progress off -out "$out/validate.csv" -format csv -plot "$out/validate.svg" "$out/validate.toml"
 
-# 5. Timings of random OPT-shaped models built on the device, against the HBM floor.
-step bench-1.3b 120 json "$out/bench-opt-1.3b.json" "$kvsim" gpu bench -preset opt-1.3b -prompt 512 -gen 64
-step bench-1.3b-attn 120 json "$out/bench-opt-1.3b-attn.json" "$kvsim" gpu bench -preset opt-1.3b -prompt 512 -gen 64 -attention
-if [ $quick = 0 ]; then
-  step bench-13b 180 json "$out/bench-opt-13b.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32
-  step bench-13b-attn 180 json "$out/bench-opt-13b-attn.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32 -attention
+# 5. Timings of random OPT-shaped models built on the device, against the HBM floor:
+#    plain decoding, with every layer's attention copied to the host, and with
+#    multi-step AUV deciding evictions in the loop (budget 10% of the prompt).
+if [ "$device" = cpu ]; then
+  for name in bench-1.3b bench-1.3b-attn bench-1.3b-auv bench-13b bench-13b-attn bench-13b-auv; do skip "$name" "-d cpu"; done
 else
-  skip bench-13b "quick run (-q)"
+  step bench-1.3b 120 json "$out/bench-opt-1.3b.json" "$kvsim" gpu bench -preset opt-1.3b -prompt 512 -gen 64
+  step bench-1.3b-attn 120 json "$out/bench-opt-1.3b-attn.json" "$kvsim" gpu bench -preset opt-1.3b -prompt 512 -gen 64 -attention
+  step bench-1.3b-auv 120 json "$out/bench-opt-1.3b-auv.json" "$kvsim" gpu bench -preset opt-1.3b -prompt 512 -gen 64 -policy auv
+  if [ $quick = 0 ]; then
+    step bench-13b 180 json "$out/bench-opt-13b.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32
+    step bench-13b-attn 180 json "$out/bench-opt-13b-attn.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32 -attention
+    step bench-13b-auv 180 json "$out/bench-opt-13b-auv.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32 -policy auv
+  else
+    skip bench-13b "quick run (-q)"
+  fi
 fi
 
 # 6. transformers: the same weights through OPTForCausalLM, and its eager decode speed.
-if [ $have_hf = 1 ]; then
+if [ "$device" = cpu ]; then
+  skip hf-logits "-d cpu"
+elif [ $have_hf = 1 ]; then
   step hf-logits 150 python3 - "$tiny" "$out/compare" "$out/hf-logits.json" <<'PY'
 # Loads the synthesized checkpoint with OPTForCausalLM in float32 on the GPU, runs the
 # prompt plus the teacher-forced tokens kvsim decoded, and compares each step's
@@ -385,6 +427,11 @@ for preset in ("opt-1.3b", "opt-13b"):
     if ba:
         over = ba["decode_median_s"] / b["decode_median_s"] - 1
         rows.append((f"{preset} attention to host each step", f'{ba["decode_median_s"] * 1e3:.2f} ms/token (+{100 * over:.1f}%), {ba["downloads_per_token"]} copies', "", ""))
+    bp = load(f"bench-{preset}-auv.json")
+    if bp:
+        add(f"{preset} multi-step AUV overhead", f'policy {bp["policy_us_per_token"]:.0f} µs + slots {bp["slot_us_per_token"]:.0f} µs per token: {100 * bp["eviction_share"]:.1f}% of decode (budget {bp["budget"]})',
+            "< 5% of decode (opt-13b)", preset != "opt-13b" or bp["eviction_share"] < 0.05)
+        rows.append((f"{preset} decode with AUV in the loop", f'{bp["policy_decode_tokens_per_s"]:.1f} vs {bp["decode_tokens_per_s"]:.1f} tokens/s plain', "", ""))
     if hf:
         add(f"{preset} decode vs transformers eager", f'{b["decode_tokens_per_s"]:.1f} vs {hf["decode_tokens_per_s"]:.1f} tokens/s', "≥ 1×",
             b["decode_tokens_per_s"] >= hf["decode_tokens_per_s"])

@@ -11,11 +11,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
+	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
 )
 
 const gpuUsage = `Usage: kvsim gpu <subcommand> [flags]
@@ -83,7 +88,9 @@ func runGPUBench(e *env, args []string) error {
 	fs := newFlags(e, "gpu bench", "gpu bench [flags]",
 		"Builds a random OPT-shaped model on the device (no checkpoint needed), runs one\n"+
 			"prefill and greedy decode steps, and prints the times against the HBM floor\n"+
-			"(weights plus KV bytes read per decode token ÷ measured copy bandwidth) as JSON.")
+			"(weights plus KV bytes read per decode token ÷ measured copy bandwidth) as JSON.\n"+
+			"With -policy it then decodes again with that builtin policy deciding evictions\n"+
+			"inside the model, as validate does, and adds its decode rate and overhead.")
 	ordinal := fs.Int("device", 0, "CUDA device `ordinal`")
 	preset := fs.String("preset", "opt-1.3b", "OPT shape, one of "+fmt.Sprint(checkpoint.Presets()))
 	layers := fs.Int("layers", 0, "keep only `N` layers (0: the preset's)")
@@ -91,8 +98,20 @@ func runGPUBench(e *env, args []string) error {
 	gen := fs.Int("gen", 64, "decode steps")
 	attention := fs.Bool("attention", false, "copy every layer's attention to the host at each decode step, as validate does")
 	seed := fs.Uint64("seed", 1, "seed of the weights and the prompt")
+	policyName := fs.String("policy", "", "also decode with this builtin `POLICY` in the loop (auv, h2o, window, ...)")
+	budget := fs.Int("budget", 0, "tokens per head the policy keeps (0: 10% of the prompt)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var newPolicy policies.New
+	if *policyName != "" {
+		var ok bool
+		if newPolicy, ok = builtin.Lookup(*policyName); !ok {
+			return usageError{fmt.Errorf("gpu bench: -policy %q: not a builtin (%s)", *policyName, strings.Join(builtin.Names(), ", "))}
+		}
+	}
+	if *budget == 0 {
+		*budget = max(1, *prompt/10)
 	}
 	cfg, err := checkpoint.SynthOptions{Preset: *preset, NumHiddenLayers: *layers}.Config()
 	if err != nil {
@@ -113,7 +132,7 @@ func runGPUBench(e *env, args []string) error {
 		return err
 	}
 	seconds := func(t time.Duration) float64 { return t.Seconds() }
-	return writeJSON(e, map[string]any{
+	report := map[string]any{
 		"preset": *preset, "layers": cfg.NumHiddenLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumAttentionHeads,
 		"device": d.Name, "copy_bandwidth_bytes_per_s": bw, "weight_bytes": b.WeightBytes(), "cache_bytes": r.CacheBytes,
 		"prompt_tokens": *prompt, "decode_steps": *gen, "attention_to_host": *attention,
@@ -124,7 +143,28 @@ func runGPUBench(e *env, args []string) error {
 		"floor_ratio":        seconds(r.DecodeFloor) / seconds(r.DecodeMedian),
 		"launches_per_token": r.PerToken.Launches, "uploads_per_token": r.PerToken.Uploads,
 		"downloads_per_token": r.PerToken.Downloads, "syncs_per_token": r.PerToken.Syncs,
-	})
+	}
+	if newPolicy != nil {
+		rng := rand.New(rand.NewPCG(*seed, 0))
+		tokens := make([]int32, *prompt)
+		for i := range tokens {
+			tokens[i] = int32(rng.IntN(cfg.VocabSize))
+		}
+		build := func() (policies.Policy, error) { return newPolicy(policies.NewParams(nil)) }
+		d, err := validate.Decode(context.Background(), gpu.New(b), tokens, build,
+			validate.Options{Budget: *budget, MaxNew: *gen, IgnoreEOS: true, Seed: *seed})
+		if err != nil {
+			return fmt.Errorf("gpu bench: -policy %s: %w", *policyName, err)
+		}
+		n := float64(len(d.Tokens))
+		report["policy"], report["budget"], report["policy_capacity"] = *policyName, *budget, d.Capacity
+		report["policy_decode_tokens_per_s"] = n / seconds(d.Decode)
+		report["policy_us_per_token"] = seconds(d.PolicyTime) * 1e6 / n
+		report["slot_us_per_token"] = seconds(d.SlotTime) * 1e6 / n
+		report["eviction_share"] = seconds(d.PolicyTime+d.SlotTime) / seconds(d.Decode)
+		report["policy_peak_kv_bytes"] = d.PeakBytes
+	}
+	return writeJSON(e, report)
 }
 
 func runGPUCompare(e *env, args []string) error {
