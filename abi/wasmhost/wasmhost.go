@@ -66,6 +66,8 @@ type Options struct {
 	Deadline time.Duration
 	// CacheDir holds compiled code across runs. "" means $KVSIM_WASM_CACHE if set,
 	// else kvsim/wazero under the user cache directory; "off" keeps it in memory.
+	// Old entries are pruned when a process first uses the directory (see
+	// pruneCache).
 	CacheDir string
 	// Log receives the lines guests write with kvpolicy.log, prefixed with the
 	// module's name. Nil discards them.
@@ -251,6 +253,7 @@ func compilationCache(dir string) (wazero.CompilationCache, error) {
 		c = wazero.NewCompilationCache()
 	} else {
 		var err error
+		pruneCache(dir, time.Now())
 		if c, err = wazero.NewCompilationCacheWithDir(dir); err != nil {
 			if explicit {
 				return nil, fmt.Errorf("compilation cache: %w", err)
