@@ -53,6 +53,7 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
+	"github.com/kvsim/kvsim/policies/internal/rowring"
 )
 
 const (
@@ -75,10 +76,10 @@ type policy struct {
 	// score[h*width+s] is the proxies' attention on head h's slot s: summed over the
 	// prompt's proxies during prefill, refilled from ring before a decode eviction.
 	score []float64
-	ring  rowRing    // the latest proxies' rows; "reevict" only
-	rngs  []rand.PCG // one stream per head
-	key   []float64  // key[s]: one head's sampling keys, by slot
-	ids   []int32    // scratch candidate list
+	ring  rowring.Ring // the latest proxies' rows; "reevict" only
+	rngs  []rand.PCG   // one stream per head
+	key   []float64    // key[s]: one head's sampling keys, by slot
+	ids   []int32      // scratch candidate list
 }
 
 // New reads the params listed in the package doc.
@@ -121,7 +122,7 @@ func (n *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	n.res.Reset(cfg)
 	n.score = make([]float64, cfg.Heads*n.width)
 	if n.reevict {
-		n.ring.reset(cfg.Heads, n.proxies, n.width)
+		n.ring.Reset(cfg.Heads, n.proxies, n.width)
 	}
 	n.rngs = make([]rand.PCG, cfg.Heads)
 	for h := range n.rngs {
@@ -143,9 +144,9 @@ func (n *policy) Observe(a *policies.Attention) error {
 	if a.Phase == policies.Decode {
 		if n.reevict {
 			for h, s := range a.Slot[:a.Heads] {
-				n.ring.enter(h, s)
+				n.ring.Forget(h, s)
 			}
-			n.ring.push(a, 0)
+			n.ring.Push(a, 0)
 		}
 		return nil
 	}
@@ -159,7 +160,7 @@ func (n *policy) Observe(a *policies.Attention) error {
 			}
 		}
 		if n.reevict {
-			n.ring.push(a, r)
+			n.ring.Push(a, r)
 		}
 	}
 	return nil
@@ -206,7 +207,7 @@ func (n *policy) victims(h, need int, decoding bool) []int32 {
 
 	score := n.score[h*n.width:][:n.width]
 	if decoding {
-		n.ring.sums(h, ids, score)
+		n.ring.Sums(h, ids, score)
 	}
 	// The proxy part keeps the best scores; the rest goes to the random draw.
 	rest := len(ids) - proxyPart

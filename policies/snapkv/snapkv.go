@@ -43,6 +43,7 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
+	"github.com/kvsim/kvsim/policies/internal/rowring"
 )
 
 const (
@@ -66,8 +67,12 @@ type policy struct {
 	order []int32
 	// vote[h*width+s] is the attention head h's slot s got from the voters: summed
 	// during prefill, refilled from ring before each decode vote.
-	vote   []float64
-	ring   rowRing   // the last voteWindow rows; "rescore" only
+	vote []float64
+	// ring holds the last voteWindow rows ("rescore" only). A reused slot's column
+	// still holds what older rows gave its previous token, but that never reaches a
+	// vote: a token becomes a candidate only once it leaves the window, and by then
+	// the ring holds only rows that came after it.
+	ring   rowring.Ring
 	pooled []float64 // pooled[s]: one head's pooled vote, by slot
 	line   []float64 // scratch: one head's votes in position order
 	ids    []int32   // scratch candidate list
@@ -111,7 +116,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	}
 	k.vote = make([]float64, n)
 	if k.decode == decodeRescore {
-		k.ring.reset(cfg.Heads, k.voteWindow, k.width)
+		k.ring.Reset(cfg.Heads, k.voteWindow, k.width)
 	}
 	k.pooled = make([]float64, k.width)
 	k.line = make([]float64, k.width)
@@ -132,7 +137,7 @@ func (k *policy) Observe(a *policies.Attention) error {
 			k.order[h*k.width+k.res.Count[h]-1] = s
 		}
 		if rescore {
-			k.ring.push(a, 0)
+			k.ring.Push(a, 0)
 		}
 		return nil
 	}
@@ -146,7 +151,7 @@ func (k *policy) Observe(a *policies.Attention) error {
 			}
 		}
 		if rescore {
-			k.ring.push(a, r)
+			k.ring.Push(a, r)
 		}
 	}
 	return nil
@@ -174,7 +179,7 @@ func (k *policy) Evict(e *policies.Eviction) error {
 		case e.Phase == policies.Prefill:
 			victims, err = k.lowestVoted(h, n, newest-k.promptWindow)
 		case k.decode == decodeRescore:
-			k.ring.sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+			k.ring.Sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
 			victims, err = k.lowestVoted(h, n, newest-k.voteWindow)
 		default:
 			victims, err = k.oldestSliding(h, n, newest-k.voteWindow)
