@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
@@ -467,6 +466,10 @@ func (c *validatedCell) row() []string {
 // writeValidation renders res as a table, CSV, JSON or Markdown.
 func writeValidation(w io.Writer, res *validation, format string) error {
 	header := append([]string{"policy", "budget"}, validationColumns...)
+	rows := make([][]string, len(res.Cells))
+	for i := range res.Cells {
+		rows[i] = res.Cells[i].row()
+	}
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -475,42 +478,27 @@ func writeValidation(w io.Writer, res *validation, format string) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write(header)
-		for i := range res.Cells {
-			cw.Write(res.Cells[i].row())
-		}
-		cw.Flush()
+		cw.WriteAll(rows)
 		return cw.Error()
-	case "markdown":
-		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
-		for i := range res.Cells {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(res.Cells[i].row(), " | "))
-		}
-		if len(res.Agreement) > 0 {
-			fmt.Fprintf(w, "\n| metric | cells | Kendall τ | Spearman ρ |\n| --- | --- | --- | --- |\n")
-			for _, a := range res.Agreement {
-				fmt.Fprintf(w, "| %s | %d | %s | %s |\n", a.Metric, a.Cells, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman))
-			}
-		}
-		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\t\n", strings.Join(header, "\t"))
-	for i := range res.Cells {
-		fmt.Fprintf(tw, "%s\t\n", strings.Join(res.Cells[i].row(), "\t"))
-	}
-	if err := tw.Flush(); err != nil {
+	markdown := format == "markdown"
+	if err := report.WriteTable(w, header, rows, markdown, 2); err != nil {
 		return err
 	}
-	if len(res.Agreement) > 0 {
-		fmt.Fprintf(w, "\nsimulated hit rate vs validated metric, over %d cells (NLL: lower is better)\n", res.Agreement[0].Cells)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "metric\tKendall τ\tSpearman ρ\t\n")
-		for _, a := range res.Agreement {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", a.Metric, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman))
-		}
-		return tw.Flush()
+	if len(res.Agreement) == 0 {
+		return nil
 	}
-	return nil
+	title := fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative)", res.Agreement[0].Cells)
+	if markdown {
+		fmt.Fprintf(w, "\n**%s**\n\n", title)
+	} else {
+		fmt.Fprintf(w, "\n%s\n", title)
+	}
+	rows = rows[:0]
+	for _, a := range res.Agreement {
+		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman)})
+	}
+	return report.WriteTable(w, []string{"metric", "Kendall τ", "Spearman ρ"}, rows, markdown, 1)
 }
 
 // detokenize decodes generated ids, leaving out ids the tokenizer lacks (a model's

@@ -73,6 +73,20 @@ func newTable(w io.Writer, markdown bool, textColumns int) *tablewriter.Table {
 	return tablewriter.NewTable(w, opts...)
 }
 
+// WriteTable renders rows under header as an ASCII table, or a Markdown one, in
+// the style of replay's tables: the first textColumns columns are labels, aligned
+// left, and the others numbers, aligned right.
+func WriteTable(w io.Writer, header []string, rows [][]string, markdown bool, textColumns int) error {
+	t := newTable(w, markdown, textColumns)
+	t.Header(header)
+	for _, row := range rows {
+		if err := t.Append(row); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
 func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 	heading := func(s string) {
 		if markdown {
