@@ -272,7 +272,7 @@ else
     step bench-13b-attn 180 json "$out/bench-opt-13b-attn.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32 -attention
     step bench-13b-auv 180 json "$out/bench-opt-13b-auv.json" "$kvsim" gpu bench -preset opt-13b -prompt 512 -gen 32 -policy auv
   else
-    skip bench-13b "quick run (-q)"
+    for name in bench-13b bench-13b-attn bench-13b-auv; do skip "$name" "quick run (-q)"; done
   fi
 fi
 
@@ -367,6 +367,8 @@ PY
   step hf-bench-1.3b 150 hf_bench opt-1.3b 512 64 "$out/hf-bench-opt-1.3b.json"
   if [ $quick = 0 ]; then
     step hf-bench-13b 180 hf_bench opt-13b 512 32 "$out/hf-bench-opt-13b.json"
+  else
+    skip hf-bench-13b "quick run (-q)"
   fi
 else
   skip hf-logits "python3 cannot import torch, transformers and safetensors"
@@ -417,22 +419,21 @@ if h:
     add("transformers vs kvsim greedy", f'CUDA {h["cuda_tokens_agree"]}/{h["steps"]} agree before the first difference, {h["cuda_clear_disagreements"]} beyond near-ties',
         "no difference beyond near-ties", h["cuda_clear_disagreements"] == 0 and h["cpu_clear_disagreements"] == 0)
 for preset in ("opt-1.3b", "opt-13b"):
-    b, ba, hf = load(f"bench-{preset}.json"), load(f"bench-{preset}-attn.json"), load(f"hf-bench-{preset}.json")
-    if not b:
-        continue
-    add(f"{preset} decode vs HBM floor", f'{b["decode_median_s"] * 1e3:.2f} ms/token, floor {b["decode_floor_s"] * 1e3:.2f} ms: {100 * b["floor_ratio"]:.0f}%',
-        "≥ 60% (opt-13b)", preset != "opt-13b" or b["floor_ratio"] >= 0.6)
-    rows.append((f"{preset} prefill", f'{b["prefill_tokens_per_s"]:.0f} tokens/s ({b["prompt_tokens"]} tokens in {b["prefill_s"]:.3f} s)', "", ""))
-    rows.append((f"{preset} driver calls per decode token", f'{b["launches_per_token"]} launches, {b["uploads_per_token"]} uploads, {b["downloads_per_token"]} downloads, {b["syncs_per_token"]} waits', "", ""))
-    if ba:
+    b, ba, bp, hf = (load(f"bench-{preset}.json"), load(f"bench-{preset}-attn.json"), load(f"bench-{preset}-auv.json"),
+                     load(f"hf-bench-{preset}.json"))
+    if b:
+        add(f"{preset} decode vs HBM floor", f'{b["decode_median_s"] * 1e3:.2f} ms/token, floor {b["decode_floor_s"] * 1e3:.2f} ms: {100 * b["floor_ratio"]:.0f}%',
+            "≥ 60% (opt-13b)", preset != "opt-13b" or b["floor_ratio"] >= 0.6)
+        rows.append((f"{preset} prefill", f'{b["prefill_tokens_per_s"]:.0f} tokens/s ({b["prompt_tokens"]} tokens in {b["prefill_s"]:.3f} s)', "", ""))
+        rows.append((f"{preset} driver calls per decode token", f'{b["launches_per_token"]} launches, {b["uploads_per_token"]} uploads, {b["downloads_per_token"]} downloads, {b["syncs_per_token"]} waits', "", ""))
+    if b and ba:
         over = ba["decode_median_s"] / b["decode_median_s"] - 1
         rows.append((f"{preset} attention to host each step", f'{ba["decode_median_s"] * 1e3:.2f} ms/token (+{100 * over:.1f}%), {ba["downloads_per_token"]} copies', "", ""))
-    bp = load(f"bench-{preset}-auv.json")
-    if bp:
+    if bp:  # its plain decode rate is its own run's, before the policy run
         add(f"{preset} multi-step AUV overhead", f'policy {bp["policy_us_per_token"]:.0f} µs + slots {bp["slot_us_per_token"]:.0f} µs per token: {100 * bp["eviction_share"]:.1f}% of decode (budget {bp["budget"]})',
             "< 5% of decode (opt-13b)", preset != "opt-13b" or bp["eviction_share"] < 0.05)
         rows.append((f"{preset} decode with AUV in the loop", f'{bp["policy_decode_tokens_per_s"]:.1f} vs {bp["decode_tokens_per_s"]:.1f} tokens/s plain', "", ""))
-    if hf:
+    if b and hf:
         add(f"{preset} decode vs transformers eager", f'{b["decode_tokens_per_s"]:.1f} vs {hf["decode_tokens_per_s"]:.1f} tokens/s', "≥ 1×",
             b["decode_tokens_per_s"] >= hf["decode_tokens_per_s"])
 print()

@@ -103,6 +103,12 @@ func runGPUBench(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	switch {
+	case *budget < 0:
+		return usageError{fmt.Errorf("gpu bench: -budget %d: want tokens per head, or 0 for 10%% of the prompt", *budget)}
+	case *budget > 0 && *policyName == "":
+		return usageError{fmt.Errorf("gpu bench: -budget needs -policy")}
+	}
 	var newPolicy policies.New
 	if *policyName != "" {
 		var ok bool
