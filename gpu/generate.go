@@ -76,7 +76,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, o GenerateOptions
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		next, err := argmax(logits)
+		next, err := Argmax(logits)
 		if err != nil {
 			return nil, fmt.Errorf("generate: position %d: %w", seq.Len()-1, err)
 		}
@@ -97,9 +97,10 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, o GenerateOptions
 	return g, nil
 }
 
-// argmax returns the index of the largest logit, the first among equals. A NaN
-// logit is an error: it means the forward pass broke down.
-func argmax(logits []float32) (int32, error) {
+// Argmax returns the index of the largest logit, the first among equals, as
+// torch.argmax does. A NaN logit, or an infinite largest one, is an error: it means
+// the forward pass broke down.
+func Argmax(logits []float32) (int32, error) {
 	best := 0
 	for i, x := range logits {
 		if x != x {

@@ -209,7 +209,7 @@ func (c *Capturer) Capture(ctx context.Context, j *Job, progress func(tokens int
 	if err != nil {
 		return nil, fmt.Errorf("sample %d: %w", j.Sample.Index, err)
 	}
-	generated, err := decodeKnown(c.tok, g.Tokens)
+	generated, err := c.tok.DecodeKnown(g.Tokens)
 	if err != nil {
 		return nil, fmt.Errorf("sample %d: decoding the generated tokens: %w", j.Sample.Index, err)
 	}
@@ -250,17 +250,4 @@ func (c *Capturer) weightsDType() string {
 		return d
 	}
 	return "unknown"
-}
-
-// decodeKnown decodes ids, leaving out those the tokenizer lacks: a model's vocabulary
-// may be larger than its tokenizer's (OPT's 50272 rows hold 50265 tokens), and the
-// Hugging Face tokenizers skip such ids too.
-func decodeKnown(tok *tokenizer.Tokenizer, ids []int32) (string, error) {
-	known := make([]int, 0, len(ids))
-	for _, id := range ids {
-		if tok.Token(int(id)) != "" {
-			known = append(known, int(id))
-		}
-	}
-	return tok.Decode(known)
 }

@@ -110,9 +110,9 @@ func TestDecodeKnown(t *testing.T) {
 	_, tok := tinyModel(t)
 	ids := toInt32(tok.Encode("the council"))
 	unknown := int32(tok.VocabSize())
-	got, err := decodeKnown(tok, append([]int32{unknown}, append(ids, unknown)...))
+	got, err := tok.DecodeKnown(append([]int32{unknown}, append(ids, unknown)...))
 	if err != nil || got != "the council" {
-		t.Errorf("decodeKnown = %q, %v; want \"the council\"", got, err)
+		t.Errorf("DecodeKnown = %q, %v; want \"the council\"", got, err)
 	}
 }
 

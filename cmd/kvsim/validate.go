@@ -257,7 +257,7 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 		in.samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
 	}
 	in.opts = validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
-		Detokenize: func(ids []int32) (string, error) { return detokenize(tok, ids) }}
+		Detokenize: tok.DecodeKnown}
 	return in, nil
 }
 
@@ -499,16 +499,4 @@ func writeValidation(w io.Writer, res *validation, format string) error {
 		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman)})
 	}
 	return report.WriteTable(w, []string{"metric", "Kendall τ", "Spearman ρ"}, rows, markdown, 1)
-}
-
-// detokenize decodes generated ids, leaving out ids the tokenizer lacks (a model's
-// vocabulary may be larger than its tokenizer's).
-func detokenize(tok *tokenizer.Tokenizer, ids []int32) (string, error) {
-	known := make([]int, 0, len(ids))
-	for _, id := range ids {
-		if tok.Token(int(id)) != "" {
-			known = append(known, int(id))
-		}
-	}
-	return tok.Decode(known)
 }

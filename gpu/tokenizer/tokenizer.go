@@ -260,6 +260,19 @@ func (t *Tokenizer) EOS() int { return t.eos }
 // PAD returns the id of "<pad>", or -1 if the vocabulary has none.
 func (t *Tokenizer) PAD() int { return t.pad }
 
+// DecodeKnown decodes ids as generated, leaving out those the tokenizer lacks: a
+// model's vocabulary may be larger than its tokenizer's (OPT's 50272 rows hold
+// 50265 tokens), and the Hugging Face tokenizers skip such ids too.
+func (t *Tokenizer) DecodeKnown(ids []int32) (string, error) {
+	known := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if t.Token(int(id)) != "" {
+			known = append(known, int(id))
+		}
+	}
+	return t.Decode(known)
+}
+
 // Token returns the vocabulary string of id in GPT-2's byte alphabet (a leading space
 // shows as "Ġ"), or "" if id is not in the vocabulary.
 func (t *Tokenizer) Token(id int) string {

@@ -213,7 +213,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 			}
 		} else {
 			var err error
-			if next, err = argmax(logits); err != nil {
+			if next, err = gpu.Argmax(logits); err != nil {
 				return nil, fmt.Errorf("validate: position %d: %w", seq.Len()-1, err)
 			}
 			if next == int32(cfg.EOSTokenID) && !o.IgnoreEOS {
@@ -392,21 +392,6 @@ func layerSeed(base uint64, sample, layer int) uint64 {
 	x ^= x >> 31
 	x *= 0x94d049bb133111eb
 	return x ^ x>>29
-}
-
-// argmax is the first index of the largest logit, as torch.argmax and
-// Engine.Generate. A NaN logit means the forward pass broke down.
-func argmax(logits []float32) (int32, error) {
-	best := 0
-	for i, x := range logits {
-		if x != x {
-			return 0, fmt.Errorf("logit %d is NaN", i)
-		}
-		if x > logits[best] {
-			best = i
-		}
-	}
-	return int32(best), nil
 }
 
 // negLogProb is −log softmax(logits)[token], computed stably in float64.
