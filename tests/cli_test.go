@@ -236,6 +236,13 @@ func TestBadInput(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, `-format "xml"`) {
 		t.Errorf("bad flag: exit %d, %q", r.code, r.stderr)
 	}
+	// A plot path of an unknown format fails before the replay runs, not after.
+	for _, cmd := range []string{"replay", "validate"} {
+		r = run(t, cmd, "-plot", "out.gif", "no-scenario.toml")
+		if r.code != 2 || !strings.Contains(r.stderr, "out.gif: want a .png, .svg or .pdf file") {
+			t.Errorf("%s -plot out.gif: exit %d, %q", cmd, r.code, r.stderr)
+		}
+	}
 	r = run(t, "frobnicate")
 	if r.code != 2 || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
 		t.Errorf("bad command: exit %d, %q", r.code, r.stderr)

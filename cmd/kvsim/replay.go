@@ -28,6 +28,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *plotPath != "" {
+		if _, err := report.PlotFormat(*plotPath); err != nil {
+			return usageError{fmt.Errorf("replay: -plot: %w", err)}
+		}
+	}
 	if !slices.Contains(report.Formats, *format) {
 		return usageError{fmt.Errorf("replay: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
 	}

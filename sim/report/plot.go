@@ -78,12 +78,22 @@ func Plot(path string, r *sim.Result) error {
 	return PlotFigure(path, Figure{Panels: []Panel{panel}})
 }
 
+// PlotFormat is the image format a plot path asks for, by its extension: png, svg
+// or pdf. Commands check it before their work, not after.
+func PlotFormat(path string) (string, error) {
+	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
+	if ext != "png" && ext != "svg" && ext != "pdf" {
+		return "", fmt.Errorf("plot %s: want a .png, .svg or .pdf file", path)
+	}
+	return ext, nil
+}
+
 // PlotFigure draws f into a .png, .svg or .pdf file (atomically). Series without
 // points are left out.
 func PlotFigure(path string, f Figure) error {
-	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
-	if ext != "png" && ext != "svg" && ext != "pdf" {
-		return fmt.Errorf("plot %s: want a .png, .svg or .pdf file", path)
+	ext, err := PlotFormat(path)
+	if err != nil {
+		return err
 	}
 	if len(f.Panels) == 0 {
 		return fmt.Errorf("plot %s: nothing to draw", path)
