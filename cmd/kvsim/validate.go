@@ -149,26 +149,28 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	baselines, err := validate.FullCache(ctx, engine, samples, opts)
-	if err != nil {
-		return err
-	}
-
 	done, err := readCells(*state)
 	if err != nil {
 		return err
 	}
 	var res validation
+	var baselines []validate.Baseline // full-cache outputs, decoded when a cell first needs them
 	budgets := sc.ValidateBudgets()
+	total := len(specs) * len(budgets) * len(samples)
 	bar := newProgress(e, *progress, "validate (sample·cell)")
 	for i, spec := range specs {
 		for j, b := range budgets {
-			bar((i*len(budgets)+j)*len(samples), len(specs)*len(budgets)*len(samples))
+			first := (i*len(budgets) + j) * len(samples) // this cell's first sample, in the bar
+			bar(first, total)
 			cell, ok := done[cellKey(spec.Name, b.String())]
 			if !ok {
+				if baselines == nil {
+					if baselines, err = validate.FullCache(ctx, engine, samples, opts); err != nil {
+						return err
+					}
+				}
 				opts.Budget = b
-				first := (i*len(budgets) + j) * len(samples)
-				opts.Progress = func(n int) { bar(first+n, len(specs)*len(budgets)*len(samples)) }
+				opts.Progress = func(n int) { bar(first+n, total) }
 				c, err := validate.RunCell(ctx, engine, spec.Name, spec.New, samples, baselines, opts)
 				if err != nil {
 					if errors.Is(err, context.Canceled) {
@@ -184,7 +186,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b.String())})
 		}
 	}
-	bar(len(specs)*len(budgets)*len(samples), len(specs)*len(budgets)*len(samples))
+	bar(total, total)
 	res.Agreement = rankAgreement(res.Cells)
 	if *plotPath != "" {
 		if err := report.PlotFigure(*plotPath, validationFigure(&res)); err != nil {
