@@ -153,3 +153,13 @@ type Policy interface {
 // New builds a policy from its scenario parameters. It must reject parameters it does
 // not know (Params.Err does that).
 type New func(p *Params) (Policy, error)
+
+// TokenState is implemented by a policy that keeps state for every resident token
+// besides its key and value (scores, counts, positions), so that the memory a
+// policy holds can be reported in bytes. Replay adds it to each resident entry's
+// KV bytes.
+type TokenState interface {
+	// TokenStateBytes is the bytes the policy keeps per head for each resident
+	// token, while it holds the token.
+	TokenStateBytes() int
+}

@@ -19,6 +19,9 @@ type instance struct {
 	budget Budget
 	policy policies.Policy
 	dead   error // set once the policy failed in this worker
+	// cap is the most entries a head may hold while attending (Peak accounting);
+	// 0 checks nothing.
+	cap int
 
 	cfg    policies.Config
 	layout policies.Layout
@@ -28,6 +31,7 @@ type instance struct {
 	resident [][]bool    // resident[h][position]
 	gather   []float32   // scratch: the resident logits of one head
 	comp     []compSlot
+	headPeak []int // per head: the most entries held while attending
 
 	attn  policies.Attention
 	evict policies.Eviction
@@ -48,6 +52,7 @@ type instanceStats struct {
 	evictions         float64 // victims, summed over heads
 	residentSum       float64 // resident entries summed over (step, head)
 	peak              int
+	headPeakSum       int // each head's peak entries, summed over heads
 	policyTime        time.Duration
 }
 
@@ -78,21 +83,59 @@ func (in *instance) guard(timed bool, f func() error) (err error) {
 	return f()
 }
 
-// start initializes the instance for a new (sample, layer).
-func (in *instance) start(cfg policies.Config) error {
+// initLayout makes the policy if needed and starts it on cfg, returning its layout.
+func (in *instance) initLayout(cfg policies.Config) (policies.Layout, error) {
 	in.cfg = cfg
-	in.stats = instanceStats{}
 	if in.policy == nil {
 		p, err := in.spec.New()
 		if err != nil {
-			return fmt.Errorf("policy %q: %w", in.spec.Name, err)
+			return policies.Layout{}, fmt.Errorf("policy %q: %w", in.spec.Name, err)
 		}
 		in.policy = p
 	}
 	var layout policies.Layout
 	err := in.guard(false, func() (err error) { layout, err = in.policy.Init(cfg); return err })
 	if err != nil {
-		return in.callError("init", 0, err)
+		return layout, in.callError("init", 0, err)
+	}
+	return layout, nil
+}
+
+// startPeak starts the instance at the largest nominal budget whose layout keeps every
+// head within cfg.Budget entries while attending (Peak accounting), and returns it.
+// An unbounded policy ignores budgets and starts as is.
+func (in *instance) startPeak(cfg policies.Config) (int, error) {
+	layout, err := in.initLayout(cfg)
+	if err != nil {
+		return 0, err
+	}
+	if layout.Unbounded {
+		return cfg.Budget, in.start(cfg)
+	}
+	probe := cfg
+	b, err := PeakBudget(cfg.Budget, cfg.PromptLen, cfg.MaxLen-cfg.PromptLen, func(b int) (policies.Layout, error) {
+		probe.Budget = b
+		return in.initLayout(probe)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("policy %q: %w", in.spec.Name, err)
+	}
+	cap := cfg.Budget
+	cfg.Budget = b
+	if err := in.start(cfg); err != nil {
+		return 0, err
+	}
+	in.cap = cap
+	return b, nil
+}
+
+// start initializes the instance for a new (sample, layer).
+func (in *instance) start(cfg policies.Config) error {
+	in.stats = instanceStats{}
+	in.cap = 0
+	layout, err := in.initLayout(cfg)
+	if err != nil {
+		return err
 	}
 	if layout.Slack < 0 {
 		return in.callError("init", 0, fmt.Errorf("negative slack %d", layout.Slack))
@@ -114,6 +157,8 @@ func (in *instance) start(cfg policies.Config) error {
 		in.comp = make([]compSlot, H)
 	}
 	in.comp = in.comp[:H]
+	in.headPeak = grow(in.headPeak, H)
+	clear(in.headPeak)
 	for h := 0; h < H; h++ {
 		in.tables[h].reset(w, P)
 		for j := range in.resident[h] {
@@ -137,6 +182,16 @@ func (in *instance) start(cfg policies.Config) error {
 		in.evict.Future = grow(in.evict.Future, H*w)
 	}
 	return nil
+}
+
+// finish returns the stats of the sequence the instance has replayed.
+func (in *instance) finish() instanceStats {
+	st := in.stats
+	st.headPeakSum = 0
+	for _, p := range in.headPeak {
+		st.headPeakSum += p
+	}
+	return st
 }
 
 // observe passes an attention batch to the policy.
@@ -239,6 +294,15 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 		}
 		in.resident[h][t] = true
 		a.Slot[h] = free
+		if in.cap > 0 && !in.layout.Unbounded {
+			entries := len(in.tables[h].live)
+			if in.layout.Compensation {
+				entries++
+			}
+			if entries > in.cap {
+				return in.callError("decode", t, fmt.Errorf("head %d holds %d entries while attending, over the peak cap of %d", h, entries, in.cap))
+			}
+		}
 		in.attend(l, h, t, g, a.Probs[h*w:(h+1)*w])
 	}
 	if err := in.observe(a, true); err != nil {
@@ -322,6 +386,7 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 	}
 	st.residentSum += float64(entries)
 	st.peak = max(st.peak, entries)
+	in.headPeak[h] = max(in.headPeak[h], entries)
 	st.n++
 
 	if l.v.data != nil {

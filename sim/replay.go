@@ -29,6 +29,8 @@ type PolicySpec struct {
 	New  func() (policies.Policy, error)
 	// AllowFuture lets the policy be clairvoyant (replay can serve it).
 	AllowFuture bool
+	// Accounting is what a budget bounds for this policy.
+	Accounting Accounting
 }
 
 // Options tune a replay.
@@ -42,6 +44,11 @@ type Options struct {
 	BlockRows int
 	// NoOutputError skips the output-error metric even when traces carry V.
 	NoOutputError bool
+	// Accounting labels the scenario's mode in the result; each PolicySpec carries
+	// the mode it runs under.
+	Accounting Accounting
+	// Compare names the reference policy of the paired differences; "" for none.
+	Compare string
 	// Progress, if set, is called after each (sample, layer) job, from one goroutine
 	// at a time.
 	Progress func(done, total int)
@@ -51,12 +58,15 @@ type job struct{ sample, layer int }
 
 // jobResult holds one job's per-instance stats, indexed [policy][budget].
 type jobResult struct {
-	stats  []instanceStats
-	failed []error
-	budget []int
-	heads  int
-	perf   Perf
-	err    error // a trace error: fatal for the whole replay
+	stats      []instanceStats
+	failed     []error
+	budget     []int // the resolved budget B
+	nominal    []int // the budget the policy was given
+	stateBytes []int // declared policy state per head and resident token
+	heads      int
+	headDim    int
+	perf       Perf
+	err        error // a trace error: fatal for the whole replay
 }
 
 // Replay runs every policy at every budget over every layer of every source. A
@@ -71,6 +81,9 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 	if len(opts.Budgets) == 0 {
 		return nil, errors.New("replay: no budgets")
 	}
+	if opts.Compare != "" && !slices.ContainsFunc(specs, func(s PolicySpec) bool { return s.Name == opts.Compare }) {
+		return nil, fmt.Errorf("replay: compare: no policy %q", opts.Compare)
+	}
 	if opts.TopK <= 0 {
 		opts.TopK = 8
 	}
@@ -82,7 +95,8 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 		threads = runtime.GOMAXPROCS(0)
 	}
 
-	res := &Result{Samples: len(sources), TopK: opts.TopK, HasV: !opts.NoOutputError}
+	res := &Result{Samples: len(sources), TopK: opts.TopK, HasV: !opts.NoOutputError,
+		Accounting: opts.Accounting.String(), Compare: opts.Compare, KVBytesPerValue: KVBytesPerValue}
 	metas := make([]kvtrace.Meta, len(sources))
 	var srcKinds []string
 	for i, s := range sources {
@@ -94,6 +108,7 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 			return nil, fmt.Errorf("trace %s: %d layers, but %s has %d", s.Name(), m.Layers, sources[0].Name(), metas[0].Layers)
 		}
 		metas[i] = m
+		res.SampleNames = append(res.SampleNames, s.Name())
 		res.HasV = res.HasV && m.HasV
 		res.Prompt += float64(m.PromptLen) / float64(len(sources))
 		res.Gen += float64(m.GenLen) / float64(len(sources))
@@ -162,6 +177,8 @@ feed:
 		}
 	}
 	merge(res, specs, opts, jobs, results)
+	mergeSamples(res, specs, jobs, results)
+	summarize(res)
 	return res, nil
 }
 

@@ -4,7 +4,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/kvsim/kvsim/sim/stats"
 )
+
+// KVBytesPerValue is the size of one key or value element in the KV bytes replay
+// reports: fp16, the precision OPT models are served in, whatever the trace stores.
+const KVBytesPerValue = 2
 
 // Budget is a cache budget: a fraction of each sample's prompt length, or a fixed
 // number of tokens.
@@ -41,8 +47,14 @@ type Metrics struct {
 type Cell struct {
 	Policy string `json:"policy"`
 	Budget string `json:"budget"`
+	// Accounting is what the budget bounds for this policy: nominal, peak or mean.
+	Accounting string `json:"accounting"`
 	// BudgetTokens is the resolved budget, averaged over samples.
 	BudgetTokens float64 `json:"budget_tokens"`
+	// NominalTokens is the budget the policy was given (Config.Budget), averaged over
+	// samples and layers: BudgetTokens in nominal accounting, less under peak and
+	// mean accounting when the policy holds more than its nominal budget.
+	NominalTokens float64 `json:"nominal_tokens"`
 	// Failed holds the reason when the policy failed; the metrics are then zero.
 	Failed string `json:"failed,omitempty"`
 	Metrics
@@ -52,9 +64,54 @@ type Cell struct {
 	// resident tokens plus the compensation slot.
 	PeakResident float64 `json:"peak_resident"`
 	MeanResident float64 `json:"mean_resident"`
+	// PeakKVBytes and MeanKVBytes are the KV memory of one sequence, all layers and
+	// heads, averaged over samples: entries × (2 · head_dim · KVBytesPerValue +
+	// StateBytesPerToken). The peak sums each head's peak: what a cache sized per
+	// head must reserve. The mean is over decode steps.
+	PeakKVBytes float64 `json:"peak_kv_bytes"`
+	MeanKVBytes float64 `json:"mean_kv_bytes"`
+	// StateBytesPerToken is the policy state per head and resident token that the
+	// policy declares (policies.TokenState); 0 when it declares none.
+	StateBytesPerToken int `json:"state_bytes_per_token"`
 	// PolicyNs is the time inside the policy per (head · decode step).
 	PolicyNs float64   `json:"policy_ns_per_head_step"`
 	Layers   []Metrics `json:"layers"`
+	// CI holds the 95% Student-t intervals over samples (see SampleResult).
+	CI MetricIntervals `json:"ci"`
+	// Diff is this cell minus the reference policy's cell at the same budget,
+	// paired by sample; nil without a reference, for the reference itself, or when
+	// either cell failed.
+	Diff *Diff `json:"diff,omitempty"`
+	// Samples holds each sample's own figures, in Result.SampleNames order.
+	Samples []SampleResult `json:"samples"`
+}
+
+// MetricIntervals are 95% intervals for the metrics, one per metric.
+type MetricIntervals struct {
+	HitRate     stats.Interval `json:"hit_rate"`
+	TopKHitRate stats.Interval `json:"topk_hit_rate"`
+	OutputError stats.Interval `json:"output_error"`
+}
+
+// Diff is a cell's paired difference from the reference policy: the mean over
+// samples of (this − reference) with its Student-t interval.
+type Diff struct {
+	Reference string `json:"reference"`
+	MetricIntervals
+}
+
+// SampleResult is one sample's figures in a cell. A cell's metrics are these weighted
+// by Steps: Σ Steps·x / Σ Steps. Intervals treat samples as the independent unit.
+type SampleResult struct {
+	Metrics
+	// Steps counts (layer, head, decode step) triples: the sample's weight.
+	Steps         float64   `json:"steps"`
+	NominalTokens float64   `json:"nominal_tokens"` // averaged over layers
+	PeakResident  float64   `json:"peak_resident"`
+	MeanResident  float64   `json:"mean_resident"`
+	PeakKVBytes   float64   `json:"peak_kv_bytes"`
+	MeanKVBytes   float64   `json:"mean_kv_bytes"`
+	Layers        []Metrics `json:"layers"`
 }
 
 // Result is a whole replay: one cell per (policy, budget), policies in scenario order.
@@ -73,8 +130,16 @@ type Result struct {
 	Budgets  []string `json:"budgets"` // labels, as in the tables
 	// BudgetSpecs are the budgets as given, parallel to Budgets.
 	BudgetSpecs []Budget `json:"budget_specs"`
-	Cells       []Cell   `json:"cells"`
-	Perf        Perf     `json:"perf"`
+	// Accounting is the scenario's accounting mode; a policy may override it
+	// (Cell.Accounting).
+	Accounting string `json:"accounting"`
+	// Compare is the reference policy of the paired differences (Cell.Diff).
+	Compare string `json:"compare,omitempty"`
+	// SampleNames name the samples, in the order of every Cell.Samples.
+	SampleNames     []string `json:"sample_names"`
+	KVBytesPerValue int      `json:"kv_bytes_per_value"`
+	Cells           []Cell   `json:"cells"`
+	Perf            Perf     `json:"perf"`
 }
 
 // Perf is where replay spent its time, summed over workers (CPU seconds, not wall).

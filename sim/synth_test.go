@@ -56,28 +56,35 @@ func withoutTimings(r *sim.Result) *sim.Result {
 }
 
 // TestDeterministicAcrossThreads: every figure but the timings is bit-identical at 1,
-// 2 and 5 workers.
+// 2 and 5 workers, in every accounting mode.
 func TestDeterministicAcrossThreads(t *testing.T) {
 	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 3, Heads: 4, PromptLen: 96, GenLen: 12, Seed: 3, WithV: true}, 2)
-	specs := builtinSpecs(t, "full", "window", "random", "h2o", "oracle")
-	var first *sim.Result
-	for _, threads := range []int{1, 2, 5} {
-		res, err := sim.Replay(context.Background(), src, specs, sim.Options{Budgets: budgets, Threads: threads, Seed: 11, BlockRows: 7})
-		if err != nil {
-			t.Fatal(err)
+	for _, mode := range []sim.Accounting{sim.Nominal, sim.Peak, sim.Mean} {
+		specs := builtinSpecs(t, "full", "window", "random", "h2o", "oracle", "auv")
+		for i := range specs {
+			specs[i].Accounting = mode
 		}
-		res = withoutTimings(res)
-		if first == nil {
-			first = res
-			continue
+		var first *sim.Result
+		for _, threads := range []int{1, 2, 5} {
+			// Budgets of 5, 10 and 19 tokens, so that every policy fits every cap.
+			res, err := sim.Replay(context.Background(), src, specs, sim.Options{Budgets: []sim.Budget{{Fraction: 0.05}, {Fraction: 0.1}, {Fraction: 0.2}},
+				Threads: threads, Seed: 11, BlockRows: 7, Compare: "h2o"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res = withoutTimings(res)
+			if first == nil {
+				first = res
+				continue
+			}
+			if !reflect.DeepEqual(first, res) {
+				t.Fatalf("%s: %d threads differ from 1", mode, threads)
+			}
 		}
-		if !reflect.DeepEqual(first, res) {
-			t.Fatalf("%d threads differ from 1", threads)
-		}
-	}
-	for _, c := range first.Cells {
-		if c.Failed != "" {
-			t.Errorf("%s @ %s failed: %s", c.Policy, c.Budget, c.Failed)
+		for _, c := range first.Cells {
+			if c.Failed != "" {
+				t.Errorf("%s: %s @ %s failed: %s", mode, c.Policy, c.Budget, c.Failed)
+			}
 		}
 	}
 }

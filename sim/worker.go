@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/kvsim/kvsim/policies"
@@ -40,7 +42,8 @@ func seed(base uint64, sample, layer int) uint64 {
 // run replays one (sample, layer) through every instance.
 func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult {
 	n := len(w.instances)
-	r := jobResult{stats: make([]instanceStats, n), failed: make([]error, n), budget: make([]int, n), heads: meta.Heads}
+	r := jobResult{stats: make([]instanceStats, n), failed: make([]error, n), budget: make([]int, n),
+		nominal: make([]int, n), stateBytes: make([]int, n), heads: meta.Heads, headDim: meta.HeadDim}
 	l := &w.data
 	l.topKWant = w.opts.TopK
 	l.perf = Perf{}
@@ -56,11 +59,12 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 	// budget runs and the others copy it.
 	nb := len(w.opts.Budgets)
 	live := make([]*instance, 0, n)
+	searches := map[int]*meanSearch{}
 	clairvoyant := false
 	for i := range w.instances {
 		in := &w.instances[i]
 		b := in.budget.TokensFor(meta.PromptLen)
-		r.budget[i] = b
+		r.budget[i], r.nominal[i] = b, b
 		cfg := policies.Config{Layer: layer, Layers: meta.Layers, Heads: meta.Heads, HeadDim: meta.HeadDim,
 			PromptLen: meta.PromptLen, MaxLen: meta.Tokens(), Budget: b, Seed: seed(w.opts.Seed, sample, layer)}
 		if i%nb > 0 && w.instances[i-i%nb].layout.Unbounded && r.failed[i-i%nb] == nil {
@@ -72,9 +76,24 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 			r.failed[i] = in.dead
 			continue
 		}
-		if err := in.start(cfg); err != nil {
+		var err error
+		switch in.spec.Accounting {
+		case Peak:
+			r.nominal[i], err = in.startPeak(cfg)
+		case Mean:
+			err = in.start(cfg)
+			if err == nil && !in.layout.Unbounded && l.gen > 0 {
+				searches[i] = &meanSearch{target: b, max: meta.Tokens()}
+			}
+		default:
+			err = in.start(cfg)
+		}
+		if err != nil {
 			w.fail(&r, i, err)
 			continue
+		}
+		if ts, ok := in.policy.(policies.TokenState); ok {
+			r.stateBytes[i] = ts.TokenStateBytes()
 		}
 		clairvoyant = clairvoyant || in.layout.Clairvoyant
 		live = append(live, in)
@@ -82,32 +101,77 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 	if clairvoyant {
 		l.computeFuture()
 	}
-
-	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
-		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
-		live = w.each(&r, live, func(in *instance) error { return in.observe(a, false) })
-	}
-	live = w.each(&r, live, func(in *instance) error { return in.compress(l) })
-	for g := 0; g < l.gen; g++ {
-		t := meta.PromptLen + g
-		live = w.each(&r, live, func(in *instance) error { return in.decodeStep(l, t, g) })
-	}
+	w.pass(&r, l, meta, live)
+	w.searchMean(&r, l, meta, searches)
 
 	for i := range w.instances {
 		in := &w.instances[i]
 		first := i - i%nb
 		if i != first && w.instances[first].layout.Unbounded && r.failed[first] == nil {
-			r.stats[i] = r.stats[first]
+			r.stats[i], r.stateBytes[i] = r.stats[first], r.stateBytes[first]
 			continue
 		}
-		if r.failed[i] == nil {
-			r.stats[i] = in.stats
+		if r.failed[i] == nil && searches[i] == nil {
+			r.stats[i] = in.finish()
 			l.perf.PolicySeconds += in.stats.policyTime.Seconds()
 		}
 	}
 	l.perf.DecodeSteps = float64(meta.Heads * l.gen)
 	r.perf = l.perf
 	return r
+}
+
+// pass replays the layer through the live instances: prefill, compression, decode.
+func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*instance) {
+	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
+		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
+		live = w.each(r, live, func(in *instance) error { return in.observe(a, false) })
+	}
+	live = w.each(r, live, func(in *instance) error { return in.compress(l) })
+	for g := 0; g < l.gen; g++ {
+		t := meta.PromptLen + g
+		live = w.each(r, live, func(in *instance) error { return in.decodeStep(l, t, g) })
+	}
+}
+
+// searchMean runs the Mean-accounting searches, every instance still searching in
+// one pass per round, and leaves each instance's chosen stats and nominal budget in r.
+func (w *worker) searchMean(r *jobResult, l *layerData, meta kvtrace.Meta, searches map[int]*meanSearch) {
+	pending := slices.Sorted(maps.Keys(searches))
+	for len(pending) > 0 {
+		var next []int
+		var live []*instance
+		for _, i := range pending {
+			in := &w.instances[i]
+			if r.failed[i] != nil {
+				continue
+			}
+			l.perf.PolicySeconds += in.stats.policyTime.Seconds()
+			m := searches[i]
+			b := m.record(in.cfg.Budget, in.finish())
+			if b == 0 {
+				nominal, st, err := m.result()
+				if err != nil {
+					w.fail(r, i, fmt.Errorf("policy %q: %w", in.spec.Name, err))
+					continue
+				}
+				r.nominal[i], r.stats[i] = nominal, st
+				continue
+			}
+			cfg := in.cfg
+			cfg.Budget = b
+			if err := in.start(cfg); err != nil {
+				w.fail(r, i, err)
+				continue
+			}
+			next = append(next, i)
+			live = append(live, in)
+		}
+		if len(live) > 0 {
+			w.pass(r, l, meta, live)
+		}
+		pending = next
+	}
 }
 
 // each calls f on every live instance and drops the ones that fail.

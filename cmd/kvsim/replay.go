@@ -25,8 +25,17 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf)")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
 	progress := fs.String("progress", "auto", progressUsage)
+	accounting := fs.String("accounting", "", "what budgets bound for every policy, overriding the scenario: "+strings.Join(sim.Accountings, ", "))
+	compare := fs.String("compare", "", "print each policy's paired difference from `POLICY` (overrides the scenario's compare)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var mode sim.Accounting
+	if *accounting != "" {
+		var err error
+		if mode, err = sim.ParseAccounting(*accounting); err != nil {
+			return usageError{fmt.Errorf("replay: -accounting: %w", err)}
+		}
 	}
 	if *plotPath != "" {
 		if _, err := report.PlotFormat(*plotPath); err != nil {
@@ -42,6 +51,14 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	sc, err := loadScenario(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if *accounting != "" {
+		sc.SetAccounting(mode)
+	}
+	if *compare != "" {
+		if err := sc.SetCompare(*compare); err != nil {
+			return usageError{fmt.Errorf("replay: -compare: %w", err)}
+		}
 	}
 	specs, err := sc.Specs()
 	if err != nil {

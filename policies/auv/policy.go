@@ -399,3 +399,6 @@ func (p *policy) victim(e *policies.Eviction, h int, slot int32) error {
 	hd.pos[slot] = -1
 	return nil
 }
+
+// TokenStateBytes declares the weighted attention sum, row count, aggregated score and usage count (four float64) per head and resident token.
+func (*policy) TokenStateBytes() int { return 32 }

@@ -123,3 +123,6 @@ func lower(score []float64, pos []int32, a, b int32) bool {
 	}
 	return pos[a] < pos[b]
 }
+
+// TokenStateBytes declares the accumulated attention (a float64) per head and resident token.
+func (*policy) TokenStateBytes() int { return 8 }

@@ -236,3 +236,6 @@ func (n *policy) victims(h, need int, decoding bool) []int32 {
 	})
 	return ids[:need]
 }
+
+// TokenStateBytes declares the proxies' attention score (a float64) per head and resident token.
+func (*policy) TokenStateBytes() int { return 8 }

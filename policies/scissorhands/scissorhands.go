@@ -193,3 +193,7 @@ func (s *policy) Evict(e *policies.Eviction) error {
 	}
 	return nil
 }
+
+// TokenStateBytes declares the hit count (an int32), the attention sum (a float64)
+// and one bit per history-window row, per head and resident token.
+func (s *policy) TokenStateBytes() int { return 4 + 8 + (s.rows+7)/8 }

@@ -277,3 +277,6 @@ func pool(line []float64, i, kernel int, useMax bool) float64 {
 	}
 	return sum / float64(kernel)
 }
+
+// TokenStateBytes declares the observation window's vote (a float64) per head and resident token.
+func (*policy) TokenStateBytes() int { return 8 }

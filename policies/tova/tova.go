@@ -152,3 +152,6 @@ func (t *policy) lowest(h, scoreRow, n int) []int32 {
 	})
 	return ids[:n]
 }
+
+// TokenStateBytes declares the newest query's attention (a float64) per head and resident token.
+func (*policy) TokenStateBytes() int { return 8 }

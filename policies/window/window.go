@@ -78,3 +78,6 @@ func (w *policy) Evict(e *policies.Eviction) error {
 	}
 	return nil
 }
+
+// TokenStateBytes declares the slot's entry in the arrival queue (an int32) per head and resident token.
+func (*policy) TokenStateBytes() int { return 4 }

@@ -4,22 +4,29 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/stats"
 )
 
 func result() *sim.Result {
+	none := stats.MeanCI(nil)
+	undefined := sim.MetricIntervals{HitRate: none, TopKHitRate: none, OutputError: none}
 	return &sim.Result{Source: "synthetic", Models: []string{"synthetic/opt-125m"}, Samples: 2, Layers: 3, Prompt: 100, Gen: 10,
-		TopK: 8, HasV: true, Policies: []string{"h2o", "bad"}, Budgets: []string{"2%", "64 tok"},
+		TopK: 8, HasV: true, Policies: []string{"h2o", "bad"}, Budgets: []string{"2%", "64 tok"}, Accounting: "peak",
 		Cells: []sim.Cell{
-			{Policy: "h2o", Budget: "2%", BudgetTokens: 2, Metrics: sim.Metrics{HitRate: 0.5, TopKHitRate: 0.25, OutputError: 0.125}, PeakResident: 3, MeanResident: 3},
-			{Policy: "h2o", Budget: "64 tok", BudgetTokens: 64, Metrics: sim.Metrics{HitRate: 0.875}},
-			{Policy: "bad", Budget: "2%", Failed: "policy \"bad\": evict: boom"},
-			{Policy: "bad", Budget: "64 tok", Failed: "policy \"bad\": evict: boom"},
+			{Policy: "h2o", Budget: "2%", Accounting: "peak", BudgetTokens: 2, NominalTokens: 1, Metrics: sim.Metrics{HitRate: 0.5, TopKHitRate: 0.25, OutputError: 0.125},
+				PeakResident: 3, MeanResident: 3, PeakKVBytes: 3 << 20, MeanKVBytes: 1536,
+				CI: sim.MetricIntervals{HitRate: stats.Interval{Mean: 0.5, Lo: 0.45, Hi: 0.55, N: 2}, TopKHitRate: none, OutputError: none}},
+			{Policy: "h2o", Budget: "64 tok", Accounting: "peak", BudgetTokens: 64, Metrics: sim.Metrics{HitRate: 0.875}, CI: undefined},
+			{Policy: "bad", Budget: "2%", Accounting: "nominal", Failed: "policy \"bad\": evict: boom", CI: undefined},
+			{Policy: "bad", Budget: "64 tok", Accounting: "nominal", Failed: "policy \"bad\": evict: boom", CI: undefined},
 		}}
 }
 
@@ -29,11 +36,30 @@ func TestTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"synthetic traces: not OPT measurements", "| h2o    | 50.00% | 87.50% |", "| bad    | FAILED | FAILED |",
-		`FAILED bad @ 2%: policy "bad": evict: boom`, "0.1250"} {
+	for _, want := range []string{"synthetic traces: not OPT measurements", "| h2o    | 50.00 ±5.00 |  87.50 |", "| bad    |      FAILED | FAILED |",
+		`FAILED bad @ 2%: policy "bad": evict: boom`, "0.1250", "accounting peak: a budget caps", "(overridden: bad: nominal)",
+		"3.0 MiB", "1.5 KiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "minus") {
+		t.Errorf("differences printed without a reference:\n%s", out)
+	}
+}
+
+// Differences print in points, signed, and * marks an interval that excludes zero.
+func TestDiffTable(t *testing.T) {
+	r := result()
+	r.Compare = "bad"
+	r.Cells[0].Diff = &sim.Diff{Reference: "bad", MetricIntervals: sim.MetricIntervals{HitRate: stats.Interval{Mean: 0.012, Lo: 0.002, Hi: 0.022, N: 2}}}
+	r.Cells[1].Diff = &sim.Diff{Reference: "bad", MetricIntervals: sim.MetricIntervals{HitRate: stats.Interval{Mean: -0.01, Lo: -0.03, Hi: 0.01, N: 2}}}
+	var b bytes.Buffer
+	if err := Write(&b, r, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| h2o    | +1.20 ±1.00 * | -1.00 ±2.00 |"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 }
 
@@ -42,7 +68,7 @@ func TestMarkdown(t *testing.T) {
 	if err := Write(&b, result(), "markdown"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| h2o    | 50.00% | 87.50% |") || !strings.Contains(b.String(), "|:-------|") {
+	if !strings.Contains(b.String(), "| h2o    | 50.00 ±5.00 |  87.50 |") || !strings.Contains(b.String(), "|:-------|") {
 		t.Errorf("not a markdown table:\n%s", b.String())
 	}
 }
@@ -59,12 +85,20 @@ func TestCSVAndJSON(t *testing.T) {
 	if len(recs) != 5 || recs[1][1] != "h2o" || recs[1][5] != "0.500000" || recs[1][7] != "0.125000" || recs[3][4] == "" {
 		t.Errorf("csv %q", recs)
 	}
+	col := func(name string) int { return slices.Index(recs[0], name) }
+	if lo, hi := col("hit_rate_lo"), col("hit_rate_hi"); lo < 0 || recs[1][lo] != "0.450000" || recs[1][hi] != "0.550000" || recs[2][lo] != "" {
+		t.Errorf("csv intervals %q", recs)
+	}
+	if a := col("accounting"); a < 0 || recs[1][a] != "peak" || recs[3][a] != "nominal" {
+		t.Errorf("csv accounting %q", recs)
+	}
 	b.Reset()
 	if err := Write(&b, result(), "json"); err != nil {
 		t.Fatal(err)
 	}
 	var back sim.Result
-	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back.Cells[1].HitRate != 0.875 || back.Source != "synthetic" {
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back.Cells[1].HitRate != 0.875 || back.Source != "synthetic" ||
+		back.Cells[0].CI.HitRate.Lo != 0.45 || !math.IsNaN(back.Cells[1].CI.HitRate.Lo) || back.Accounting != "peak" {
 		t.Errorf("json round trip: %v %+v", err, back)
 	}
 	if err := Write(&b, result(), "xml"); err == nil {

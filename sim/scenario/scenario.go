@@ -33,17 +33,23 @@ type Scenario struct {
 	// Traces are globs of kvtrace files, relative to the scenario's directory.
 	Traces []string `toml:"traces"`
 	// Synth adds synthetic traces generated on the fly.
-	Synth   *Synth   `toml:"synth"`
-	Budgets []any    `toml:"budgets"`
+	Synth   *Synth `toml:"synth"`
+	Budgets []any  `toml:"budgets"`
+	// Accounting is what a budget bounds: "nominal", "peak" (the default) or "mean"
+	// (see sim.Accounting). A [[policy]] may override it.
+	Accounting string `toml:"accounting"`
+	// Compare names the reference policy of the paired differences.
+	Compare string   `toml:"compare"`
 	Metrics Metrics  `toml:"metrics"`
 	Run     Run      `toml:"run"`
 	Policy  []Policy `toml:"policy"`
 	// Validate configures `kvsim validate` (see validate.go).
 	Validate *Validate `toml:"validate"`
 
-	budgets []sim.Budget
-	specs   []sim.PolicySpec // resolved by check, so that modules load once
-	lines   keyLines
+	budgets    []sim.Budget
+	accounting sim.Accounting
+	specs      []sim.PolicySpec // resolved by check, so that modules load once
+	lines      keyLines
 }
 
 // Synth describes synthetic traces (see package synth).
@@ -78,7 +84,13 @@ type Policy struct {
 	Params map[string]any `toml:"params"`
 	// Limits bound a wasm: policy's sandbox.
 	Limits *Limits `toml:"limits"`
+	// Accounting overrides the scenario's accounting for this policy.
+	Accounting string `toml:"accounting"`
 }
+
+// DefaultAccounting is the accounting of a scenario that sets none: budgets cap the
+// entries a head holds while attending, so that equal budgets mean equal memory.
+const DefaultAccounting = sim.Peak
 
 var typeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
@@ -159,6 +171,14 @@ func (s *Scenario) check() error {
 			return s.errorf("budgets", "budgets[%d] = %v: want a fraction (0.05) or a token count (64)", i, b)
 		}
 	}
+	s.accounting = DefaultAccounting
+	if s.Accounting != "" {
+		a, err := sim.ParseAccounting(s.Accounting)
+		if err != nil {
+			return s.errorf("accounting", "%v", err)
+		}
+		s.accounting = a
+	}
 	if s.Metrics.TopK < 0 {
 		return s.errorf("metrics.top_k", "top_k = %d must be positive", s.Metrics.TopK)
 	}
@@ -186,11 +206,19 @@ func (s *Scenario) check() error {
 		if err := p.Limits.check(); err != nil {
 			return s.errorf("policy.limits", "policy %q: %v", p.Name, err)
 		}
+		if p.Accounting != "" {
+			if _, err := sim.ParseAccounting(p.Accounting); err != nil {
+				return s.errorf("policy.accounting", "policy %q: %v", p.Name, err)
+			}
+		}
 		spec, err := s.resolve(p)
 		if err != nil {
 			return s.errorf("policy.source", "policy %q: %v", p.Name, err)
 		}
 		s.specs = append(s.specs, spec)
+	}
+	if s.Compare != "" && !seen[s.Compare] {
+		return s.errorf("compare", "compare = %q: no [[policy]] has that name", s.Compare)
 	}
 	if s.Validate != nil {
 		return s.checkValidate()
@@ -245,7 +273,35 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 	if _, err := make(); err != nil {
 		return sim.PolicySpec{}, err
 	}
-	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true}, nil
+	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true, Accounting: s.policyAccounting(p)}, nil
+}
+
+// policyAccounting is p's accounting: its own key, else the scenario's.
+func (s *Scenario) policyAccounting(p Policy) sim.Accounting {
+	if a, err := sim.ParseAccounting(p.Accounting); err == nil {
+		return a
+	}
+	return s.accounting
+}
+
+// SetAccounting puts every policy under mode, overriding the scenario's keys.
+func (s *Scenario) SetAccounting(mode sim.Accounting) {
+	s.accounting = mode
+	for i := range s.Policy {
+		s.Policy[i].Accounting = ""
+	}
+	for i := range s.specs {
+		s.specs[i].Accounting = mode
+	}
+}
+
+// SetCompare names the reference policy of the paired differences ("" for none).
+func (s *Scenario) SetCompare(name string) error {
+	if name != "" && !slices.ContainsFunc(s.Policy, func(p Policy) bool { return p.Name == name }) {
+		return fmt.Errorf("compare %q: scenario %s has no such policy", name, s.Path)
+	}
+	s.Compare = name
+	return nil
 }
 
 // relative anchors a path from the scenario at the scenario's directory.

@@ -48,6 +48,38 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// Accounting: peak unless the scenario says otherwise; a policy may override it, and
+// SetAccounting overrides both.
+func TestAccounting(t *testing.T) {
+	s, err := Parse("s.toml", []byte(base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, _ := s.Specs()
+	if o := s.Options(); o.Accounting != sim.Peak || specs[0].Accounting != sim.Peak || specs[1].Accounting != sim.Nominal || o.Compare != "" {
+		t.Errorf("default: scenario %v, policies %v %v", o.Accounting, specs[0].Accounting, specs[1].Accounting)
+	}
+	s, err = Parse("s.toml", []byte("accounting = \"mean\"\ncompare = \"h2o\"\n"+base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, _ = s.Specs()
+	if o := s.Options(); o.Accounting != sim.Mean || specs[0].Accounting != sim.Mean || specs[1].Accounting != sim.Nominal || o.Compare != "h2o" {
+		t.Errorf("mean: scenario %v, policies %v %v, compare %q", o.Accounting, specs[0].Accounting, specs[1].Accounting, o.Compare)
+	}
+	s.SetAccounting(sim.Peak)
+	specs, _ = s.Specs()
+	if s.Options().Accounting != sim.Peak || specs[1].Accounting != sim.Peak {
+		t.Errorf("after SetAccounting(peak): %v %v", s.Options().Accounting, specs[1].Accounting)
+	}
+	if err := s.SetCompare("auv"); err != nil || s.Options().Compare != "auv" {
+		t.Errorf("SetCompare(auv): %v", err)
+	}
+	if err := s.SetCompare("tova"); err == nil || !strings.Contains(err.Error(), `compare "tova": scenario s.toml has no such policy`) {
+		t.Errorf("SetCompare(tova): %v", err)
+	}
+}
+
 // TestErrors: every bad input names the file, the line and the key.
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
@@ -70,6 +102,9 @@ func TestErrors(t *testing.T) {
 		{"budgets = [0.1\n", `s.toml:1: `},
 		{"seed = \"x\"\n", `s.toml:1: key "seed": incompatible types`},
 		{strings.Replace(base, "[synth]", "traces = [\"[\"]\n[synth]", 1), `bad glob`},
+		{"accounting = \"median\"\n" + base, `s.toml:1: accounting "median": want one of nominal, peak, mean`},
+		{base + "accounting = \"most\"\n", `s.toml:11: policy "h2o": accounting "most": want one of nominal, peak, mean`},
+		{"compare = \"auv\"\n" + base, `s.toml:1: compare = "auv": no [[policy]] has that name`},
 	} {
 		s, err := Parse("s.toml", []byte(tc.body))
 		if err == nil {

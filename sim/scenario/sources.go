@@ -36,6 +36,8 @@ func (s *Scenario) Options() sim.Options {
 		Threads:       s.Run.Threads,
 		BlockRows:     s.Run.BlockRows,
 		NoOutputError: s.Metrics.OutputError != nil && !*s.Metrics.OutputError,
+		Accounting:    s.accounting,
+		Compare:       s.Compare,
 	}
 }
 

@@ -1,0 +1,187 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/kvsim/kvsim/policies"
+)
+
+// Accounting says what a budget B bounds. The modes differ only in the nominal budget
+// handed to the policy (Config.Budget); the replay protocol is the same.
+type Accounting int
+
+const (
+	// Nominal hands B to the policy as is: a head keeps B tokens between steps, and
+	// the incoming token, a multi-step policy's slack and the compensation slot come
+	// on top. This is the accounting of the AUV paper and its baselines.
+	Nominal Accounting = iota
+	// Peak caps the KV entries a head holds while attending at B: the resident
+	// tokens, the incoming one included, plus one for the compensation slot when the
+	// layout keeps one (it is reserved memory, merged into or not). The nominal
+	// budget is the largest that keeps the policy's layout within the cap (see
+	// PeakEntries), so slack comes out of B; the host checks the cap at every step.
+	Peak
+	// Mean searches, per (sample, layer), the nominal budget whose mean resident
+	// entries while attending come closest to B, within one entry.
+	Mean
+)
+
+// Accountings lists the modes by name, in order.
+var Accountings = []string{"nominal", "peak", "mean"}
+
+func (a Accounting) String() string {
+	if a >= 0 && int(a) < len(Accountings) {
+		return Accountings[a]
+	}
+	return fmt.Sprintf("accounting(%d)", int(a))
+}
+
+// ParseAccounting reads a mode by name.
+func ParseAccounting(s string) (Accounting, error) {
+	for i, name := range Accountings {
+		if s == name {
+			return Accounting(i), nil
+		}
+	}
+	return 0, fmt.Errorf("accounting %q: want one of %s", s, strings.Join(Accountings, ", "))
+}
+
+// PeakEntries bounds the entries a head of a bounded policy holds while attending,
+// over a sequence of prompt and gen tokens at nominal budget b: after compression it
+// keeps min(prompt, b) tokens; each decode step adds one before attending, and the
+// host evicts once a head holds more than b+Slack, so at most b+Slack+1 are resident
+// while a query attends. The compensation slot adds one when the layout keeps it.
+func PeakEntries(b, prompt, gen int, layout policies.Layout) int {
+	peak := min(prompt, b)
+	if gen > 0 {
+		peak = min(peak+gen, b+layout.Slack+1)
+	}
+	if layout.Compensation {
+		peak++
+	}
+	return peak
+}
+
+// PeakBudget finds the largest nominal budget in [1, cap] whose layout keeps a head
+// within cap entries while attending, calling layoutAt for the layout at a budget
+// (a policy's slack may depend on it). It assumes PeakEntries grows with the budget,
+// and checks its answer.
+func PeakBudget(cap, prompt, gen int, layoutAt func(b int) (policies.Layout, error)) (int, error) {
+	fits := func(b int) (bool, int, policies.Layout, error) {
+		l, err := layoutAt(b)
+		if err != nil {
+			return false, 0, l, err
+		}
+		p := PeakEntries(b, prompt, gen, l)
+		return p <= cap, p, l, nil
+	}
+	ok, peak, l, err := fits(1)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("peak accounting: cannot hold %d entries per head: even at nominal budget 1 it holds %d while attending (slack %d, compensation slot %t, %d decode steps)",
+			cap, peak, l.Slack, l.Compensation, gen)
+	}
+	lo, hi := 1, cap+1 // fits(lo); hi does not fit or is past the cap
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		ok, _, _, err := fits(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// meanSearch finds, for one instance on one (sample, layer), the nominal budget whose
+// mean resident entries come closest to target. Mean entries grow with the nominal
+// budget; the search brackets the target and narrows the bracket by secant steps, so
+// every probe is a budget not tried before and the search ends.
+type meanSearch struct {
+	target, max int // the entries to match; the largest useful budget (the sequence length)
+	lo, hi      int // probed budgets: lo's mean ≤ target < hi's; 0 when not yet probed
+	loMean      float64
+	hiMean      float64
+	loStats     instanceStats
+	hiStats     instanceStats
+	probes      int
+	// saturated is set when a larger budget held no more: the policy keeps all it
+	// can, short of the target.
+	saturated bool
+}
+
+// maxMeanProbes bounds the probes of one search (a bisection over 2³² budgets needs 32).
+const maxMeanProbes = 64
+
+// record takes the result of a probe at nominal budget b and returns the next budget
+// to probe, or 0 when the search is over.
+func (m *meanSearch) record(b int, st instanceStats) int {
+	m.probes++
+	mean := st.residentSum / st.n
+	if st.n == 0 {
+		mean = 0
+	}
+	switch {
+	case m.lo != 0 && b > m.lo && mean <= m.loMean:
+		m.saturated = true // keep the smaller budget that holds as much
+	case mean <= float64(m.target):
+		m.lo, m.loMean, m.loStats = b, mean, st
+	default:
+		m.hi, m.hiMean, m.hiStats = b, mean, st
+	}
+	if m.probes >= maxMeanProbes {
+		return 0
+	}
+	switch {
+	case m.hi == 0: // every probe so far holds too little
+		if m.lo >= m.max || m.saturated {
+			return 0
+		}
+		return min(m.max, m.lo+max(1, int(math.Floor(float64(m.target)-m.loMean))))
+	case m.lo == 0: // every probe so far holds too much
+		if m.hi == 1 {
+			return 0
+		}
+		return max(1, m.hi-max(1, int(math.Ceil(m.hiMean-float64(m.target)))))
+	case m.hi-m.lo <= 1:
+		return 0
+	}
+	step := (float64(m.target) - m.loMean) * float64(m.hi-m.lo) / (m.hiMean - m.loMean)
+	return min(m.hi-1, max(m.lo+1, m.lo+int(math.Round(step))))
+}
+
+// result picks the closer of the bracketing budgets (the lower on a tie) and its
+// stats, or says why no budget matches the target within one entry.
+func (m *meanSearch) result() (int, instanceStats, error) {
+	switch {
+	case m.lo == 0 && m.hi == 1:
+		return 0, instanceStats{}, fmt.Errorf("mean accounting: even nominal budget 1 holds %.2f entries per head on average, more than %d", m.hiMean, m.target)
+	case m.lo == 0 || (m.hi == 0 && m.lo < m.max && !m.saturated) || (m.hi != 0 && m.hi-m.lo > 1):
+		return 0, instanceStats{}, fmt.Errorf("mean accounting: no nominal budget found for %d mean entries per head in %d probes", m.target, m.probes)
+	case m.hi == 0: // the policy cannot hold as much as the target
+		return m.lo, m.loStats, nil
+	}
+	if m.hiMean-float64(m.target) < float64(m.target)-m.loMean {
+		if m.hiMean-float64(m.target) > 1 {
+			return 0, instanceStats{}, m.gapError()
+		}
+		return m.hi, m.hiStats, nil
+	}
+	if float64(m.target)-m.loMean > 1 {
+		return 0, instanceStats{}, m.gapError()
+	}
+	return m.lo, m.loStats, nil
+}
+
+func (m *meanSearch) gapError() error {
+	return fmt.Errorf("mean accounting: no nominal budget holds %d mean entries per head within one: budget %d holds %.2f, budget %d holds %.2f",
+		m.target, m.lo, m.loMean, m.hi, m.hiMean)
+}
