@@ -25,6 +25,7 @@ import (
 	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
+	"github.com/kvsim/kvsim/sim/stats"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
@@ -33,6 +34,8 @@ import (
 type validation struct {
 	Cells     []validatedCell `json:"cells"`
 	Agreement []agreement     `json:"agreement,omitempty"`
+	// Compare is the reference policy of the paired differences (validatedCell.Diff).
+	Compare string `json:"compare,omitempty"`
 }
 
 // validatedCell is a validated cell with the hit rate replay simulated for it.
@@ -41,6 +44,9 @@ type validatedCell struct {
 	// SimulatedHitRate is replay's hit rate for the same policy and budget; absent
 	// without a replay result.
 	SimulatedHitRate *float64 `json:"simulated_hit_rate,omitempty"`
+	// CI holds each metric's 95% interval over samples.
+	CI   map[string]stats.Interval `json:"ci,omitempty"`
+	Diff *validationDiff           `json:"diff,omitempty"`
 }
 
 // agreement is the rank agreement between simulated hit rate and one metric. A
@@ -49,7 +55,10 @@ type agreement struct {
 	Metric     string   `json:"metric"`
 	Cells      int      `json:"cells"`
 	KendallTau *float64 `json:"kendall_tau"`
-	Spearman   *float64 `json:"spearman_rho"`
+	// KendallTauCI is τ's 95% percentile-bootstrap interval over samples, seeded
+	// with the scenario seed; absent when the cells lack per-sample values.
+	KendallTauCI *stats.Interval `json:"kendall_tau_ci,omitempty"`
+	Spearman     *float64        `json:"spearman_rho"`
 }
 
 // defined is x, or nil when x is NaN.
@@ -102,6 +111,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	threads := fs.Int("threads", 0, "CPU threads for the backend and for replay (0: one per CPU)")
 	plotPath := fs.String("plot", "", "also draw each validated metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
 	progress := fs.String("progress", "auto", progressUsage)
+	compare := fs.String("compare", "", "print each cell's paired difference from `POLICY`'s at the same budget (overrides the scenario's compare)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -119,6 +129,11 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	sc, err := scenario.Load(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if *compare != "" {
+		if err := sc.SetCompare(*compare); err != nil {
+			return usageError{fmt.Errorf("validate: -compare: %w", err)}
+		}
 	}
 	v := sc.Validate
 	if v == nil {
@@ -149,11 +164,16 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, spec := range specs {
+		if spec.Accounting == sim.Mean {
+			return usageError{fmt.Errorf("validate: policy %q: mean accounting is replay's only (its budget search reruns each sequence); set accounting = \"peak\" or \"nominal\" in %s", spec.Name, sc.Path)}
+		}
+	}
 	done, err := readCells(*state)
 	if err != nil {
 		return err
 	}
-	var res validation
+	res := validation{Compare: sc.Compare}
 	var baselines []validate.Baseline // full-cache outputs, decoded when a cell first needs them
 	budgets := sc.ValidateBudgets()
 	total := len(specs) * len(budgets) * len(samples)
@@ -163,13 +183,17 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			first := (i*len(budgets) + j) * len(samples) // this cell's first sample, in the bar
 			bar(first, total)
 			cell, ok := done[cellKey(spec.Name, b.String())]
+			if ok && accountingOf(&cell) != spec.Accounting.String() {
+				return fmt.Errorf("validate: state %s holds %s @ %s under %s accounting, the scenario asks for %s: give this run its own -state",
+					*state, spec.Name, b, accountingOf(&cell), spec.Accounting)
+			}
 			if !ok {
 				if baselines == nil {
 					if baselines, err = validate.FullCache(ctx, engine, samples, opts); err != nil {
 						return err
 					}
 				}
-				opts.Budget = b
+				opts.Budget, opts.Accounting = b, spec.Accounting
 				opts.Progress = func(n int) { bar(first+n, total) }
 				c, err := validate.RunCell(ctx, engine, spec.Name, spec.New, samples, baselines, opts)
 				if err != nil {
@@ -187,7 +211,8 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	bar(total, total)
-	res.Agreement = rankAgreement(res.Cells)
+	res.Agreement = rankAgreement(res.Cells, sc.Seed)
+	addIntervals(&res)
 	if *plotPath != "" {
 		if err := report.PlotFigure(*plotPath, validationFigure(&res)); err != nil {
 			return err
@@ -310,6 +335,7 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	}
 	defer scenario.Close(sources)
 	opts := sc.Options()
+	opts.Compare = ""
 	opts.Budgets = sc.ValidateBudgets()
 	if threads > 0 {
 		opts.Threads = threads
@@ -375,8 +401,8 @@ func simulatedHitRate(r *sim.Result, policy, budget string) *float64 {
 }
 
 // rankAgreement correlates the simulated hit rate with each metric over the cells
-// that have one; none with fewer than two such cells.
-func rankAgreement(cells []validatedCell) []agreement {
+// that have one; none with fewer than two such cells. seed seeds τ's bootstrap.
+func rankAgreement(cells []validatedCell, seed uint64) []agreement {
 	var hit []float64
 	var with []*validate.Cell
 	for i := range cells {
@@ -394,7 +420,8 @@ func rankAgreement(cells []validatedCell) []agreement {
 		for i, c := range with {
 			y[i] = m.get(c)
 		}
-		out = append(out, agreement{Metric: m.name, Cells: len(with), KendallTau: defined(rank.KendallTau(hit, y)), Spearman: defined(rank.Spearman(hit, y))})
+		out = append(out, agreement{Metric: m.name, Cells: len(with), KendallTau: defined(rank.KendallTau(hit, y)),
+			KendallTauCI: tauInterval(hit, with, m.name, seed), Spearman: defined(rank.Spearman(hit, y))})
 	}
 	return out
 }
@@ -484,26 +511,32 @@ func writeValidation(w io.Writer, res *validation, format string) error {
 		return enc.Encode(res)
 	case "csv":
 		cw := csv.NewWriter(w)
-		cw.Write(header)
-		cw.WriteAll(rows)
+		cw.Write(append(header, intervalColumns()...))
+		for i := range rows {
+			cw.Write(append(rows[i], res.Cells[i].intervalFields()...))
+		}
+		cw.Flush()
 		return cw.Error()
 	}
 	markdown := format == "markdown"
 	if err := report.WriteTable(w, header, rows, markdown, 2); err != nil {
 		return err
 	}
+	if err := writeIntervals(w, res, markdown); err != nil {
+		return err
+	}
 	if len(res.Agreement) == 0 {
 		return nil
 	}
-	title := fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative)", res.Agreement[0].Cells)
-	if markdown {
-		fmt.Fprintf(w, "\n**%s**\n\n", title)
-	} else {
-		fmt.Fprintf(w, "\n%s\n", title)
-	}
+	heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
+		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, tauBootstrapReps))
 	rows = rows[:0]
 	for _, a := range res.Agreement {
-		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), formatCorrelation(a.Spearman)})
+		ci := "-"
+		if a.KendallTauCI != nil {
+			ci = fmt.Sprintf("[%.3f, %.3f]", a.KendallTauCI.Lo, a.KendallTauCI.Hi)
+		}
+		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), ci, formatCorrelation(a.Spearman)})
 	}
-	return report.WriteTable(w, []string{"metric", "Kendall τ", "Spearman ρ"}, rows, markdown, 1)
+	return report.WriteTable(w, []string{"metric", "Kendall τ", "τ 95% CI", "Spearman ρ"}, rows, markdown, 1)
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/validate"
@@ -18,7 +19,7 @@ func TestRankAgreement(t *testing.T) {
 		{Cell: validate.Cell{Agreement: 0.2, NLL: 2}, SimulatedHitRate: hit(0.9)},
 	}
 	got := map[string]agreement{}
-	for _, a := range rankAgreement(cells) {
+	for _, a := range rankAgreement(cells, 1) {
 		got[a.Metric] = a
 	}
 	// Pairs by hit rate: (0.2, 0.5) and (0.2, 0.9) concordant, (0.5, 0.9) discordant:
@@ -30,7 +31,7 @@ func TestRankAgreement(t *testing.T) {
 	if n := got["nll"]; n.KendallTau != nil || n.Spearman != nil {
 		t.Errorf("a constant metric correlates: %+v", n)
 	}
-	if rankAgreement(cells[:1]) != nil {
+	if rankAgreement(cells[:1], 1) != nil {
 		t.Error("agreement over one cell")
 	}
 }
@@ -56,5 +57,76 @@ func TestReadCells(t *testing.T) {
 	}
 	if cells, err := readCells(filepath.Join(t.TempDir(), "missing")); err != nil || len(cells) != 0 {
 		t.Errorf("missing state: %v, %v", cells, err)
+	}
+}
+
+// Intervals and paired differences of validated metrics, by hand: agreement over
+// samples (0.2, 0.4, 0.6) has mean 0.4, s = 0.2, s/√3 = 0.11547, t(0.975, 2) =
+// 4.302653: half-width 0.496828. Against the reference (0.1, 0.4, 0.4) the paired
+// differences (0.1, 0, 0.2) have mean 0.1, s = 0.1, half-width 0.248414.
+func TestValidationIntervals(t *testing.T) {
+	nll := func(x float64) *float64 { return &x }
+	cell := func(policy string, agree []float64, nlls []*float64) validatedCell {
+		c := validatedCell{Cell: validate.Cell{Policy: policy, Budget: "10%", Samples: len(agree)}}
+		for i, a := range agree {
+			c.PerSample = append(c.PerSample, validate.SampleMetrics{Agreement: a, NLL: nlls[i]})
+		}
+		return c
+	}
+	res := validation{Compare: "h2o", Cells: []validatedCell{
+		cell("auv", []float64{0.2, 0.4, 0.6}, []*float64{nll(1), nll(2), nil}),
+		cell("h2o", []float64{0.1, 0.4, 0.4}, []*float64{nll(2), nll(2), nll(2)}),
+	}}
+	addIntervals(&res)
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-6 {
+			t.Errorf("%s = %.7f, want %.7f", what, got, want)
+		}
+	}
+	a := res.Cells[0]
+	near("agreement mean", a.CI["agreement"].Mean, 0.4)
+	near("agreement half-width", a.CI["agreement"].HalfWidth(), 0.496828)
+	if a.Diff == nil || res.Cells[1].Diff != nil {
+		t.Fatalf("differences: %+v, %+v", a.Diff, res.Cells[1].Diff)
+	}
+	near("difference", a.Diff.Metrics["agreement"].Mean, 0.1)
+	near("difference half-width", a.Diff.Metrics["agreement"].HalfWidth(), 0.248414)
+	// NLL pairs only the samples both cells scored: (1−2, 2−2).
+	if d := a.Diff.Metrics["nll"]; d.N != 2 || d.Mean != -0.5 {
+		t.Errorf("nll difference %+v", d)
+	}
+	var b strings.Builder
+	if err := writeValidation(&b, &res, "table"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"0.4000 ±0.4968", "+0.1000 ±0.2484", "Minus h2o at the same budget"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// τ's bootstrap interval holds the point estimate here, and a seed replays it.
+func TestTauInterval(t *testing.T) {
+	var cells []*validate.Cell
+	hit := []float64{0.2, 0.4, 0.6, 0.8}
+	for k := range hit {
+		c := &validate.Cell{}
+		for i := range 6 {
+			c.PerSample = append(c.PerSample, validate.SampleMetrics{Agreement: float64(k) + 0.7*float64((i*(k+2))%5)})
+		}
+		cells = append(cells, c)
+	}
+	iv := tauInterval(hit, cells, "agreement", 7)
+	if iv == nil || iv.Lo > iv.Mean || iv.Hi < iv.Mean || iv.Hi > 1 || iv.Lo < -1 {
+		t.Fatalf("interval %+v", iv)
+	}
+	if again := tauInterval(hit, cells, "agreement", 7); *again != *iv {
+		t.Errorf("seed 7 twice: %+v, %+v", iv, again)
+	}
+	cells[0].PerSample = cells[0].PerSample[:3]
+	if tauInterval(hit, cells, "agreement", 7) != nil {
+		t.Error("an interval over cells with different samples")
 	}
 }

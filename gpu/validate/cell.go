@@ -27,10 +27,13 @@ type Baseline struct {
 // CellOptions configure the runs of one policy × budget cell.
 type CellOptions struct {
 	// Budget is resolved against each sample's prompt length.
-	Budget    sim.Budget
-	MaxNew    int
-	IgnoreEOS bool
-	Seed      uint64
+	Budget sim.Budget
+	// Accounting is what the budget bounds: nominal or peak (mean accounting
+	// searches budgets by rerunning sequences, which only replay does).
+	Accounting sim.Accounting
+	MaxNew     int
+	IgnoreEOS  bool
+	Seed       uint64
 	// Stem applies Porter stemming before ROUGE.
 	Stem bool
 	// Detokenize turns generated tokens into text for ROUGE.
@@ -43,9 +46,14 @@ type CellOptions struct {
 type Cell struct {
 	Policy string `json:"policy"`
 	Budget string `json:"budget"` // the label replay's tables use
+	// Accounting is what the budget bounds (sim.Accounting).
+	Accounting string `json:"accounting"`
 	// BudgetTokens is the resolved budget, averaged over samples.
 	BudgetTokens float64 `json:"budget_tokens"`
-	Samples      int     `json:"samples"`
+	// NominalTokens is the budget the policy was given, averaged over samples and
+	// layers: BudgetTokens, or less under peak accounting.
+	NominalTokens float64 `json:"nominal_tokens"`
+	Samples       int     `json:"samples"`
 	// ROUGE F1 of the policy's output against the references and against the
 	// full-cache output.
 	Rouge1Ref  float64 `json:"rouge1_ref"`
@@ -72,6 +80,22 @@ type Cell struct {
 	PeakKVBytes int64 `json:"peak_kv_bytes"`
 	// Evictions is the mean victims per sample over all layers and heads.
 	Evictions float64 `json:"evictions"`
+	// PerSample holds each sample's quality metrics, in sample order: the cell's
+	// means are their averages.
+	PerSample []SampleMetrics `json:"per_sample"`
+}
+
+// SampleMetrics are one sample's quality metrics in a cell.
+type SampleMetrics struct {
+	Rouge1Ref  float64 `json:"rouge1_ref"`
+	Rouge2Ref  float64 `json:"rouge2_ref"`
+	RougeLRef  float64 `json:"rougeL_ref"`
+	Rouge1Full float64 `json:"rouge1_full"`
+	Rouge2Full float64 `json:"rouge2_full"`
+	RougeLFull float64 `json:"rougeL_full"`
+	Agreement  float64 `json:"agreement"`
+	// NLL is nil when the full-cache output was empty (nothing to score).
+	NLL *float64 `json:"nll"`
 }
 
 // FullCache decodes each sample with the whole cache: the baselines of RunCell.
@@ -102,14 +126,17 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 	if o.Detokenize == nil {
 		return nil, errors.New("validate: no detokenizer")
 	}
-	c := &Cell{Policy: name, Budget: o.Budget.String(), Samples: len(samples)}
+	if o.Accounting != sim.Nominal && o.Accounting != sim.Peak {
+		return nil, fmt.Errorf("policy %q: %s accounting is replay's only (its budget search reruns each sequence); validate with nominal or peak", name, o.Accounting)
+	}
+	c := &Cell{Policy: name, Budget: o.Budget.String(), Accounting: o.Accounting.String(), Samples: len(samples)}
 	var tokens int
 	var decodeSeconds, policySeconds, slotSeconds float64
 	var nllSamples int
 	for i, s := range samples {
 		budget := o.Budget.TokensFor(len(s.Prompt))
 		c.BudgetTokens += float64(budget)
-		opts := Options{Budget: budget, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: i, Seed: o.Seed}
+		opts := Options{Budget: budget, Peak: o.Accounting == sim.Peak, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: i, Seed: o.Seed}
 		d, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, i, err)
@@ -120,13 +147,16 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 		}
 		full := rouge.Compute(text, baselines[i].Text, o.Stem)
 		ref := rouge.Compute(text, s.Reference, o.Stem)
-		c.Rouge1Full += full.R1.F1
-		c.Rouge2Full += full.R2.F1
-		c.RougeLFull += full.RL.F1
-		c.Rouge1Ref += ref.R1.F1
-		c.Rouge2Ref += ref.R2.F1
-		c.RougeLRef += ref.RL.F1
-		c.Agreement += Agreement(baselines[i].Tokens, d.Tokens)
+		sm := SampleMetrics{Rouge1Full: full.R1.F1, Rouge2Full: full.R2.F1, RougeLFull: full.RL.F1,
+			Rouge1Ref: ref.R1.F1, Rouge2Ref: ref.R2.F1, RougeLRef: ref.RL.F1, Agreement: Agreement(baselines[i].Tokens, d.Tokens)}
+		c.Rouge1Full += sm.Rouge1Full
+		c.Rouge2Full += sm.Rouge2Full
+		c.RougeLFull += sm.RougeLFull
+		c.Rouge1Ref += sm.Rouge1Ref
+		c.Rouge2Ref += sm.Rouge2Ref
+		c.RougeLRef += sm.RougeLRef
+		c.Agreement += sm.Agreement
+		c.NominalTokens += d.NominalBudget
 		c.PeakKVBytes = max(c.PeakKVBytes, d.PeakBytes)
 		c.Evictions += float64(d.Evictions)
 		tokens += len(d.Tokens)
@@ -142,14 +172,17 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 			}
 			c.NLL += f.NLL
 			nllSamples++
+			nll := f.NLL
+			sm.NLL = &nll
 		}
+		c.PerSample = append(c.PerSample, sm)
 		if o.Progress != nil {
 			o.Progress(i + 1)
 		}
 	}
 	n := float64(len(samples))
 	for _, x := range []*float64{&c.Rouge1Ref, &c.Rouge2Ref, &c.RougeLRef, &c.Rouge1Full, &c.Rouge2Full,
-		&c.RougeLFull, &c.Agreement, &c.Evictions, &c.BudgetTokens} {
+		&c.RougeLFull, &c.Agreement, &c.Evictions, &c.BudgetTokens, &c.NominalTokens} {
 		*x /= n
 	}
 	if nllSamples > 0 {

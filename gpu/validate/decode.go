@@ -32,12 +32,17 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/sim"
 )
 
 // Options configure one policy-in-the-loop decoding.
 type Options struct {
-	// Budget is the resident tokens per head once the prompt is compressed.
+	// Budget is the resident tokens per head once the prompt is compressed, or,
+	// with Peak set, the most KV entries a head may hold while attending (as
+	// replay's peak accounting: each layer's policy gets the largest nominal budget
+	// whose layout stays within it, sim.PeakBudget).
 	Budget int
+	Peak   bool
 	// MaxNew is the most tokens to generate; with Force it must be len(Force).
 	MaxNew int
 	// IgnoreEOS keeps generating after the model predicts end-of-sequence.
@@ -76,6 +81,9 @@ type Decoding struct {
 	PeakBytes int64
 	// Capacity is the slots per (layer, head) the cache was allocated with.
 	Capacity int
+	// NominalBudget is the budget the policies were given, averaged over layers:
+	// Options.Budget, or less under peak accounting.
+	NominalBudget float64
 	// Evictions counts victims over all layers and heads.
 	Evictions int
 }
@@ -130,6 +138,11 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		if lp.layout.Clairvoyant {
 			return nil, fmt.Errorf("validate: %w", ErrClairvoyant)
 		}
+		if o.Peak && !lp.layout.Unbounded {
+			if err := lp.fitPeak(o.Budget, o.MaxNew); err != nil {
+				return nil, fmt.Errorf("validate: layer %d: %w", l, err)
+			}
+		}
 		if lp.layout.Slack < 0 {
 			return nil, fmt.Errorf("validate: init at layer %d: negative slack %d", l, lp.layout.Slack)
 		}
@@ -159,6 +172,9 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 	}
 	var policyClock busyClock
 	d := &Decoding{Capacity: capacity}
+	for _, lp := range layers {
+		d.NominalBudget += float64(lp.cfg.Budget) / float64(L)
+	}
 	perEntry := int64(2 * 4 * (cfg.HiddenSize / H))
 	noComp := make([]float32, H) // the Comp policies read when the cache keeps no compensation slot
 	observe := func(v *gpu.LayerView) error {
@@ -191,9 +207,9 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		return nil, fmt.Errorf("validate: prompt: %w", err)
 	}
 	for _, lp := range layers {
-		lp.needs = !lp.layout.Unbounded && P > o.Budget
+		lp.needs = !lp.layout.Unbounded && P > lp.cfg.Budget
 		for h := range H {
-			lp.evict.Need[h] = int32(P - o.Budget)
+			lp.evict.Need[h] = int32(P - lp.cfg.Budget)
 		}
 	}
 	if err := evictLayers(seq, layers, policies.Prefill, P-1, &policyClock, d); err != nil {
@@ -238,7 +254,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 				if seq.KV().Compensation() {
 					entries++
 				}
-				excess := n - o.Budget - lp.layout.Slack
+				excess := n - lp.cfg.Budget - lp.layout.Slack
 				if lp.layout.Unbounded || excess < 0 {
 					excess = 0
 				}
@@ -253,7 +269,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		}
 		scan = time.Now()
 		for l, lp := range layers {
-			if err := checkBound(seq.Slots(l), lp, o.Budget); err != nil {
+			if err := checkBound(seq.Slots(l), lp, lp.cfg.Budget); err != nil {
 				return nil, fmt.Errorf("validate: layer %d, position %d: %w", l, t, err)
 			}
 		}
@@ -351,6 +367,22 @@ func (c *busyClock) end() {
 		c.total += time.Since(c.since)
 	}
 	c.mu.Unlock()
+}
+
+// fitPeak restarts the layer's policy at the largest nominal budget whose layout
+// keeps a head within limit entries while attending over gen decode steps.
+func (lp *layerPolicy) fitPeak(limit, gen int) error {
+	probe := lp.cfg
+	b, err := sim.PeakBudget(limit, lp.cfg.PromptLen, gen, func(b int) (layout policies.Layout, err error) {
+		probe.Budget = b
+		err = guard(func() (err error) { layout, err = lp.policy.Init(probe); return err })
+		return layout, err
+	})
+	if err != nil {
+		return err
+	}
+	lp.cfg.Budget = b
+	return guard(func() (err error) { lp.layout, err = lp.policy.Init(lp.cfg); return err })
 }
 
 // checkBound asserts the memory bound after a decode step's eviction: no head holds

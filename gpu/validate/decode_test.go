@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -258,5 +259,35 @@ func TestConcurrentObserversDecideTheSame(t *testing.T) {
 			t.Errorf("%s: one at a time %v (%d evictions, NLL %g), concurrent %v (%d, %g)",
 				name, one.Tokens, one.Evictions, one.NLL, many.Tokens, many.Evictions, many.NLL)
 		}
+	}
+}
+
+// Under peak accounting no head attends over more than the cap, the compensation
+// slot included. For a cap of 8, AUV (local area L = budget/2, slack L−1, a slot)
+// gets nominal budget 4: 4 tokens + slack 1 + the incoming token + the slot = 7,
+// where budget 5 would reach 5 + 2 + 1 + 1 = 9. The window gets 7, and NACL's
+// "append", which never evicts after the prompt, cannot fit at all.
+func TestPeakAccounting(t *testing.T) {
+	e := tinyEngine(t)
+	cfg := e.Config()
+	L, H := cfg.NumHiddenLayers, cfg.NumAttentionHeads
+	const limit = 8
+	for _, c := range []struct {
+		name    string
+		nominal float64
+	}{{"auv", 4}, {"window", 7}} {
+		d, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, c.name),
+			validate.Options{Budget: limit, Peak: true, MaxNew: gen, IgnoreEOS: true, Seed: 3})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if d.NominalBudget != c.nominal || d.PeakEntries > L*H*limit {
+			t.Errorf("%s: nominal %g, peak %d entries; want %g and at most %d", c.name, d.NominalBudget, d.PeakEntries, c.nominal, L*H*limit)
+		}
+	}
+	_, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, "nacl"),
+		validate.Options{Budget: limit, Peak: true, MaxNew: gen, IgnoreEOS: true})
+	if err == nil || !strings.Contains(err.Error(), "peak accounting: cannot hold 8 entries per head") {
+		t.Errorf("nacl: %v", err)
 	}
 }
