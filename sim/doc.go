@@ -20,6 +20,12 @@
 // a policy sees is counterfactual, not the full run's. The policy observes it; if a
 // head then holds more than Budget+Slack tokens, the host asks for the excess.
 //
+// Accounting. Budget above is the nominal budget handed to the policy. What the
+// scenario's budget B bounds is each policy's Accounting: Nominal hands B over as is;
+// Peak hands over the largest budget whose layout keeps a head within B entries while
+// attending (PeakEntries) and fails the step that exceeds it; Mean searches, per
+// (sample, layer), the budget whose mean resident entries come within one of B.
+//
 // Multi-step policies declare Slack and may return more victims than asked. A policy
 // whose layout keeps a compensation slot gets its victims merged into it, weighted:
 // k' = (k·W + Σ w_i k_i) / (W + Σ w_i), W' = W + Σ w_i, the same for v (AUV Eq. 7–8).
@@ -38,8 +44,14 @@
 //     uses the policy's counterfactual attention over its resident slots and
 //     compensation slot;
 //   - accounting: victims per head per sample, peak and mean resident KV entries per
-//     head while attending (tokens plus the compensation slot), and the time spent
-//     inside the policy per (head · decode step).
+//     head while attending (tokens plus the compensation slot), the same as KV bytes
+//     per sequence (fp16 keys and values plus declared policy state,
+//     policies.TokenState), and the time spent inside the policy per
+//     (head · decode step).
+//
+// Every cell also keeps each sample's figures (Cell.Samples), Student-t intervals
+// over samples (Cell.CI) and, with Options.Compare, paired differences from a
+// reference policy (Cell.Diff); see package stats.
 //
 // # Determinism
 //

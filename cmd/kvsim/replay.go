@@ -22,7 +22,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 			"(synthetic traces, no downloads). See the README for the scenario reference.")
 	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
-	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf)")
+	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf), and quality against memory into FILE-frontier")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
 	progress := fs.String("progress", "auto", progressUsage)
 	accounting := fs.String("accounting", "", "what budgets bound for every policy, overriding the scenario: "+strings.Join(sim.Accountings, ", "))
@@ -80,6 +80,9 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	}
 	if *plotPath != "" {
 		if err := report.Plot(*plotPath, res); err != nil {
+			return err
+		}
+		if err := report.PlotFrontier(report.FrontierPath(*plotPath), res); err != nil {
 			return err
 		}
 	}

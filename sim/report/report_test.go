@@ -128,14 +128,40 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
+// Frontier by hand: (1, 0.5) and (2, 0.7) and (4, 0.9) are not beaten with as
+// little memory; (2, 0.6) is beaten by (2, 0.7), (3, 0.7) by (2, 0.7).
+func TestFrontier(t *testing.T) {
+	points := []Point{{X: 2, Y: 0.6}, {X: 1, Y: 0.5}, {X: 3, Y: 0.7}, {X: 2, Y: 0.7}, {X: 4, Y: 0.9}, {X: 4, Y: 0.9}}
+	got := Frontier(points, true)
+	want := []Point{{X: 1, Y: 0.5}, {X: 2, Y: 0.7}, {X: 4, Y: 0.9}}
+	if !slices.Equal(got, want) {
+		t.Errorf("higher better: %v, want %v", got, want)
+	}
+	// Lower better (output error): only (1, 0.5) stands.
+	if got := Frontier(points, false); !slices.Equal(got, []Point{{X: 1, Y: 0.5}}) {
+		t.Errorf("lower better: %v", got)
+	}
+	if FrontierPath("out/paper.svg") != "out/paper-frontier.svg" {
+		t.Error(FrontierPath("out/paper.svg"))
+	}
+}
+
 func TestPlot(t *testing.T) {
 	dir := t.TempDir()
 	r := result()
 	r.BudgetSpecs = []sim.Budget{{Fraction: 0.02}, {Tokens: 64}}
+	r.Cells[0].Evictions, r.Cells[1].Evictions, r.Cells[1].MeanKVBytes = 1, 1, 4096
 	for _, name := range []string{"p.png", "p.svg"} {
 		path := filepath.Join(dir, name)
 		if err := Plot(path, r); err != nil {
 			t.Fatal(err)
+		}
+		if err := PlotFrontier(FrontierPath(path), r); err != nil {
+			t.Fatal(err)
+		}
+		if svg, _ := os.ReadFile(filepath.Join(dir, "p-frontier.svg")); name == "p.svg" &&
+			(!bytes.Contains(svg, []byte("frontier")) || !bytes.Contains(svg, []byte("Output error vs memory"))) {
+			t.Error("the frontier figure lacks its marks or its output-error panel")
 		}
 		data, _ := os.ReadFile(path)
 		if name == "p.png" && !bytes.HasPrefix(data, []byte("\x89PNG")) || name == "p.svg" && !bytes.Contains(data, []byte("<svg")) {
@@ -155,7 +181,7 @@ func TestPlotFigure(t *testing.T) {
 	line := func(name string, ys ...float64) Series {
 		s := Series{Name: name}
 		for i, y := range ys {
-			s.Points = append(s.Points, Point{float64(i), y})
+			s.Points = append(s.Points, Point{X: float64(i), Y: y})
 		}
 		return s
 	}
