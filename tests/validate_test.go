@@ -118,6 +118,17 @@ top = 2
 		t.Errorf("resume: exit %d, %d\n%s\n%s%s", first.code, again.code, first.stdout, again.stdout, again.stderr)
 	}
 
+	// Cells validated under peak accounting (the default) are not resumed into a
+	// nominal run, nor ranked against a replay made under another accounting.
+	os.WriteFile(scenario, []byte("accounting = \"nominal\"\n"+policies+validateTable), 0o644)
+	if r := run(t, "validate", "-state", state, scenario); r.code == 0 || !strings.Contains(r.stderr, "under peak accounting, the scenario asks for nominal") {
+		t.Errorf("a peak state resumed into a nominal run: exit %d\n%s", r.code, r.stderr)
+	}
+	os.WriteFile(scenario, []byte("accounting = \"nominal\"\n"+policies+validateTable+"replay_result = \"replay.json\"\n"), 0o644)
+	if r := run(t, "validate", scenario); r.code == 0 || !strings.Contains(r.stderr, "replayed under peak accounting, the scenario asks for nominal") {
+		t.Errorf("a peak replay ranked nominal cells: exit %d\n%s", r.code, r.stderr)
+	}
+
 	if r := run(t, "validate", filepath.Join(dir, "nope.toml")); r.code == 0 {
 		t.Error("missing scenario accepted")
 	}

@@ -168,6 +168,11 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		if spec.Accounting == sim.Mean {
 			return usageError{fmt.Errorf("validate: policy %q: mean accounting is replay's only (its budget search reruns each sequence); set accounting = \"peak\" or \"nominal\" in %s", spec.Name, sc.Path)}
 		}
+		if i := slices.Index(replay.Policies, spec.Name); i >= 0 && len(replay.Budgets) > 0 {
+			if a := replay.Cell(i, 0).Accounting; a != "" && a != spec.Accounting.String() {
+				return fmt.Errorf("validate: policy %q: the replay result was replayed under %s accounting, the scenario asks for %s: replay it again", spec.Name, a, spec.Accounting)
+			}
+		}
 	}
 	done, err := readCells(*state)
 	if err != nil {
