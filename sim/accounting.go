@@ -116,6 +116,18 @@ type meanSearch struct {
 	// saturated is set when a larger budget held no more: the policy keeps all it
 	// can, short of the target.
 	saturated bool
+	exact     bool // a probe matched the target exactly
+}
+
+// meanGuess is the first budget to probe for a mean of target entries: a layout
+// with slack S over gen decode steps holds on average about the budget, the incoming
+// token, half its usable slack and the compensation slot.
+func meanGuess(target, gen int, layout policies.Layout) int {
+	over := 1 + min(layout.Slack, max(gen-1, 0))/2
+	if layout.Compensation {
+		over++
+	}
+	return max(1, target-over)
 }
 
 // maxMeanProbes bounds the probes of one search (a bisection over 2³² budgets needs 32).
@@ -130,6 +142,9 @@ func (m *meanSearch) record(b int, st instanceStats) int {
 		mean = 0
 	}
 	switch {
+	case mean == float64(m.target):
+		m.lo, m.loMean, m.loStats, m.exact = b, mean, st, true
+		return 0
 	case m.lo != 0 && b > m.lo && mean <= m.loMean:
 		m.saturated = true // keep the smaller budget that holds as much
 	case mean <= float64(m.target):
@@ -162,6 +177,8 @@ func (m *meanSearch) record(b int, st instanceStats) int {
 // stats, or says why no budget matches the target within one entry.
 func (m *meanSearch) result() (int, instanceStats, error) {
 	switch {
+	case m.exact:
+		return m.lo, m.loStats, nil
 	case m.lo == 0 && m.hi == 1:
 		return 0, instanceStats{}, fmt.Errorf("mean accounting: even nominal budget 1 holds %.2f entries per head on average, more than %d", m.hiMean, m.target)
 	case m.lo == 0 || (m.hi == 0 && m.lo < m.max && !m.saturated) || (m.hi != 0 && m.hi-m.lo > 1):

@@ -181,6 +181,24 @@ func TestMeanSearchSteps(t *testing.T) {
 	}
 }
 
+// The first probe allows for the incoming token, half the usable slack and the slot.
+func TestMeanGuess(t *testing.T) {
+	for _, c := range []struct {
+		target, gen int
+		layout      policies.Layout
+		want        int
+	}{
+		{20, 64, policies.Layout{}, 19},
+		{20, 64, policies.Layout{Slack: 9, Compensation: true}, 14},
+		{10, 64, policies.Layout{Slack: 576}, 1}, // appending: half of 63 steps
+		{10, 4, policies.Layout{Slack: 576}, 8},
+	} {
+		if got := meanGuess(c.target, c.gen, c.layout); got != c.want {
+			t.Errorf("meanGuess(%d, %d, %+v) = %d, want %d", c.target, c.gen, c.layout, got, c.want)
+		}
+	}
+}
+
 // Per-sample figures, their intervals and the paired differences, on two samples
 // whose queries differ in scale.
 func TestSamplesAndIntervals(t *testing.T) {

@@ -75,3 +75,23 @@ func BenchmarkReplay13BAUV(b *testing.B) {
 		b.ReportMetric(ns, p+"-policy-ns/(head·step)")
 	}
 }
+
+// BenchmarkReplayAccounting replays 4 layers of the 13B-shaped trace through h2o and
+// auv in each accounting mode: peak adds layout probes, mean reruns the policies
+// (and the prompt's attention) once per probe of its budget search.
+func BenchmarkReplayAccounting(b *testing.B) {
+	src := synthSources(b, synth.Options{Preset: "opt-13b", Layers: 4, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true}, 1)
+	for _, mode := range []sim.Accounting{sim.Nominal, sim.Peak, sim.Mean} {
+		b.Run(mode.String(), func(b *testing.B) {
+			specs := builtinSpecs(b, "h2o", "auv")
+			for i := range specs {
+				specs[i].Accounting = mode
+			}
+			for b.Loop() {
+				if _, err := sim.Replay(context.Background(), src, specs, sim.Options{Budgets: budgets, Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

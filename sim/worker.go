@@ -84,6 +84,10 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 			err = in.start(cfg)
 			if err == nil && !in.layout.Unbounded && l.gen > 0 {
 				searches[i] = &meanSearch{target: b, max: meta.Tokens()}
+				if guess := meanGuess(b, l.gen, in.layout); guess != b {
+					cfg.Budget = guess
+					err = in.start(cfg)
+				}
 			}
 		default:
 			err = in.start(cfg)
