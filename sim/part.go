@@ -32,8 +32,8 @@ type Part struct {
 
 // PartJob is one (sample, layer) job's contribution.
 type PartJob struct {
-	Sample int  `json:"sample"`
-	Layer  int  `json:"layer"`
+	Sample  int  `json:"sample"`
+	Layer   int  `json:"layer"`
 	Heads   int  `json:"heads"`
 	HeadDim int  `json:"head_dim"`
 	Perf    Perf `json:"perf"`

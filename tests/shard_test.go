@@ -35,25 +35,6 @@ func writeScenario(t *testing.T, path string, seed int) {
 	}
 }
 
-// withoutTimings decodes a replay JSON and drops what is measured, not computed.
-func withoutTimings(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r map[string]any
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatal(err)
-	}
-	delete(r, "perf")
-	for _, c := range r["cells"].([]any) {
-		delete(c.(map[string]any), "policy_ns_per_head_step")
-	}
-	out, _ := json.Marshal(r)
-	return string(out)
-}
-
 // TestShardedReplayMerges: three shards of a scenario, merged, print what one
 // replay prints, timings aside; a missing shard is named, and shards of another
 // scenario are refused.
@@ -78,7 +59,8 @@ func TestShardedReplayMerges(t *testing.T) {
 	if r := run(t, append([]string{"merge", "-format", "json", "-out", merged}, shards...)...); r.code != 0 {
 		t.Fatalf("merge: exit %d\n%s", r.code, r.stderr)
 	}
-	if got, want := withoutTimings(t, merged), withoutTimings(t, single); got != want {
+	measured := []string{"perf", "policy_ns_per_head_step"}
+	if got, want := withoutKeys(t, merged, measured), withoutKeys(t, single, measured); got != want {
 		t.Errorf("merged shards differ from one replay:\n got  %s\n want %s", got, want)
 	}
 	r := run(t, append([]string{"merge"}, shards...)...)
@@ -155,4 +137,100 @@ func TestShardedCapture(t *testing.T) {
 	if strings.Join(names, " ") != "sample-000000.kvtrace.safetensors sample-000001.kvtrace.safetensors sample-000002.kvtrace.safetensors" {
 		t.Errorf("traces: %v", names)
 	}
+}
+
+// TestShardedValidate: two validate shards of three samples, merged, print what
+// one validation prints, times aside; a missing shard is named.
+func TestShardedValidate(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if r := run(t, "model", "synth", "-layers", "2", "-hidden", "64", "-heads", "4", "-vocab", "400", "-positions", "256", model); r.code != 0 {
+		t.Fatalf("model synth: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.jsonl"), []byte(captureData), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "capture", "-model", model, "-data", filepath.Join(dir, "data.jsonl"), "-out", filepath.Join(dir, "traces"),
+		"-samples", "2", "-gen", "8", "-ignore-eos", "-max-prompt", "64"); r.code != 0 {
+		t.Fatalf("capture: exit %d\n%s", r.code, r.stderr)
+	}
+	scenario := filepath.Join(dir, "s.toml")
+	os.WriteFile(scenario, []byte(`
+seed = 3
+budgets = [0.25, 16]
+traces = ["traces/*.kvtrace.safetensors"]
+compare = "h2o"
+[[policy]]
+name = "window"
+[[policy]]
+name = "h2o"
+[[policy]]
+name = "random"
+[validate]
+model = "model"
+data = "data.jsonl"
+samples = 3
+gen_tokens = 8
+max_prompt_tokens = 64
+ignore_eos = true
+`), 0o644)
+	single := filepath.Join(dir, "single.json")
+	if r := run(t, "validate", "-format", "json", "-out", single, "-progress", "off", scenario); r.code != 0 {
+		t.Fatalf("validate: exit %d\n%s", r.code, r.stderr)
+	}
+	var shards []string
+	for _, i := range []string{"0", "1"} {
+		out := filepath.Join(dir, "shard-"+i+".json")
+		if r := run(t, "validate", "-shard", i+"/2", "-out", out, "-progress", "off", scenario); r.code != 0 {
+			t.Fatalf("validate -shard %s/2: exit %d\n%s", i, r.code, r.stderr)
+		}
+		shards = append(shards, out)
+	}
+	merged := filepath.Join(dir, "merged.json")
+	if r := run(t, "merge", "-format", "json", "-out", merged, shards[1], shards[0]); r.code != 0 {
+		t.Fatalf("merge: exit %d\n%s", r.code, r.stderr)
+	}
+	measured := []string{"tokens_per_second", "policy_us_per_token", "slot_us_per_token", "eviction_share"}
+	got, want := withoutKeys(t, merged, measured), withoutKeys(t, single, measured)
+	if got != want {
+		t.Errorf("merged validate shards differ from one validation:\n got  %s\n want %s", got, want)
+	}
+	if !strings.Contains(want, `"per_sample":[{`) || !strings.Contains(want, `"kendall_tau"`) {
+		t.Errorf("the comparison lacks per-sample values or the rank agreement: %s", want)
+	}
+	if r := run(t, "merge", shards[1]); r.code != 1 || !strings.Contains(r.stderr, "missing 1 of 2 shards: 0/2 (samples [0 2])") {
+		t.Errorf("a missing validate shard: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// withoutKeys decodes a JSON file and drops the keys named, at any depth.
+func withoutKeys(t *testing.T, path string, keys []string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	var drop func(any)
+	drop = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for _, k := range keys {
+				delete(x, k)
+			}
+			for _, y := range x {
+				drop(y)
+			}
+		case []any:
+			for _, y := range x {
+				drop(y)
+			}
+		}
+	}
+	drop(v)
+	out, _ := json.Marshal(v)
+	return string(out)
 }

@@ -5,8 +5,9 @@
 // its sorted trace files, then its synthetic samples; for capture: the dataset's
 // record number) has k mod n = i. A shard's content so depends on nothing but the
 // scenario, i and n, and never on which other shards ran. A shard writes a File:
-// its job-level sums (sim.Part) with the scenario's content hash, kvsim's version
-// and its identity. Merge refuses files of different scenarios, versions or
+// its job-level sums (sim.Part), or for validate its cells' runs of each sample
+// (validate.Part), with the scenario's content hash, kvsim's version and its
+// identity. Merge refuses files of different scenarios, versions or
 // splits, and files that overlap, and names the shards that are missing.
 package shard
 
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/atomicfile"
 )
@@ -159,7 +161,8 @@ type Sample struct {
 // Format names the file format.
 const Format = "kvsim-shard/1"
 
-// File is one shard's replay result, as `kvsim replay -shard` writes it.
+// File is one shard's result, as `kvsim replay -shard` (Part) or `kvsim validate
+// -shard` (Validation) writes it.
 type File struct {
 	Format string `json:"format"`
 	Kvsim  string `json:"kvsim"`
@@ -168,7 +171,32 @@ type File struct {
 	Title    string   `json:"title,omitempty"`
 	Shard    Spec     `json:"shard"`
 	Samples  []Sample `json:"samples"`
-	Part     sim.Part `json:"part"`
+	// Part is a replay shard's result, Validation a validate shard's.
+	Part       *sim.Part      `json:"part,omitempty"`
+	Validation *validate.Part `json:"validation,omitempty"`
+}
+
+// kind names what the file shards.
+func (f *File) kind() string {
+	if f.Validation != nil {
+		return "validate"
+	}
+	return "replay"
+}
+
+// total is the number of samples of the whole run, and covered those of the shard.
+func (f *File) total() int {
+	if f.Validation != nil {
+		return f.Validation.Samples
+	}
+	return f.Part.Header.Samples
+}
+
+func (f *File) covered() []int {
+	if f.Validation != nil {
+		return f.Validation.Covered
+	}
+	return f.Part.Samples
 }
 
 // Write writes f to path atomically.
@@ -195,10 +223,10 @@ func Read(path string) (*File, error) {
 	if _, err := check(f.Shard, f.Shard.String()); err != nil {
 		return nil, fmt.Errorf("shard %s: %w", path, err)
 	}
-	if f.Part.Header == nil {
-		return nil, fmt.Errorf("shard %s: no header", path)
+	if (f.Part == nil) == (f.Validation == nil) || (f.Part != nil && f.Part.Header == nil) {
+		return nil, fmt.Errorf("shard %s: want a replay part with its header, or a validation part", path)
 	}
-	for _, k := range f.Part.Samples {
+	for _, k := range f.covered() {
 		if k < 0 || !f.Shard.Has(k) {
 			return nil, fmt.Errorf("shard %s: sample %d does not belong to shard %s", path, k, f.Shard)
 		}
@@ -223,32 +251,58 @@ func (e *MissingError) Error() string {
 		len(e.Shards), e.Shards[0].Count, strings.Join(names, ", "), e.Samples, names[0], strings.Join(ids, ","), EnvShards, e.Shards[0].Count)
 }
 
-// Merge checks that files are the shards of one scenario, by one kvsim version and
-// one split, each once, and that none is missing (a *MissingError names the ones
-// that are), then merges them into the Result one replay of the scenario gives.
-// names label the files in errors.
+// Merge checks that files are the replay shards of one scenario, by one kvsim
+// version and one split, each once, and that none is missing (a *MissingError names
+// the ones that are), then merges them into the Result one replay of the scenario
+// gives. names label the files in errors.
 func Merge(files []*File, names []string) (*sim.Result, error) {
+	if err := checkSet(files, names, "replay"); err != nil {
+		return nil, err
+	}
+	parts := make([]*sim.Part, len(files))
+	for i, f := range files {
+		parts[i] = f.Part
+	}
+	return sim.MergeParts(parts, names)
+}
+
+// MergeValidation is Merge for validate shards: the cells one validation of all
+// samples computes.
+func MergeValidation(files []*File, names []string) ([]validate.MergedCell, error) {
+	if err := checkSet(files, names, "validate"); err != nil {
+		return nil, err
+	}
+	parts := make([]*validate.Part, len(files))
+	for i, f := range files {
+		parts[i] = f.Validation
+	}
+	return validate.MergeParts(parts, names)
+}
+
+// checkSet checks that files are kind shards of one scenario, version and split,
+// each once and none missing.
+func checkSet(files []*File, names []string, kind string) error {
 	if len(files) == 0 {
-		return nil, errors.New("merge: no shard files")
+		return errors.New("merge: no shard files")
 	}
 	first := files[0]
 	holder := make([]string, first.Shard.Count)
-	parts := make([]*sim.Part, len(files))
 	for i, f := range files {
 		switch {
+		case f.kind() != kind:
+			return fmt.Errorf("merge: %s is a %s shard, not a %s shard like %s", names[i], f.kind(), kind, names[0])
 		case f.Scenario != first.Scenario:
-			return nil, fmt.Errorf("merge: %s and %s are shards of different scenarios (content hash %.12s… and %.12s…)",
+			return fmt.Errorf("merge: %s and %s are shards of different scenarios (content hash %.12s… and %.12s…)",
 				names[0], names[i], first.Scenario, f.Scenario)
 		case f.Kvsim != first.Kvsim:
-			return nil, fmt.Errorf("merge: %s and %s were computed by different kvsim versions (%s and %s)", names[0], names[i], first.Kvsim, f.Kvsim)
+			return fmt.Errorf("merge: %s and %s were computed by different kvsim versions (%s and %s)", names[0], names[i], first.Kvsim, f.Kvsim)
 		case f.Shard.Count != first.Shard.Count:
-			return nil, fmt.Errorf("merge: %s is shard %s and %s shard %s: splits in %d and %d overlap",
+			return fmt.Errorf("merge: %s is shard %s and %s shard %s: splits in %d and %d overlap",
 				names[0], first.Shard, names[i], f.Shard, first.Shard.Count, f.Shard.Count)
 		case holder[f.Shard.Index] != "":
-			return nil, fmt.Errorf("merge: %s and %s are both shard %s", holder[f.Shard.Index], names[i], f.Shard)
+			return fmt.Errorf("merge: %s and %s are both shard %s", holder[f.Shard.Index], names[i], f.Shard)
 		}
 		holder[f.Shard.Index] = names[i]
-		parts[i] = &f.Part
 	}
 	var missing MissingError
 	for i, h := range holder {
@@ -256,13 +310,13 @@ func Merge(files []*File, names []string) (*sim.Result, error) {
 			missing.Shards = append(missing.Shards, Spec{i, first.Shard.Count})
 		}
 	}
-	if len(missing.Shards) > 0 {
-		for k := 0; k < first.Part.Header.Samples; k++ {
-			if holder[k%first.Shard.Count] == "" {
-				missing.Samples = append(missing.Samples, k)
-			}
-		}
-		return nil, &missing
+	if len(missing.Shards) == 0 {
+		return nil
 	}
-	return sim.MergeParts(parts, names)
+	for k := 0; k < first.total(); k++ {
+		if holder[k%first.Shard.Count] == "" {
+			missing.Samples = append(missing.Samples, k)
+		}
+	}
+	return &missing
 }

@@ -94,7 +94,7 @@ func shards(t *testing.T, dir string, n int, seed uint64) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &File{Format: Format, Kvsim: "v-test", Scenario: fmt.Sprint("hash", seed), Shard: sp, Part: *part}
+		f := &File{Format: Format, Kvsim: "v-test", Scenario: fmt.Sprint("hash", seed), Shard: sp, Part: part}
 		path := filepath.Join(dir, fmt.Sprintf("%d-of-%d.json", i, n))
 		if err := Write(path, f); err != nil {
 			t.Fatal(err)
