@@ -63,6 +63,13 @@ type PartCell struct {
 // defaultBlockRows is the prefill block height when Options.BlockRows is 0.
 const defaultBlockRows = 64
 
+// MaxSamples and MaxLayers bound what a part's header may claim, so that a damaged
+// shard file cannot make a merge allocate without bound.
+const (
+	MaxSamples = 1 << 22
+	MaxLayers  = 1 << 12
+)
+
 // ReplayPart replays the samples keep accepts, as Replay would within a replay of
 // all of them.
 func ReplayPart(ctx context.Context, sources []Source, specs []PolicySpec, opts Options, keep func(sample int) bool) (*Part, error) {
@@ -116,10 +123,10 @@ func MergeParts(parts []*Part, names []string) (*Result, error) {
 		len(parts[0].Accountings) != len(h.Policies) {
 		return nil, fmt.Errorf("merge: %s: no valid header", names[0])
 	}
-	nCells := len(h.Policies) * len(h.Budgets)
+	if h.Samples > MaxSamples || h.Layers > MaxLayers {
+		return nil, fmt.Errorf("merge: %s: %d samples × %d layers, more than %d × %d", names[0], h.Samples, h.Layers, MaxSamples, MaxLayers)
+	}
 	owner := make([]int, h.Samples) // part index + 1 of each sample's replay
-	results := make([]jobResult, h.Samples*h.Layers)
-	seen := make([]bool, len(results))
 	for pi, p := range parts {
 		if pi > 0 {
 			if diff := partDiff(parts[0], p); diff != "" {
@@ -135,6 +142,25 @@ func MergeParts(parts []*Part, names []string) (*Result, error) {
 			}
 			owner[s] = pi + 1
 		}
+		if len(p.Jobs) != len(p.Samples)*h.Layers {
+			return nil, fmt.Errorf("merge: %s: %d jobs for %d samples × %d layers", names[pi], len(p.Jobs), len(p.Samples), h.Layers)
+		}
+	}
+	var missing []int
+	for s, o := range owner {
+		if o == 0 {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &MissingError{Samples: missing}
+	}
+	// Every sample is covered and every part holds its samples' count of jobs, so
+	// these are as long as the parts' jobs together.
+	nCells := len(h.Policies) * len(h.Budgets)
+	results := make([]jobResult, h.Samples*h.Layers)
+	seen := make([]bool, len(results))
+	for pi, p := range parts {
 		for ji, pj := range p.Jobs {
 			if pj.Sample < 0 || pj.Sample >= h.Samples || owner[pj.Sample] != pi+1 || pj.Layer < 0 || pj.Layer >= h.Layers {
 				return nil, fmt.Errorf("merge: %s: job %d: (sample %d, layer %d) is not one of its samples' layers", names[pi], ji, pj.Sample, pj.Layer)
@@ -149,20 +175,6 @@ func MergeParts(parts []*Part, names []string) (*Result, error) {
 			}
 			seen[k] = true
 			results[k] = pj.jobResult()
-		}
-	}
-	var missing []int
-	for s, o := range owner {
-		if o == 0 {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, &MissingError{Samples: missing}
-	}
-	for k, ok := range seen {
-		if !ok {
-			return nil, fmt.Errorf("merge: %s: sample %d lacks layer %d", names[owner[k/h.Layers]-1], k/h.Layers, k%h.Layers)
 		}
 	}
 	jobs := make([]job, len(results))

@@ -117,8 +117,22 @@ func TestMergePartsRefuses(t *testing.T) {
 	bad = roundTrip(t, parts[0])
 	bad.Jobs = bad.Jobs[:1]
 	if _, err := sim.MergeParts([]*sim.Part{bad, parts[1]}, []string{"a.json", "b.json"}); err == nil ||
-		err.Error() != "merge: a.json: sample 2 lacks layer 0" {
+		err.Error() != "merge: a.json: 1 jobs for 2 samples × 1 layers" {
 		t.Errorf("lost job: %v", err)
+	}
+	bad = roundTrip(t, parts[0])
+	bad.Jobs[1] = bad.Jobs[0]
+	if _, err := sim.MergeParts([]*sim.Part{bad, parts[1]}, []string{"a.json", "b.json"}); err == nil ||
+		err.Error() != "merge: a.json: (sample 0, layer 0) twice" {
+		t.Errorf("a job twice: %v", err)
+	}
+	bad = roundTrip(t, parts[0])
+	bad.Header.Samples = 1 << 40
+	otherBad := roundTrip(t, parts[1])
+	otherBad.Header.Samples = 1 << 40
+	if _, err := sim.MergeParts([]*sim.Part{bad, otherBad}, []string{"a.json", "b.json"}); err == nil ||
+		!strings.Contains(err.Error(), "merge: a.json: 1099511627776 samples × 1 layers, more than") {
+		t.Errorf("a huge header: %v", err)
 	}
 	bad = roundTrip(t, parts[0])
 	bad.Jobs[0].Sample = 1

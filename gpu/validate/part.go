@@ -39,7 +39,7 @@ type MergedCell struct {
 // cells, in the first part's cell order. names label the parts in errors.
 func MergeParts(parts []*Part, names []string) ([]MergedCell, error) {
 	first := parts[0]
-	if first.Samples < 1 || first.Samples > 1<<30 {
+	if first.Samples < 1 || first.Samples > sim.MaxSamples {
 		return nil, fmt.Errorf("merge: %s: %d samples", names[0], first.Samples)
 	}
 	owner := make([]int, first.Samples) // part index + 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -75,7 +76,7 @@ func TestSplit(t *testing.T) {
 
 // shards replays a small synthetic scenario in n shards and writes them, returning
 // the paths.
-func shards(t *testing.T, dir string, n int, seed uint64) []string {
+func shards(t testing.TB, dir string, n int, seed uint64) []string {
 	t.Helper()
 	var sources []sim.Source
 	for k := 0; k < 5; k++ {
@@ -176,4 +177,34 @@ func TestReadRefuses(t *testing.T) {
 	if _, err := Read(bad); err == nil || !strings.Contains(err.Error(), `format "other", want "kvsim-shard/1"`) {
 		t.Errorf("format: %v", err)
 	}
+}
+
+// FuzzRead: no shard file, however damaged, makes Read or a merge of it panic or
+// allocate without bound.
+func FuzzRead(f *testing.F) {
+	dir := f.TempDir()
+	for _, n := range []int{1, 2} {
+		for _, path := range shards(f, dir, n, 1) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "shard.json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := Read(path)
+		if err != nil {
+			return
+		}
+		if file.Validation != nil {
+			MergeValidation([]*File{file}, []string{path})
+		} else {
+			Merge([]*File{file}, []string{path})
+		}
+	})
 }
