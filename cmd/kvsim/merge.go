@@ -125,13 +125,13 @@ func validationHash(sc *scenario.Scenario) (string, error) {
 func runMerge(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "merge", "merge [flags] SHARD.json...",
 		"Merges the shard files of `kvsim replay -shard i/n` (or of validate -shard) into\n"+
-			"the tables, CSV, JSON or plot that one run of the whole scenario prints: the same\n"+
-			"figures, bit for bit (times are measured, so they are the shards'). It refuses shards of\n"+
-			"different scenarios or kvsim versions and overlapping shards, and names the\n"+
-			"missing ones, so that only those are rerun.")
+			"the tables, CSV, JSON or plot that one run of the whole scenario prints: the\n"+
+			"same figures, bit for bit (times are measured: merged, they are the shards').\n"+
+			"It refuses shards of different scenarios or kvsim versions and overlapping\n"+
+			"shards, and names the missing ones, so that only those are rerun.")
 	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
-	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf)")
+	plotPath := fs.String("plot", "", "also draw the results into `FILE` (.png, .svg or .pdf), as replay or validate does")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
