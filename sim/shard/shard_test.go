@@ -208,3 +208,16 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse: any -shard value parses to a valid spec or to an error.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"0/1", "3/4", "slurm", "4/4", "-1/2", "1/", "/", "9999999999999999999/1"} {
+		f.Add(s, "2", "4")
+	}
+	f.Fuzz(func(t *testing.T, flag, id, count string) {
+		sp, err := Parse(flag, env(map[string]string{EnvTaskID: id, EnvTaskCount: count, EnvTaskMin: "0", EnvTaskMax: count}))
+		if err == nil && (sp.Count < 1 || sp.Count > MaxCount || sp.Index < 0 || sp.Index >= sp.Count) {
+			t.Errorf("Parse(%q) = %v", flag, sp)
+		}
+	})
+}
