@@ -72,23 +72,42 @@ type jobResult struct {
 // Replay runs every policy at every budget over every layer of every source. A
 // policy that fails marks its cells failed; other cells finish. Trace errors abort.
 func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Options) (*Result, error) {
+	res, jobs, results, err := runJobs(ctx, sources, specs, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	fold(res, specs, opts, jobs, results)
+	return res, nil
+}
+
+// fold turns the job results, in job order, into the result's cells.
+func fold(res *Result, specs []PolicySpec, opts Options, jobs []job, results []jobResult) {
+	merge(res, specs, opts, jobs, results)
+	mergeSamples(res, specs, jobs, results)
+	summarize(res)
+}
+
+// runJobs replays the (sample, layer) jobs of the samples keep accepts (all when
+// keep is nil), in job order, and returns the result's header (every sample counts
+// in it) for fold to fill.
+func runJobs(ctx context.Context, sources []Source, specs []PolicySpec, opts Options, keep func(sample int) bool) (*Result, []job, []jobResult, error) {
 	if len(sources) == 0 {
-		return nil, errors.New("replay: no traces")
+		return nil, nil, nil, errors.New("replay: no traces")
 	}
 	if len(specs) == 0 {
-		return nil, errors.New("replay: no policies")
+		return nil, nil, nil, errors.New("replay: no policies")
 	}
 	if len(opts.Budgets) == 0 {
-		return nil, errors.New("replay: no budgets")
+		return nil, nil, nil, errors.New("replay: no budgets")
 	}
 	if opts.Compare != "" && !slices.ContainsFunc(specs, func(s PolicySpec) bool { return s.Name == opts.Compare }) {
-		return nil, fmt.Errorf("replay: compare: no policy %q", opts.Compare)
+		return nil, nil, nil, fmt.Errorf("replay: compare: no policy %q", opts.Compare)
 	}
 	if opts.TopK <= 0 {
 		opts.TopK = 8
 	}
 	if opts.BlockRows <= 0 {
-		opts.BlockRows = 64
+		opts.BlockRows = defaultBlockRows
 	}
 	threads := opts.Threads
 	if threads <= 0 {
@@ -102,10 +121,10 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 	for i, s := range sources {
 		m := s.Meta()
 		if m.Layers <= 0 || m.Heads <= 0 || m.HeadDim <= 0 || m.PromptLen <= 0 {
-			return nil, fmt.Errorf("trace %s: empty shape", s.Name())
+			return nil, nil, nil, fmt.Errorf("trace %s: empty shape", s.Name())
 		}
 		if i > 0 && m.Layers != metas[0].Layers {
-			return nil, fmt.Errorf("trace %s: %d layers, but %s has %d", s.Name(), m.Layers, sources[0].Name(), metas[0].Layers)
+			return nil, nil, nil, fmt.Errorf("trace %s: %d layers, but %s has %d", s.Name(), m.Layers, sources[0].Name(), metas[0].Layers)
 		}
 		metas[i] = m
 		res.SampleNames = append(res.SampleNames, s.Name())
@@ -131,6 +150,9 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 
 	var jobs []job
 	for s := range sources {
+		if keep != nil && !keep(s) {
+			continue
+		}
 		for l := 0; l < metas[s].Layers; l++ {
 			jobs = append(jobs, job{s, l})
 		}
@@ -169,17 +191,14 @@ feed:
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	for _, r := range results {
 		if r.err != nil {
-			return nil, r.err
+			return nil, nil, nil, r.err
 		}
 	}
-	merge(res, specs, opts, jobs, results)
-	mergeSamples(res, specs, jobs, results)
-	summarize(res)
-	return res, nil
+	return res, jobs, results, nil
 }
 
 // merge folds job results into cells in job order, which keeps sums bit-identical

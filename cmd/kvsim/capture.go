@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,12 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	device := fs.String("device", "cpu", deviceUsage)
 	threads := fs.Int("threads", 0, "CPU backend threads (0: one per CPU); results do not depend on it")
 	progress := fs.String("progress", "auto", progressUsage)
+	shardFlag := fs.String("shard", "", strings.Replace(shardUsage, "index", "record number", 1))
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sp, err := parseShard("capture", *shardFlag)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -77,6 +83,9 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		*offset, *samples)
 	if err != nil {
 		return err
+	}
+	if sp != nil {
+		records = slices.DeleteFunc(records, func(r tracecap.Sample) bool { return !sp.Has(r.Index) })
 	}
 	model, err := checkpoint.Load(*modelDir)
 	if err != nil {

@@ -34,6 +34,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"replay", "replay traces through eviction policies at many budgets", runReplay},
+		{"merge", "merge the shard files of replay or validate -shard into one run's results", runMerge},
 		{"trace", "make and inspect trace files (trace synth, trace info)", runTrace},
 		{"policy", "build and check WASM and plugin policies (policy build, policy check)", runPolicy},
 		{"capture", "run an OPT checkpoint over a dataset and write a trace per sample", runCapture},

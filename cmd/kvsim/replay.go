@@ -27,12 +27,19 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	progress := fs.String("progress", "auto", progressUsage)
 	accounting := fs.String("accounting", "", "what budgets bound for every policy, overriding the scenario: "+strings.Join(sim.Accountings, ", "))
 	compare := fs.String("compare", "", "print each policy's paired difference from `POLICY` (overrides the scenario's compare)")
+	shardFlag := fs.String("shard", "", shardUsage+"; writes a shard file to -out for kvsim merge")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	sp, err := parseShard("replay", *shardFlag)
+	if err != nil {
+		return err
+	}
+	if sp != nil && (*out == "" || *plotPath != "" || *format != "table") {
+		return usageError{fmt.Errorf("replay: -shard writes a shard file to -out, which kvsim merge turns into tables, -format and -plot")}
+	}
 	var mode sim.Accounting
 	if *accounting != "" {
-		var err error
 		if mode, err = sim.ParseAccounting(*accounting); err != nil {
 			return usageError{fmt.Errorf("replay: -accounting: %w", err)}
 		}
@@ -74,25 +81,34 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		opts.Threads = *threads
 	}
 	opts.Progress = newProgress(e, *progress, "replay (sample·layer)")
+	if sp != nil {
+		return replayShard(ctx, e, sc, sources, specs, opts, *sp, *out)
+	}
 	res, err := sim.Replay(ctx, sources, specs, opts)
 	if err != nil {
 		return err
 	}
-	if *plotPath != "" {
-		if err := report.Plot(*plotPath, res); err != nil {
+	return writeResult(e, res, sc.Title, *format, *out, *plotPath)
+}
+
+// writeResult draws res into plotPath when set, and writes it in format to out, or
+// to stdout under its title.
+func writeResult(e *env, res *sim.Result, title, format, out, plotPath string) error {
+	if plotPath != "" {
+		if err := report.Plot(plotPath, res); err != nil {
 			return err
 		}
-		if err := report.PlotFrontier(report.FrontierPath(*plotPath), res); err != nil {
+		if err := report.PlotFrontier(report.FrontierPath(plotPath), res); err != nil {
 			return err
 		}
 	}
-	if sc.Title != "" && *format == "table" && *out == "" {
-		fmt.Fprintf(e.stdout, "%s\n", sc.Title)
+	if title != "" && format == "table" && out == "" {
+		fmt.Fprintf(e.stdout, "%s\n", title)
 	}
-	if *out != "" {
-		return report.WriteFile(*out, res, *format)
+	if out != "" {
+		return report.WriteFile(out, res, format)
 	}
-	return report.Write(e.stdout, res, *format)
+	return report.Write(e.stdout, res, format)
 }
 
 // loadScenario reads a scenario file, or the embedded demo when path is empty.

@@ -112,8 +112,16 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	plotPath := fs.String("plot", "", "also draw each validated metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
 	progress := fs.String("progress", "auto", progressUsage)
 	compare := fs.String("compare", "", "print each cell's paired difference from `POLICY`'s at the same budget (overrides the scenario's compare)")
+	shardFlag := fs.String("shard", "", strings.Replace(shardUsage, "index", "number in the [validate] data", 1)+"; writes a shard file to -out for kvsim merge")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	sp, err := parseShard("validate", *shardFlag)
+	if err != nil {
+		return err
+	}
+	if sp != nil && (*out == "" || *plotPath != "" || *format != "table" || *state != "") {
+		return usageError{fmt.Errorf("validate: -shard writes a shard file to -out, which kvsim merge turns into tables, -format and -plot; a shard keeps no -state")}
 	}
 	if *plotPath != "" {
 		if _, err := report.PlotFormat(*plotPath); err != nil {
@@ -142,7 +150,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if *device == "" {
 		*device = v.Device
 	}
-	if *state == "" && *out != "" {
+	if *state == "" && *out != "" && sp == nil {
 		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
 	}
 
@@ -173,6 +181,9 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("validate: policy %q: the replay result was replayed under %s accounting, the scenario asks for %s: replay it again", spec.Name, a, spec.Accounting)
 			}
 		}
+	}
+	if sp != nil {
+		return validateShard(ctx, e, sc, in, specs, replay, *sp, *out)
 	}
 	done, err := readCells(*state)
 	if err != nil {
@@ -216,17 +227,23 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	bar(total, total)
-	res.Agreement = rankAgreement(res.Cells, sc.Seed)
-	addIntervals(&res)
-	if *plotPath != "" {
-		if err := report.PlotFigure(*plotPath, validationFigure(&res)); err != nil {
+	return finishValidation(e, &res, sc.Seed, *format, *out, *plotPath)
+}
+
+// finishValidation adds the rank agreement and the intervals to the cells, draws
+// them into plotPath when set, and writes them in format to out, or to stdout.
+func finishValidation(e *env, res *validation, seed uint64, format, out, plotPath string) error {
+	res.Agreement = rankAgreement(res.Cells, seed)
+	addIntervals(res)
+	if plotPath != "" {
+		if err := report.PlotFigure(plotPath, validationFigure(res)); err != nil {
 			return err
 		}
 	}
-	if *out != "" {
-		return atomicfile.Write(*out, func(w io.Writer) error { return writeValidation(w, &res, *format) })
+	if out != "" {
+		return atomicfile.Write(out, func(w io.Writer) error { return writeValidation(w, res, format) })
 	}
-	return writeValidation(e.stdout, &res, *format)
+	return writeValidation(e.stdout, res, format)
 }
 
 // validationInputs is what validation decodes with: the engine on the model of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
@@ -123,32 +124,85 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 	if len(samples) == 0 || len(samples) != len(baselines) {
 		return nil, fmt.Errorf("policy %q: %d samples, %d baselines", name, len(samples), len(baselines))
 	}
+	runs := make([]SampleRun, len(samples))
+	for i, s := range samples {
+		r, err := RunSample(ctx, e, name, newPolicy, i, s, baselines[i], o)
+		if err != nil {
+			return nil, err
+		}
+		runs[i] = *r
+		if o.Progress != nil {
+			o.Progress(i + 1)
+		}
+	}
+	return Aggregate(name, o, runs), nil
+}
+
+// SampleRun is one sample's share of a cell: what Aggregate sums over samples.
+// Its JSON form travels in shard files, so that a cell split over shards
+// aggregates to the cell one run computes.
+type SampleRun struct {
+	Budget        int           `json:"budget"` // the resolved budget
+	NominalBudget float64       `json:"nominal_budget"`
+	Metrics       SampleMetrics `json:"metrics"`
+	PeakBytes     int64         `json:"peak_bytes"`
+	Evictions     int           `json:"evictions"`
+	Tokens        int           `json:"tokens"`
+	// Decode, PolicyTime and SlotTime are measured, in nanoseconds.
+	Decode     time.Duration `json:"decode_ns"`
+	PolicyTime time.Duration `json:"policy_ns"`
+	SlotTime   time.Duration `json:"slot_ns"`
+}
+
+// RunSample decodes sample s, number index in the validation's sample order (it
+// seeds random policies), with the policy at o's budget: free-running, then
+// teacher-forced on the full-cache output.
+func RunSample(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (policies.Policy, error),
+	index int, s Sample, baseline Baseline, o CellOptions) (*SampleRun, error) {
 	if o.Detokenize == nil {
 		return nil, errors.New("validate: no detokenizer")
 	}
 	if o.Accounting != sim.Nominal && o.Accounting != sim.Peak {
 		return nil, fmt.Errorf("policy %q: %s accounting is replay's only (its budget search reruns each sequence); validate with nominal or peak", name, o.Accounting)
 	}
-	c := &Cell{Policy: name, Budget: o.Budget.String(), Accounting: o.Accounting.String(), Samples: len(samples)}
+	budget := o.Budget.TokensFor(len(s.Prompt))
+	opts := Options{Budget: budget, Peak: o.Accounting == sim.Peak, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: index, Seed: o.Seed}
+	d, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, index, err)
+	}
+	text, err := o.Detokenize(d.Tokens)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, index, err)
+	}
+	full := rouge.Compute(text, baseline.Text, o.Stem)
+	ref := rouge.Compute(text, s.Reference, o.Stem)
+	r := &SampleRun{Budget: budget, NominalBudget: d.NominalBudget, PeakBytes: d.PeakBytes, Evictions: d.Evictions,
+		Tokens: len(d.Tokens), Decode: d.Decode, PolicyTime: d.PolicyTime, SlotTime: d.SlotTime,
+		Metrics: SampleMetrics{Rouge1Full: full.R1.F1, Rouge2Full: full.R2.F1, RougeLFull: full.RL.F1,
+			Rouge1Ref: ref.R1.F1, Rouge2Ref: ref.R2.F1, RougeLRef: ref.RL.F1, Agreement: Agreement(baseline.Tokens, d.Tokens)}}
+	if force := baseline.Tokens; len(force) > 0 {
+		opts.Force, opts.MaxNew = force, len(force)
+		f, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q at budget %s, sample %d, teacher-forced: %w", name, o.Budget, index, err)
+		}
+		nll := f.NLL
+		r.Metrics.NLL = &nll
+	}
+	return r, nil
+}
+
+// Aggregate makes the cell of the policy at o's budget from its samples' runs, in
+// sample order.
+func Aggregate(name string, o CellOptions, runs []SampleRun) *Cell {
+	c := &Cell{Policy: name, Budget: o.Budget.String(), Accounting: o.Accounting.String(), Samples: len(runs)}
 	var tokens int
 	var decodeSeconds, policySeconds, slotSeconds float64
 	var nllSamples int
-	for i, s := range samples {
-		budget := o.Budget.TokensFor(len(s.Prompt))
-		c.BudgetTokens += float64(budget)
-		opts := Options{Budget: budget, Peak: o.Accounting == sim.Peak, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: i, Seed: o.Seed}
-		d, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, i, err)
-		}
-		text, err := o.Detokenize(d.Tokens)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, i, err)
-		}
-		full := rouge.Compute(text, baselines[i].Text, o.Stem)
-		ref := rouge.Compute(text, s.Reference, o.Stem)
-		sm := SampleMetrics{Rouge1Full: full.R1.F1, Rouge2Full: full.R2.F1, RougeLFull: full.RL.F1,
-			Rouge1Ref: ref.R1.F1, Rouge2Ref: ref.R2.F1, RougeLRef: ref.RL.F1, Agreement: Agreement(baselines[i].Tokens, d.Tokens)}
+	for _, r := range runs {
+		sm := r.Metrics
+		c.BudgetTokens += float64(r.Budget)
 		c.Rouge1Full += sm.Rouge1Full
 		c.Rouge2Full += sm.Rouge2Full
 		c.RougeLFull += sm.RougeLFull
@@ -156,31 +210,20 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 		c.Rouge2Ref += sm.Rouge2Ref
 		c.RougeLRef += sm.RougeLRef
 		c.Agreement += sm.Agreement
-		c.NominalTokens += d.NominalBudget
-		c.PeakKVBytes = max(c.PeakKVBytes, d.PeakBytes)
-		c.Evictions += float64(d.Evictions)
-		tokens += len(d.Tokens)
-		decodeSeconds += d.Decode.Seconds()
-		policySeconds += d.PolicyTime.Seconds()
-		slotSeconds += d.SlotTime.Seconds()
-
-		if force := baselines[i].Tokens; len(force) > 0 {
-			opts.Force, opts.MaxNew = force, len(force)
-			f, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
-			if err != nil {
-				return nil, fmt.Errorf("policy %q at budget %s, sample %d, teacher-forced: %w", name, o.Budget, i, err)
-			}
-			c.NLL += f.NLL
+		c.NominalTokens += r.NominalBudget
+		c.PeakKVBytes = max(c.PeakKVBytes, r.PeakBytes)
+		c.Evictions += float64(r.Evictions)
+		tokens += r.Tokens
+		decodeSeconds += r.Decode.Seconds()
+		policySeconds += r.PolicyTime.Seconds()
+		slotSeconds += r.SlotTime.Seconds()
+		if sm.NLL != nil {
+			c.NLL += *sm.NLL
 			nllSamples++
-			nll := f.NLL
-			sm.NLL = &nll
 		}
 		c.PerSample = append(c.PerSample, sm)
-		if o.Progress != nil {
-			o.Progress(i + 1)
-		}
 	}
-	n := float64(len(samples))
+	n := float64(len(runs))
 	for _, x := range []*float64{&c.Rouge1Ref, &c.Rouge2Ref, &c.RougeLRef, &c.Rouge1Full, &c.Rouge2Full,
 		&c.RougeLFull, &c.Agreement, &c.Evictions, &c.BudgetTokens, &c.NominalTokens} {
 		*x /= n
@@ -196,7 +239,7 @@ func RunCell(ctx context.Context, e *gpu.Engine, name string, newPolicy func() (
 		c.PolicyMicrosPerToken = policySeconds * 1e6 / float64(tokens)
 		c.SlotMicrosPerToken = slotSeconds * 1e6 / float64(tokens)
 	}
-	return c, nil
+	return c
 }
 
 // Agreement is the share of the full-cache tokens that got repeats before the
