@@ -146,8 +146,13 @@ func TracePath(dir string, index int) string {
 }
 
 // Plan builds each sample's prompt and finds the traces already in dir. A trace
-// there that was captured with other options is an error.
+// there that was captured with other options is an error. It removes the
+// temporary files of an interrupted capture into dir, so only one capture may use
+// dir at a time.
 func (c *Capturer) Plan(samples []Sample, dir string) ([]Job, error) {
+	if _, err := kvtrace.RemoveTemps(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
 	jobs := make([]Job, len(samples))
 	for i, s := range samples {
 		p, err := c.template.Build(c.tok, s.Document, c.opts.MaxPromptTokens)

@@ -2,6 +2,8 @@ package tracecap
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -295,9 +297,20 @@ func TestCaptureSelectionAndResume(t *testing.T) {
 		t.Error("the selected heads are not model heads 1 and 3 of layer 1")
 	}
 
+	// A capture killed while writing leaves a temporary file; the resume removes it.
+	stale := kvtrace.TempPath(filepath.Join(dir, "sample-000002.kvtrace.safetensors"), "killed")
+	if err := os.WriteFile(stale, []byte("half a trace"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	again, err := c.Plan(samples(), dir)
 	if err != nil || !again[0].Done || !again[1].Done {
 		t.Fatalf("rerun: jobs %+v, %v", again, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the resume left %s: %v", stale, err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "sample-*")); len(names) != 2 {
+		t.Errorf("sample-* matches %v, want the two traces", names)
 	}
 	opts.GenTokens = 6
 	other, err := New(engine, tok, opts)

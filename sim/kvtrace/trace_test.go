@@ -651,8 +651,8 @@ func TestWriterIsAtomic(t *testing.T) {
 		if got, _ := os.ReadFile(path); string(got) != "old" {
 			t.Errorf("before Close the file holds %q, want old", got)
 		}
-		if names := dirEntries(t, dir); len(names) != 2 || !strings.HasPrefix(names[1], "a.safetensors.tmp-") {
-			t.Errorf("while writing the directory holds %v, want the file and a.safetensors.tmp-*", names)
+		if names := dirEntries(t, dir); len(names) != 2 || !strings.HasPrefix(names[0], ".a.safetensors.tmp-") {
+			t.Errorf("while writing the directory holds %v, want the file and .a.safetensors.tmp-*", names)
 		}
 		err = w.Close()
 		if complete != (err == nil) {
@@ -686,7 +686,7 @@ func TestWriterIOError(t *testing.T) {
 	}
 	values := make([]float32, m.Heads*m.Tokens()*m.HeadDim)
 	err = w.WriteLayer(0, values, values, nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "kvtrace "+path+": writing "+path+".tmp-") ||
+	if err == nil || !strings.HasPrefix(err.Error(), "kvtrace "+path+": writing "+TempPath(path, "")) ||
 		!errors.Is(err, os.ErrClosed) {
 		t.Errorf("WriteLayer to a closed file = %v, want a wrapped os.ErrClosed", err)
 	}
@@ -725,5 +725,25 @@ func TestExtraMetadata(t *testing.T) {
 	meta.Extra = map[string]string{"heads": "3"}
 	if _, err := Create(filepath.Join(dir, "u.safetensors"), meta, F32); err == nil || !strings.Contains(err.Error(), `extra key "heads" is a kvtrace key`) {
 		t.Errorf("shadowing key: %v", err)
+	}
+}
+
+// TestRemoveTemps checks that the temporary files of killed writers, hidden and of
+// older versions, are removed, and nothing else.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"sample-000000.kvtrace.safetensors", "notes.tmp-1", ".hidden", "sample.tmp-dir"}
+	stale := []string{".sample-000001.kvtrace.safetensors.tmp-abc", "sample-000002.kvtrace.safetensors.tmp-xyz"}
+	for _, name := range append(slices.Clone(keep[:3]), stale...) {
+		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, keep[3]), 0o755)
+	n, err := RemoveTemps(dir)
+	if err != nil || n != len(stale) {
+		t.Errorf("RemoveTemps = %d, %v; want %d", n, err, len(stale))
+	}
+	want := slices.Sorted(slices.Values(keep))
+	if names := dirEntries(t, dir); !slices.Equal(names, want) {
+		t.Errorf("left %v, want %v", names, want)
 	}
 }
