@@ -98,7 +98,12 @@ func TestRoundTrip(t *testing.T) {
 					want []float32
 				}{{Q, q}, {K, k}, {V, v}}[:len(want.kinds())] {
 					buf, err = tr.Read(c.kind, layer, buf)
-					if err != nil {
+					// Layer 0's q starts with specialValues: +Inf at head 0, token 0, dim 0.
+					if layer == 0 && c.kind == Q {
+						if want := path + ": tensor layer.0.q (layer 0): +Inf at head 0, token 0, dim 0"; err == nil || !strings.Contains(err.Error(), want) {
+							t.Errorf("%s: reading non-finite values = %v, want an error with %q", dtype, err, want)
+						}
+					} else if err != nil {
 						t.Fatal(err)
 					}
 					if !slices.EqualFunc(buf, c.want, sameFloat) {
@@ -745,5 +750,36 @@ func TestRemoveTemps(t *testing.T) {
 	want := slices.Sorted(slices.Values(keep))
 	if names := dirEntries(t, dir); !slices.Equal(names, want) {
 		t.Errorf("left %v, want %v", names, want)
+	}
+}
+
+// TestReadNonFinite checks that a NaN anywhere in a tensor fails the read with the
+// file, tensor, layer and position.
+func TestReadNonFinite(t *testing.T) {
+	m := smallMeta(true)
+	path := filepath.Join(t.TempDir(), "nan.safetensors")
+	err := Write(path, m, BF16, smallTokens, func(l int) (q, k, v []float32, err error) {
+		q, k, v = layerValues(m, l, Q), layerValues(m, l, K), layerValues(m, l, V)
+		if l == 2 {
+			v[(1*m.Tokens()+6)*m.HeadDim+3] = float32(math.NaN()) // head 1, token 6, dim 3
+		}
+		return q, k, v, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, kind := range []Kind{Q, K} {
+		if _, err := tr.Read(kind, 2, nil); err != nil {
+			t.Errorf("%v: %v", kind, err)
+		}
+	}
+	_, err = tr.Read(V, 2, nil)
+	if want := "kvtrace " + path + ": tensor layer.2.v (layer 2): NaN at head 1, token 6, dim 3"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Read = %v, want %q", err, want)
 	}
 }
