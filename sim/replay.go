@@ -71,6 +71,11 @@ func Replay(ctx context.Context, sources []Source, specs []PolicySpec, opts Opti
 	if len(opts.Budgets) == 0 {
 		return nil, errors.New("replay: no budgets")
 	}
+	for _, b := range opts.Budgets {
+		if b.Tokens > MaxBudgetTokens || b.Tokens < 0 || !(b.Fraction >= 0 && b.Fraction <= 1) || (b.Tokens == 0) == (b.Fraction == 0) {
+			return nil, fmt.Errorf("replay: budget %+v: want tokens in [1, %d] or a fraction in (0, 1]", b, MaxBudgetTokens)
+		}
+	}
 	if opts.TopK <= 0 {
 		opts.TopK = 8
 	}

@@ -38,6 +38,10 @@ type span struct{ begin, end int }
 // Open maps the trace at path and validates its header against the kvtrace v1
 // format: every problem is reported as an error naming the file.
 func Open(path string) (*Trace, error) {
+	// Opening a FIFO would wait for a writer: look before opening.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("kvtrace %s: not a regular file (%v)", path, info.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)

@@ -68,6 +68,16 @@ func TestErrors(t *testing.T) {
 		{strings.Replace(base, "recent_share = 0.25", "colour = 2", 1), `policy "h2o": unknown param "colour"`},
 		{base + "[[policy]]\nname = \"h2o\"\n", `policy "h2o": name used twice`},
 		{"budgets = [0.1\n", `s.toml:1: `},
+		{strings.Replace(base, "64]", "9223372036854775807]", 1), `s.toml:2: budgets[2] = 9223372036854775807: a token count must be at most 16777216`},
+		{strings.Replace(base, "64]", "0.02]", 1), `s.toml:2: budgets[2] = 0.02 repeats budgets[0]`},
+		{strings.Replace(base, "seed = 3", "seed = -1", 1), `s.toml:1: seed = -1: a seed must be 0 or more`},
+		{strings.Replace(base, "layers = 1", "layers = 1\nseed = -5", 1), `s.toml:6: synth.seed = -5: a seed must be 0 or more`},
+		{base + "[metrics]\ntop_k = 100000000000\n", `s.toml:12: top_k = 100000000000: want 1 to 16777216`},
+		// A bad second [[policy]] is reported at its own lines, not the first's.
+		{base + "[[policy]]\nname = \"w\"\nsource = \"builtin:nope\"\n", `s.toml:13: policy "w": source "builtin:nope": no builtin policy`},
+		{base + "[[policy]]\nname = \"h2o\"\n", `s.toml:12: policy "h2o": name used twice`},
+		{base + "[[policy]]\nsource = \"builtin:window\"\n", `s.toml:11: policy[1]: missing name`},
+		{base + "[[policy]]\nname = \"w\"\nsource = \"builtin:window\"\nparams = { sink = -1 }\n", `s.toml:13: policy "w": param "sink"`},
 		{"seed = \"x\"\n", `s.toml:1: key "seed": incompatible types`},
 		{strings.Replace(base, "[synth]", "traces = [\"[\"]\n[synth]", 1), `bad glob`},
 	} {
