@@ -48,6 +48,7 @@ func preset(name string) (Config, bool) {
 		DoLayerNormBefore:          true,
 		LayerNormElementwiseAffine: true,
 		EnableBias:                 true,
+		TieWordEmbeddings:          true,
 		ActivationFunction:         "relu",
 		BOSTokenID:                 2,
 		EOSTokenID:                 2,
@@ -142,8 +143,17 @@ func (o SynthOptions) Config() (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
+	for _, t := range synthTensors(c) {
+		if n, ok := checkedProduct(t.shape); !ok || n > MaxSynthTensor {
+			return Config{}, fmt.Errorf("tensor %s %v has more than %d elements, the most a synthesized tensor may have", t.name, t.shape, MaxSynthTensor)
+		}
+	}
 	return c, nil
 }
+
+// MaxSynthTensor bounds the elements of one synthesized tensor, which WriteSynth
+// holds in memory while it writes it (2^30: 2 GiB in f16, above opt-175b's largest).
+const MaxSynthTensor = 1 << 30
 
 func (o SynthOptions) dtype() DType {
 	if o.DType == 0 {
