@@ -330,7 +330,10 @@ func TestCaptureOptionErrors(t *testing.T) {
 	}{
 		{Options{Template: "no placeholder"}, "placeholders"},
 		{Options{GenTokens: -1}, "generated tokens"},
-		{Options{GenTokens: 100, MaxPromptTokens: 40}, "positions"},
+		{Options{GenTokens: 100, MaxPromptTokens: 40}, "40 prompt tokens and 100 generated exceed the model's 128 positions; allow at most 28 prompt tokens"},
+		{Options{GenTokens: 127}, "127 generated tokens leave no room for a prompt in the model's 128 positions; generate at most 126"},
+		{Options{GenTokens: 64, MaxPromptTokens: 1}, "a prompt of at most 1 tokens cannot hold the text: a prompt needs at least 2"},
+		{Options{GenTokens: 64, MaxPromptTokens: -5}, "a prompt of at most -5 tokens"},
 		{Options{Layers: []int{2}}, "layer 2 out of range [0, 2)"},
 		{Options{Heads: []int{1, 1}}, "head 1 selected twice"},
 		{Options{Layers: []int{}}, "no layers"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
@@ -39,6 +38,10 @@ The report found that most people in the region had been affected by the floods 
 A spokesperson for the company said it was working with the council to find a solution.
 Fans have been asked to arrive early because of the work on the roads around the stadium.
 `
+
+// maxCorpusBytes bounds -corpus: the tokenizer of a test model trains on a few
+// MiB of text at most.
+const maxCorpusBytes = 64 << 20
 
 func runModelSynth(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "model synth", "model synth [flags] OUT_DIR",
@@ -83,11 +86,9 @@ func runModelSynth(ctx context.Context, e *env, args []string) error {
 	}
 	text := synthCorpus
 	if *corpus != "" {
-		data, err := os.ReadFile(*corpus)
-		if err != nil {
+		if text, err = readSmallFile("-corpus", *corpus, maxCorpusBytes); err != nil {
 			return err
 		}
-		text = string(data)
 	}
 	o := checkpoint.SynthOptions{Preset: *preset, NumHiddenLayers: *layers, HiddenSize: *hidden, NumAttentionHeads: *heads,
 		FFNDim: *ffn, VocabSize: *vocab, MaxPositionEmbeddings: *positions, WordEmbedProjDim: *embedDim,
