@@ -111,8 +111,9 @@ func percent(t *testing.T, s string) float64 {
 }
 
 // TestEmbeddedDemoMatchesFile: `kvsim replay` with no scenario runs the same demo.
+// The flag comes after the scenario, as --flag: both as git and kubectl take them.
 func TestEmbeddedDemoMatchesFile(t *testing.T) {
-	a := run(t, "replay", "-format", "csv", "../scenarios/demo.toml")
+	a := run(t, "replay", "../scenarios/demo.toml", "--format", "csv")
 	b := run(t, "replay", "-format", "csv")
 	if a.code != 0 || b.code != 0 {
 		t.Fatalf("exit %d/%d: %s %s", a.code, b.code, a.stderr, b.stderr)
