@@ -244,6 +244,19 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s -plot out.gif: exit %d, %q", cmd, r.code, r.stderr)
 		}
 	}
+	// An output that cannot be written fails before anything else, even the scenario.
+	missing := filepath.Join(dir, "no-such-folder")
+	for _, args := range [][]string{
+		{"replay", "-out", filepath.Join(missing, "r.json"), "no-scenario.toml"},
+		{"replay", "-plot", filepath.Join(missing, "r.svg"), "no-scenario.toml"},
+		{"validate", "-state", filepath.Join(missing, "v.jsonl"), "no-scenario.toml"},
+		{"validate", "-out", filepath.Join(dir, "v.json"), "-plot", filepath.Join(missing, "v.svg"), "no-scenario.toml"},
+	} {
+		r = run(t, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "cannot write "+missing) {
+			t.Errorf("%q: exit %d, %q; want a failure naming %s", args, r.code, r.stderr, missing)
+		}
+	}
 	r = run(t, "frobnicate")
 	if r.code != 2 || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
 		t.Errorf("bad command: exit %d, %q", r.code, r.stderr)

@@ -116,6 +116,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
 	}
+	if *state == "" && *out != "" {
+		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
+	}
+	if err := checkOutputs(*out, *plotPath, *state); err != nil {
+		return err
+	}
 	sc, err := scenario.Load(fs.Arg(0))
 	if err != nil {
 		return err
@@ -126,12 +132,6 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	}
 	if *device == "" {
 		*device = v.Device
-	}
-	if *state == "" && *out != "" {
-		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
-	}
-	if err := checkOutputs(*out, *plotPath, *state); err != nil {
-		return err
 	}
 
 	in, err := openValidation(sc, *device, *threads)
