@@ -202,7 +202,7 @@ func (s *Scenario) check() error {
 		}
 		spec, err := s.resolve(p)
 		if err != nil {
-			return s.errorf(key+".source", "policy %q: %v", p.Name, err)
+			return s.policyErrorf(i, err)
 		}
 		s.specs = append(s.specs, spec)
 	}
@@ -257,9 +257,24 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 		return newPolicy(params)
 	}
 	if _, err := make(); err != nil {
-		return sim.PolicySpec{}, err
+		return sim.PolicySpec{}, paramsError{err}
 	}
 	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true}, nil
+}
+
+// paramsError marks a policy's refusal of its params, reported at its params line.
+type paramsError struct{ error }
+
+func (e paramsError) Unwrap() error { return e.error }
+
+// policyErrorf reports err of the i-th [[policy]] at the line of its key that
+// caused it.
+func (s *Scenario) policyErrorf(i int, err error) error {
+	key := fmt.Sprintf("policy[%d].source", i)
+	if errors.As(err, new(paramsError)) {
+		key = fmt.Sprintf("policy[%d].params", i)
+	}
+	return s.errorf(key, "policy %q: %v", s.Policy[i].Name, err)
 }
 
 // relative anchors a path from the scenario at the scenario's directory.
@@ -276,10 +291,10 @@ func (s *Scenario) Specs() ([]sim.PolicySpec, error) {
 		return slices.Clone(s.specs), nil
 	}
 	var specs []sim.PolicySpec
-	for _, p := range s.Policy {
+	for i, p := range s.Policy {
 		spec, err := s.resolve(p)
 		if err != nil {
-			return nil, s.errorf("policy.source", "policy %q: %v", p.Name, err)
+			return nil, s.policyErrorf(i, err)
 		}
 		specs = append(specs, spec)
 	}

@@ -77,7 +77,7 @@ func TestErrors(t *testing.T) {
 		{base + "[[policy]]\nname = \"w\"\nsource = \"builtin:nope\"\n", `s.toml:13: policy "w": source "builtin:nope": no builtin policy`},
 		{base + "[[policy]]\nname = \"h2o\"\n", `s.toml:12: policy "h2o": name used twice`},
 		{base + "[[policy]]\nsource = \"builtin:window\"\n", `s.toml:11: policy[1]: missing name`},
-		{base + "[[policy]]\nname = \"w\"\nsource = \"builtin:window\"\nparams = { sink = -1 }\n", `s.toml:13: policy "w": param "sink"`},
+		{base + "[[policy]]\nname = \"w\"\nsource = \"builtin:window\"\nparams = { sink = -1 }\n", `s.toml:14: policy "w": param "sink"`},
 		{"seed = \"x\"\n", `s.toml:1: key "seed": incompatible types`},
 		{strings.Replace(base, "[synth]", "traces = [\"[\"]\n[synth]", 1), `bad glob`},
 	} {
