@@ -33,6 +33,11 @@ const maxLinks = 40
 // resolve follows symlinks from path to the file a write lands on. info is that
 // file's, or nil when it does not exist yet.
 func resolve(path string) (target string, info fs.FileInfo, err error) {
+	// A device or pipe is opened through its links as they are, /dev/stdout's
+	// /proc/self/fd/1 -> pipe:[N] included, which no path spells.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() && !info.IsDir() {
+		return path, info, nil
+	}
 	target = path
 	for range maxLinks {
 		info, err = os.Lstat(target)

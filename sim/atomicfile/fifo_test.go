@@ -51,4 +51,9 @@ func TestWriteIntoFIFO(t *testing.T) {
 	if info, err := os.Lstat(path); err != nil || info.Mode()&os.ModeNamedPipe == 0 {
 		t.Errorf("the FIFO was replaced: %v, %v", info, err)
 	}
+	// /dev/stdout is a link to /proc/self/fd/1, itself a link to "pipe:[N]" when
+	// stdout is a pipe: no path a rename could use.
+	if err := CheckWritable("/dev/stdout"); err != nil {
+		t.Errorf("/dev/stdout: %v", err)
+	}
 }
