@@ -103,6 +103,11 @@ func runJobs(ctx context.Context, sources []Source, specs []PolicySpec, opts Opt
 	if opts.Compare != "" && !slices.ContainsFunc(specs, func(s PolicySpec) bool { return s.Name == opts.Compare }) {
 		return nil, nil, nil, fmt.Errorf("replay: compare: no policy %q", opts.Compare)
 	}
+	for _, b := range opts.Budgets {
+		if b.Tokens > MaxBudgetTokens || b.Tokens < 0 || !(b.Fraction >= 0 && b.Fraction <= 1) || (b.Tokens == 0) == (b.Fraction == 0) {
+			return nil, nil, nil, fmt.Errorf("replay: budget %+v: want tokens in [1, %d] or a fraction in (0, 1]", b, MaxBudgetTokens)
+		}
+	}
 	if opts.TopK <= 0 {
 		opts.TopK = 8
 	}

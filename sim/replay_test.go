@@ -340,3 +340,26 @@ func TestCompensationByHand(t *testing.T) {
 		t.Errorf("accounting %+v", c)
 	}
 }
+
+// TestSizesFromInput checks that a budget too large to hold is refused, and that a
+// top-k beyond the trace's tokens allocates for the tokens only: with k at least
+// every token, the window keeps exactly its share of the top set.
+func TestSizesFromInput(t *testing.T) {
+	w := []PolicySpec{spec("window", window.New, map[string]any{"sink": 1.0})}
+	for _, b := range []Budget{{Tokens: math.MaxInt}, {Tokens: MaxBudgetTokens + 1}, {Tokens: -1}, {Fraction: 2}} {
+		if _, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{b}, Threads: 1}); err == nil {
+			t.Errorf("budget %+v accepted", b)
+		}
+	}
+	huge, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{{Tokens: 2}}, TopK: 1 << 40, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{{Tokens: 2}}, TopK: 6, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := huge.Cell(0, 0).TopKHitRate, all.Cell(0, 0).TopKHitRate; got != want {
+		t.Errorf("top-k hit rate with k = 2^40: %v, want %v as with k = all 6 tokens", got, want)
+	}
+}

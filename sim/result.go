@@ -19,6 +19,10 @@ type Budget struct {
 	Tokens   int     `json:"tokens,omitempty"`
 }
 
+// MaxBudgetTokens bounds a budget in tokens: 16 Mi tokens is beyond any model's
+// context, and keeps Budget+Slack and the slot width far from overflow.
+const MaxBudgetTokens = 1 << 24
+
 // TokensFor resolves the budget for a prompt of p tokens (at least one token).
 func (b Budget) TokensFor(p int) int {
 	if b.Tokens > 0 {

@@ -45,7 +45,7 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 	r := jobResult{stats: make([]instanceStats, n), failed: make([]error, n), budget: make([]int, n),
 		nominal: make([]int, n), stateBytes: make([]int, n), heads: meta.Heads, headDim: meta.HeadDim}
 	l := &w.data
-	l.topKWant = w.opts.TopK
+	l.topKWant = min(w.opts.TopK, meta.Tokens()) // a row has at most Tokens() entries
 	l.perf = Perf{}
 	start := time.Now()
 	if err := l.load(src, layer, meta, w.withV); err != nil {

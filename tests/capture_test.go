@@ -118,6 +118,10 @@ func TestCaptureBadInput(t *testing.T) {
 		{"too long", []string{"-model", model, "-data", good, "-out", out, "-gen", "60", "-max-prompt", "10"}, 2,
 			"exceed the model's 64 positions"},
 		{"bad template", []string{"-model", model, "-data", good, "-out", out, "-template", "Summarize:"}, 2, "placeholders"},
+		{"endless template", []string{"-model", model, "-data", good, "-out", out, "-template-file", "/dev/zero"}, 2,
+			"-template-file /dev/zero: more than 1 MiB"},
+		{"one-token prompts", []string{"-model", model, "-data", good, "-out", out, "-max-prompt", "1", "-gen", "8"}, 2,
+			"a prompt of at most 1 tokens cannot hold the text: a prompt needs at least 2"},
 	}
 	for _, c := range cases {
 		r := run(t, append([]string{"capture"}, c.args...)...)
@@ -131,6 +135,14 @@ func TestCaptureBadInput(t *testing.T) {
 	r := run(t, "model", "synth", "-preset", "opt-7b", filepath.Join(dir, "m2"))
 	if r.code != 2 || !strings.Contains(r.stderr, `unknown preset "opt-7b"`) {
 		t.Errorf("model synth with a bad preset: exit %d, %q", r.code, r.stderr)
+	}
+	r = run(t, "model", "synth", "-layers", "100000000", filepath.Join(dir, "m3"))
+	if r.code != 2 || !strings.Contains(r.stderr, "num_hidden_layers is 100000000, want a positive size of at most 1024") {
+		t.Errorf("model synth with 10^8 layers: exit %d, %q", r.code, r.stderr)
+	}
+	r = run(t, "model", "synth", "-corpus", "/dev/zero", filepath.Join(dir, "m4"))
+	if r.code != 2 || !strings.Contains(r.stderr, "-corpus /dev/zero: more than 64 MiB") {
+		t.Errorf("model synth with an endless corpus: exit %d, %q", r.code, r.stderr)
 	}
 }
 

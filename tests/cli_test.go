@@ -113,8 +113,9 @@ func percent(t *testing.T, s string) float64 {
 }
 
 // TestEmbeddedDemoMatchesFile: `kvsim replay` with no scenario runs the same demo.
+// The flag comes after the scenario, as --flag: both as git and kubectl take them.
 func TestEmbeddedDemoMatchesFile(t *testing.T) {
-	a := run(t, "replay", "-format", "csv", "../scenarios/demo.toml")
+	a := run(t, "replay", "../scenarios/demo.toml", "--format", "csv")
 	b := run(t, "replay", "-format", "csv")
 	if a.code != 0 || b.code != 0 {
 		t.Fatalf("exit %d/%d: %s %s", a.code, b.code, a.stderr, b.stderr)
@@ -247,6 +248,19 @@ func TestBadInput(t *testing.T) {
 		r = run(t, cmd, "-plot", "out.gif", "no-scenario.toml")
 		if r.code != 2 || !strings.Contains(r.stderr, "out.gif: want a .png, .svg or .pdf file") {
 			t.Errorf("%s -plot out.gif: exit %d, %q", cmd, r.code, r.stderr)
+		}
+	}
+	// An output that cannot be written fails before anything else, even the scenario.
+	missing := filepath.Join(dir, "no-such-folder")
+	for _, args := range [][]string{
+		{"replay", "-out", filepath.Join(missing, "r.json"), "no-scenario.toml"},
+		{"replay", "-plot", filepath.Join(missing, "r.svg"), "no-scenario.toml"},
+		{"validate", "-state", filepath.Join(missing, "v.jsonl"), "no-scenario.toml"},
+		{"validate", "-out", filepath.Join(dir, "v.json"), "-plot", filepath.Join(missing, "v.svg"), "no-scenario.toml"},
+	} {
+		r = run(t, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "cannot write "+missing) {
+			t.Errorf("%q: exit %d, %q; want a failure naming %s", args, r.code, r.stderr, missing)
 		}
 	}
 	r = run(t, "frobnicate")

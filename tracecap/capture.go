@@ -67,13 +67,20 @@ func New(engine *gpu.Engine, tok *tokenizer.Tokenizer, o Options) (*Capturer, er
 	if o.GenTokens < 0 {
 		return nil, fmt.Errorf("capture: %d generated tokens", o.GenTokens)
 	}
-	room := cfg.MaxPositionEmbeddings - o.GenTokens
-	if o.MaxPromptTokens == 0 {
+	positions := cfg.MaxPositionEmbeddings
+	room := positions - o.GenTokens // positions left for the prompt
+	switch {
+	case room < 2:
+		return nil, fmt.Errorf("capture: %d generated tokens leave no room for a prompt in the model's %d positions; generate at most %d",
+			o.GenTokens, positions, positions-2)
+	case o.MaxPromptTokens < 0 || o.MaxPromptTokens == 1:
+		return nil, fmt.Errorf("capture: a prompt of at most %d tokens cannot hold the text: a prompt needs at least 2 (</s> and one token of text)",
+			o.MaxPromptTokens)
+	case o.MaxPromptTokens > room:
+		return nil, fmt.Errorf("capture: %d prompt tokens and %d generated exceed the model's %d positions; allow at most %d prompt tokens, or generate fewer",
+			o.MaxPromptTokens, o.GenTokens, positions, room)
+	case o.MaxPromptTokens == 0:
 		o.MaxPromptTokens = room
-	}
-	if o.MaxPromptTokens < 2 || o.MaxPromptTokens > room {
-		return nil, fmt.Errorf("capture: at most %d prompt tokens and %d generated exceed the model's %d positions, or leave no room for a prompt",
-			o.MaxPromptTokens, o.GenTokens, cfg.MaxPositionEmbeddings)
 	}
 	switch o.DType {
 	case kvtrace.F16, kvtrace.BF16, kvtrace.F32:
@@ -146,8 +153,13 @@ func TracePath(dir string, index int) string {
 }
 
 // Plan builds each sample's prompt and finds the traces already in dir. A trace
-// there that was captured with other options is an error.
+// there that was captured with other options is an error. It removes the
+// temporary files of an interrupted capture into dir, so only one capture may use
+// dir at a time.
 func (c *Capturer) Plan(samples []Sample, dir string) ([]Job, error) {
+	if _, err := kvtrace.RemoveTemps(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
 	jobs := make([]Job, len(samples))
 	for i, s := range samples {
 		p, err := c.template.Build(c.tok, s.Document, c.opts.MaxPromptTokens)

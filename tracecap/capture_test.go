@@ -2,6 +2,8 @@ package tracecap
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -295,9 +297,20 @@ func TestCaptureSelectionAndResume(t *testing.T) {
 		t.Error("the selected heads are not model heads 1 and 3 of layer 1")
 	}
 
+	// A capture killed while writing leaves a temporary file; the resume removes it.
+	stale := kvtrace.TempPath(filepath.Join(dir, "sample-000002.kvtrace.safetensors"), "killed")
+	if err := os.WriteFile(stale, []byte("half a trace"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	again, err := c.Plan(samples(), dir)
 	if err != nil || !again[0].Done || !again[1].Done {
 		t.Fatalf("rerun: jobs %+v, %v", again, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the resume left %s: %v", stale, err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "sample-*")); len(names) != 2 {
+		t.Errorf("sample-* matches %v, want the two traces", names)
 	}
 	opts.GenTokens = 6
 	other, err := New(engine, tok, opts)
@@ -317,7 +330,10 @@ func TestCaptureOptionErrors(t *testing.T) {
 	}{
 		{Options{Template: "no placeholder"}, "placeholders"},
 		{Options{GenTokens: -1}, "generated tokens"},
-		{Options{GenTokens: 100, MaxPromptTokens: 40}, "positions"},
+		{Options{GenTokens: 100, MaxPromptTokens: 40}, "40 prompt tokens and 100 generated exceed the model's 128 positions; allow at most 28 prompt tokens"},
+		{Options{GenTokens: 127}, "127 generated tokens leave no room for a prompt in the model's 128 positions; generate at most 126"},
+		{Options{GenTokens: 64, MaxPromptTokens: 1}, "a prompt of at most 1 tokens cannot hold the text: a prompt needs at least 2"},
+		{Options{GenTokens: 64, MaxPromptTokens: -5}, "a prompt of at most -5 tokens"},
 		{Options{Layers: []int{2}}, "layer 2 out of range [0, 2)"},
 		{Options{Heads: []int{1, 1}}, "head 1 selected twice"},
 		{Options{Layers: []int{}}, "no layers"},

@@ -19,6 +19,10 @@ import (
 	"github.com/kvsim/kvsim/tracecap"
 )
 
+// maxTemplateBytes bounds -template-file: a prompt template is a few lines
+// around the document.
+const maxTemplateBytes = 1 << 20
+
 func runCapture(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "capture", "capture -model DIR -data FILE.jsonl -out DIR [flags]",
 		"Runs an OPT checkpoint (a Hugging Face directory: config.json, weights, vocab.json,\n"+
@@ -71,11 +75,9 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Errorf("capture: %w", err)}
 	}
 	if *templateFile != "" {
-		text, err := os.ReadFile(*templateFile)
-		if err != nil {
+		if *template, err = readSmallFile("-template-file", *templateFile, maxTemplateBytes); err != nil {
 			return err
 		}
-		*template = string(text)
 	}
 
 	// The dataset first: a mistake in it should not wait for a big model to load.

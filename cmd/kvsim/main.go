@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // command is one subcommand (or a group, like "trace", whose run dispatches further).
@@ -67,8 +68,14 @@ func printUsage(w io.Writer) {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGINT and SIGTERM cancel ctx: a long command stops at its next check and
+	// removes its temporary files. A second signal kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr)}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
@@ -119,14 +126,45 @@ func newFlags(e *env, name, synopsis, about string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags and turns flag errors into usage errors.
+// parse parses flags and turns flag errors into usage errors. Every command parses
+// through it, so that all of them take flags before and after their positional
+// arguments, as -flag or --flag; everything after a lone "--" is positional.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(io.Discard)
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(io.Discard)
+				return err
+			}
+			return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
 		}
-		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if stop := len(args) - len(rest); stop > 0 && args[stop-1] == "--" && (stop < 2 || !takesValue(fs, args[stop-2])) {
+			positional = append(positional, rest...) // flag.Parse stopped at "--"
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...)) // leaves fs.Args() = positional
+}
+
+// takesValue says whether arg is a flag that consumes the next argument as its
+// value: a non-boolean flag written without "=".
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(arg, "-")
+	name = strings.TrimPrefix(name, "-")
+	if !ok || name == "" || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !b.IsBoolFlag()
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
@@ -21,7 +21,7 @@ func runModel(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	if args[0] == "synth" {
-		return runModelSynth(e, args[1:])
+		return runModelSynth(ctx, e, args[1:])
 	}
 	return usageError{fmt.Errorf("model: unknown subcommand %q (want synth)", args[0])}
 }
@@ -39,7 +39,11 @@ A spokesperson for the company said it was working with the council to find a so
 Fans have been asked to arrive early because of the work on the roads around the stadium.
 `
 
-func runModelSynth(e *env, args []string) error {
+// maxCorpusBytes bounds -corpus: the tokenizer of a test model trains on a few
+// MiB of text at most.
+const maxCorpusBytes = 64 << 20
+
+func runModelSynth(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "model synth", "model synth [flags] OUT_DIR",
 		"Writes a complete random OPT checkpoint directory for tests and demos: config.json,\n"+
 			"model.safetensors and pytorch_model.bin, and a small byte-level BPE tokenizer\n"+
@@ -82,11 +86,9 @@ func runModelSynth(e *env, args []string) error {
 	}
 	text := synthCorpus
 	if *corpus != "" {
-		data, err := os.ReadFile(*corpus)
-		if err != nil {
+		if text, err = readSmallFile("-corpus", *corpus, maxCorpusBytes); err != nil {
 			return err
 		}
-		text = string(data)
 	}
 	o := checkpoint.SynthOptions{Preset: *preset, NumHiddenLayers: *layers, HiddenSize: *hidden, NumAttentionHeads: *heads,
 		FFNDim: *ffn, VocabSize: *vocab, MaxPositionEmbeddings: *positions, WordEmbedProjDim: *embedDim,
@@ -96,7 +98,10 @@ func runModelSynth(e *env, args []string) error {
 		return usageError{fmt.Errorf("model synth: %w", err)}
 	}
 	dir := fs.Arg(0)
-	if err := checkpoint.WriteSynth(dir, o); err != nil {
+	if err := checkpoint.WriteSynthContext(ctx, dir, o); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("model synth interrupted; %s was not written", dir)
+		}
 		return err
 	}
 	norm := "pre-LN"

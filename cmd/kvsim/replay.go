@@ -55,6 +55,9 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("replay: want one scenario, got %d", fs.NArg())}
 	}
+	if err := checkOutputs(*out, *plotPath); err != nil {
+		return err
+	}
 	sc, err := loadScenario(fs.Arg(0))
 	if err != nil {
 		return err

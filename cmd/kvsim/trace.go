@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -27,7 +28,7 @@ func runTrace(ctx context.Context, e *env, args []string) error {
 	}
 	switch args[0] {
 	case "synth":
-		return runTraceSynth(e, args[1:])
+		return runTraceSynth(ctx, e, args[1:])
 	case "info":
 		return runTraceInfo(e, args[1:])
 	}
@@ -42,7 +43,7 @@ func presetNames() string {
 	return strings.Join(names, ", ")
 }
 
-func runTraceSynth(e *env, args []string) error {
+func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "trace synth", "trace synth [flags] -out DIR",
 		"Writes synthetic kvtrace files (one per sample) for an OPT shape. The attention has\n"+
 			"sinks, a recency band, heavy hitters, late-important tokens and diverse heads; the\n"+
@@ -81,7 +82,10 @@ func runTraceSynth(e *env, args []string) error {
 			return usageError{fmt.Errorf("trace synth: %w", err)}
 		}
 		path := filepath.Join(*out, fmt.Sprintf("%s-s%d-%03d.kvtrace.safetensors", *preset, *seed, i))
-		if err := synth.WriteFile(path, opts, dt); err != nil {
+		if err := synth.WriteFile(ctx, path, opts, dt); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("trace synth interrupted after %d of %d samples; nothing half-written is left", i, *samples)
+			}
 			return err
 		}
 		fmt.Fprintln(e.stdout, path)

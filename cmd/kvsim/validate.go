@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -134,6 +134,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
 	}
+	if *state == "" && *out != "" && sp == nil {
+		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
+	}
+	if err := checkOutputs(*out, *plotPath, *state); err != nil {
+		return err
+	}
 	sc, err := scenario.Load(fs.Arg(0))
 	if err != nil {
 		return err
@@ -149,9 +155,6 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	}
 	if *device == "" {
 		*device = v.Device
-	}
-	if *state == "" && *out != "" && sp == nil {
-		*state = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".cells.jsonl"
 	}
 
 	in, err := openValidation(sc, *device, *threads)
@@ -450,8 +453,13 @@ func rankAgreement(cells []validatedCell, seed uint64) []agreement {
 
 func cellKey(policy, budget string) string { return policy + "\x00" + budget }
 
+// maxStateBytes bounds the state file read on resume: a cell's line is under
+// 1 KiB, so this is room for a quarter of a million cells.
+const maxStateBytes = 256 << 20
+
 // readCells reads the finished cells of a state file; a missing file has none. A
-// torn last line (an interrupted write) is ignored.
+// torn last line (an interrupted write, a full disk) is cut off the file, so that
+// the next cell appended starts a line of its own.
 func readCells(path string) (map[string]validate.Cell, error) {
 	cells := map[string]validate.Cell{}
 	if path == "" {
@@ -464,21 +472,32 @@ func readCells(path string) (map[string]validate.Cell, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	data, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	if len(data) > maxStateBytes {
+		return nil, fmt.Errorf("state %s: larger than %d MiB; is it a state file?", path, maxStateBytes>>20)
+	}
+	complete := 0 // bytes of whole, readable lines
+	for line := 1; complete < len(data); line++ {
+		text, rest, ended := bytes.Cut(data[complete:], []byte("\n"))
 		var c validate.Cell
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			if !sc.Scan() { // the last line: torn by an interruption
-				break
-			}
+		err := json.Unmarshal(text, &c)
+		if !ended || (err != nil && len(bytes.TrimSpace(rest)) == 0) {
+			break // the last line, torn by an interruption
+		}
+		if err != nil {
 			return nil, fmt.Errorf("state %s:%d: %w", path, line, err)
 		}
 		cells[cellKey(c.Policy, c.Budget)] = c
+		complete += len(text) + 1
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("state %s: %w", path, err)
+	if complete < len(data) {
+		if err := os.Truncate(path, int64(complete)); err != nil {
+			return nil, fmt.Errorf("state %s: cutting off the torn last line: %w", path, err)
+		}
 	}
 	return cells, nil
 }

@@ -50,6 +50,14 @@ func TestReadCells(t *testing.T) {
 	if err != nil || len(cells) != 2 || cells[cellKey("auv", "10%")].NLL != 1.25 {
 		t.Errorf("cells %v, %v", cells, err)
 	}
+	// The resumed run appends after the torn line is cut: the next resume reads all.
+	if err := appendCell(path, &validate.Cell{Policy: "window", Budget: "10%", NLL: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cells, err = readCells(path)
+	if err != nil || len(cells) != 3 || cells[cellKey("window", "10%")].NLL != 2 {
+		t.Errorf("after a resume from a torn state: cells %v, %v", cells, err)
+	}
 	// A bad line before the last is not an interruption: an error naming the line.
 	os.WriteFile(path, []byte("{bad\n{\"policy\": \"x\"}\n"), 0o644)
 	if _, err := readCells(path); err == nil {

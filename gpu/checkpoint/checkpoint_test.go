@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -197,19 +198,49 @@ func TestNamePrefixes(t *testing.T) {
 	}
 }
 
+// TestLMHeadTied checks the head transformers would use: with tie_word_embeddings
+// true (the default) the embedding, even when the file holds an lm_head.weight of
+// different values; with it false, the stored lm_head.weight.
+func TestLMHeadTied(t *testing.T) {
+	c, ts := tinyTensors(t, "model.decoder.")
+	head := rawTensor{name: "lm_head.weight", dtype: "F16", shape: []int{c.VocabSize, c.WordEmbedProjDim},
+		data: synthTensor{shape: []int{c.VocabSize, c.WordEmbedProjDim}, std: 1, zeroRow: -1}.bytes(99, F16)}
+	files := map[string][]byte{SafetensorsFile: encodeSafetensors(t, append(ts, head))}
+	for _, tc := range []struct {
+		tie  any // nil: the key is absent
+		want string
+	}{{nil, "model.decoder.embed_tokens.weight"}, {true, "model.decoder.embed_tokens.weight"}, {false, "lm_head.weight"}} {
+		config := configMap(t, c)
+		delete(config, "tie_word_embeddings")
+		if tc.tie != nil {
+			config["tie_word_embeddings"] = tc.tie
+		}
+		m, err := Load(writeDir(t, config, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := m.Weights
+		if w.LMHead.Name != tc.want || (tc.want == "lm_head.weight") != !bytes.Equal(w.LMHead.Data, w.EmbedTokens.Data) {
+			t.Errorf("tie_word_embeddings %v: the head is %s", tc.tie, w.LMHead.Name)
+		}
+		m.Close()
+	}
+	config := configMap(t, c)
+	config["tie_word_embeddings"] = false
+	if _, err := Load(writeDir(t, config, map[string][]byte{SafetensorsFile: encodeSafetensors(t, ts)})); err == nil ||
+		!strings.Contains(err.Error(), "missing tensor lm_head.weight") {
+		t.Errorf("untied without lm_head.weight: %v", err)
+	}
+}
+
 func TestLMHeadWritten(t *testing.T) {
 	o := tiny()
 	o.WriteLMHead = true
 	dir := writeSynth(t, o)
-
-	st := loadFormat(t, dir, Safetensors).Weights
-	if st.LMHead == st.EmbedTokens || st.LMHead.Name != "lm_head.weight" || !bytes.Equal(st.LMHead.Data, st.EmbedTokens.Data) {
-		t.Errorf("safetensors: lm_head %q is not a copy of embed_tokens", st.LMHead.Name)
-	}
-	// torch.save stores tied weights once; both tensors must view the same mapped bytes.
-	pt := loadFormat(t, dir, PyTorch).Weights
-	if pt.LMHead.Name != "lm_head.weight" || &pt.LMHead.Data[0] != &pt.EmbedTokens.Data[0] || len(pt.LMHead.Data) != len(pt.EmbedTokens.Data) {
-		t.Errorf("pytorch: lm_head %q does not share embed_tokens' storage", pt.LMHead.Name)
+	for _, format := range []Format{Safetensors, PyTorch} {
+		if w := loadFormat(t, dir, format).Weights; w.LMHead != w.EmbedTokens {
+			t.Errorf("%v: the tied head is %s, not the embedding", format, w.LMHead.Name)
+		}
 	}
 }
 
@@ -346,6 +377,7 @@ func TestPythonReadsSynth(t *testing.T) {
 	o.Preset = "opt-350m"
 	o.DType = BF16
 	dir := writeSynth(t, o)
+	untie(t, dir) // so that Load binds the stored lm_head.weight too
 	cmd := exec.Command(python, "testdata/crosscheck.py", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -409,6 +441,8 @@ func TestSynthOptionErrors(t *testing.T) {
 		{func(o *SynthOptions) { o.NamePrefix = "transformer." }, `name prefix "transformer."`},
 		{func(o *SynthOptions) { o.NumAttentionHeads = 5 }, "hidden_size 16 is not divisible by num_attention_heads 5"},
 		{func(o *SynthOptions) { o.DType = 9 }, "dtype DType(9)"},
+		{func(o *SynthOptions) { o.NumHiddenLayers = 100_000_000 }, "num_hidden_layers is 100000000, want a positive size of at most 1024"},
+		{func(o *SynthOptions) { o.HiddenSize, o.FFNDim = 32768, 65536 }, "has more than 1073741824 elements"},
 	} {
 		o := tiny()
 		c.change(&o)
@@ -435,7 +469,7 @@ func TestSynthConfigFollowsPreset(t *testing.T) {
 		NameOrPath: "kvsim/synth-opt-13b", VocabSize: 50272, HiddenSize: 5120, NumHiddenLayers: 40,
 		NumAttentionHeads: 40, FFNDim: 20480, MaxPositionEmbeddings: 2048, WordEmbedProjDim: 5120,
 		LayerNormElementwiseAffine: true, EnableBias: true, ActivationFunction: "relu",
-		BOSTokenID: 2, EOSTokenID: 2, PadTokenID: 1, TorchDType: "float16",
+		BOSTokenID: 2, EOSTokenID: 2, PadTokenID: 1, TorchDType: "float16", TieWordEmbeddings: true,
 	}
 	if c != want {
 		t.Errorf("opt-13b, post-LN: %+v, want %+v", c, want)
@@ -497,6 +531,7 @@ func TestLoadsPythonWrittenArchive(t *testing.T) {
 		t.Fatalf("torchsave.py: %v\n%s", err, out)
 	}
 	want := byCanonicalName(t, &loadFormat(t, dir, Safetensors).Weights)
+	untie(t, dir) // so that Load binds the stored lm_head.weight
 	m := loadFormat(t, dir, PyTorch)
 	got := byCanonicalName(t, &m.Weights)
 	if len(got) != len(want)+1 || len(m.Unused) != 0 { // + lm_head
@@ -514,5 +549,55 @@ func TestLoadsPythonWrittenArchive(t *testing.T) {
 	l := w.Layers[0]
 	if gap := uintptr(unsafe.Pointer(&l.KProj.Weight.Data[0])) - uintptr(unsafe.Pointer(&l.QProj.Weight.Data[0])); gap != 16*16*2 {
 		t.Errorf("k_proj starts %d bytes after q_proj in the fused storage, want 512", gap)
+	}
+}
+
+// TestArchiveBomb checks that a small archive whose pickle inflates past
+// MaxPickleBytes is refused without inflating it all, whether or not its sizes
+// tell the truth.
+func TestArchiveBomb(t *testing.T) {
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Deflate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for range MaxPickleBytes>>20 + 1 {
+		w.Write(zeros)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	archive := out.Bytes()
+	if _, err := parseTorchZip(archive); err == nil || !strings.Contains(err.Error(), "archive/data.pkl: 68157440 bytes, more than the 67108864") {
+		t.Errorf("a %d-byte archive holding a 65 MiB pickle: %v", len(archive), err)
+	}
+	// The same with the central directory's size lowered to 1 KiB: the inflation stops.
+	i := bytes.LastIndex(archive, []byte("PK\x01\x02"))
+	binary.LittleEndian.PutUint32(archive[i+24:], 1024)
+	if _, err := parseTorchZip(archive); err == nil || !strings.Contains(err.Error(), "archive/data.pkl:") {
+		t.Errorf("a pickle lying about its size: %v", err)
+	}
+}
+
+// untie sets tie_word_embeddings to false in dir's config.json.
+func untie(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var config map[string]any
+	if err := json.Unmarshal(data, &config); err != nil {
+		t.Fatal(err)
+	}
+	config["tie_word_embeddings"] = false
+	if data, err = json.Marshal(config); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 )
@@ -49,6 +48,10 @@ type Config struct {
 	// TorchDType is torch_dtype as written ("float16"), empty when absent. It is
 	// informational: each tensor carries its own dtype.
 	TorchDType string
+	// TieWordEmbeddings (tie_word_embeddings, default true) makes the LM head the
+	// token embedding, as transformers does, even when the file holds an
+	// lm_head.weight of its own.
+	TieWordEmbeddings bool
 }
 
 // HeadDim is the width of one attention head.
@@ -61,22 +64,34 @@ func (c Config) HasProjection() bool { return c.WordEmbedProjDim != c.HiddenSize
 // pre-LN models have it, unless RemoveFinalLayerNorm is set.
 func (c Config) HasFinalLayerNorm() bool { return c.DoLayerNormBefore && !c.RemoveFinalLayerNorm }
 
+// Limits on the sizes a config.json may give, far above the largest OPT
+// (opt-175b: 96 layers, 96 heads, hidden 12288, ffn 49152), so that a corrupt or
+// hostile config is refused before anything is allocated by its sizes.
+const (
+	MaxLayers    = 1024
+	MaxHeads     = 1024
+	MaxHidden    = 1 << 16
+	MaxFFN       = 1 << 18
+	MaxVocab     = 1 << 22
+	MaxPositions = 1 << 20
+)
+
 // Validate checks that c describes a model the engine can run.
 func (c Config) Validate() error {
 	for _, f := range []struct {
-		key   string
-		value int
+		key        string
+		value, max int
 	}{
-		{"vocab_size", c.VocabSize},
-		{"hidden_size", c.HiddenSize},
-		{"num_hidden_layers", c.NumHiddenLayers},
-		{"num_attention_heads", c.NumAttentionHeads},
-		{"ffn_dim", c.FFNDim},
-		{"max_position_embeddings", c.MaxPositionEmbeddings},
-		{"word_embed_proj_dim", c.WordEmbedProjDim},
+		{"vocab_size", c.VocabSize, MaxVocab},
+		{"hidden_size", c.HiddenSize, MaxHidden},
+		{"num_hidden_layers", c.NumHiddenLayers, MaxLayers},
+		{"num_attention_heads", c.NumAttentionHeads, MaxHeads},
+		{"ffn_dim", c.FFNDim, MaxFFN},
+		{"max_position_embeddings", c.MaxPositionEmbeddings, MaxPositions},
+		{"word_embed_proj_dim", c.WordEmbedProjDim, MaxHidden},
 	} {
-		if f.value <= 0 || f.value > math.MaxInt32 {
-			return fmt.Errorf("%s is %d, want a positive size", f.key, f.value)
+		if f.value <= 0 || f.value > f.max {
+			return fmt.Errorf("%s is %d, want a positive size of at most %d", f.key, f.value, f.max)
 		}
 	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
@@ -155,6 +170,7 @@ func parseConfig(data []byte) (Config, error) {
 		LayerNormElementwiseAffine: true,
 		EnableBias:                 true,
 		ActivationFunction:         "relu",
+		TieWordEmbeddings:          true,
 	}
 	get("_name_or_path", &c.NameOrPath)
 	require("vocab_size", &c.VocabSize)
@@ -177,6 +193,7 @@ func parseConfig(data []byte) (Config, error) {
 	get("enable_bias", &c.EnableBias)
 	get("activation_function", &c.ActivationFunction)
 	get("torch_dtype", &c.TorchDType)
+	get("tie_word_embeddings", &c.TieWordEmbeddings)
 	c.BOSTokenID = tokenID("bos_token_id", 2)
 	c.EOSTokenID = tokenID("eos_token_id", 2)
 	c.PadTokenID = tokenID("pad_token_id", 1)
@@ -207,6 +224,7 @@ type hfConfig struct {
 	NumAttentionHeads          int      `json:"num_attention_heads"`
 	NumHiddenLayers            int      `json:"num_hidden_layers"`
 	PadTokenID                 *int     `json:"pad_token_id"`
+	TieWordEmbeddings          *bool    `json:"tie_word_embeddings,omitempty"`
 	TorchDType                 string   `json:"torch_dtype,omitempty"`
 	VocabSize                  int      `json:"vocab_size"`
 	WordEmbedProjDim           int      `json:"word_embed_proj_dim"`
@@ -219,6 +237,10 @@ func (c Config) marshalHF() ([]byte, error) {
 			return nil
 		}
 		return &v
+	}
+	var untied *bool // transformers writes the key only when it is not the default
+	if !c.TieWordEmbeddings {
+		untied = new(bool)
 	}
 	return json.MarshalIndent(hfConfig{
 		NameOrPath:                 c.NameOrPath,
@@ -237,6 +259,7 @@ func (c Config) marshalHF() ([]byte, error) {
 		NumAttentionHeads:          c.NumAttentionHeads,
 		NumHiddenLayers:            c.NumHiddenLayers,
 		PadTokenID:                 id(c.PadTokenID),
+		TieWordEmbeddings:          untied,
 		TorchDType:                 c.TorchDType,
 		VocabSize:                  c.VocabSize,
 		WordEmbedProjDim:           c.WordEmbedProjDim,

@@ -14,16 +14,19 @@
 //
 // Load never converts weights up front: safetensors files and torch archives are
 // memory-mapped, and each Tensor's Data is a slice of the mapping in the stored dtype
-// (F16, BF16 or F32). Only a compressed torch entry, which torch never writes, is
-// read into memory instead. The engine converts rows or whole tensors to float32 when it
+// (F16, BF16 or F32). Only a compressed torch entry, which torch never writes, and
+// a non-contiguous tensor (a transposed or strided view, which transformers
+// copies into its parameters too) are copied into memory instead, each up to
+// MaxCopyBytes. The engine converts rows or whole tensors to float32 when it
 // needs them (Tensor.Row, Tensor.Float32), so a loaded model costs its file size in
 // page cache and almost nothing on the heap.
 //
 // Tensor names are matched with or without the "model." and "decoder." prefixes, so
 // OPTForCausalLM exports ("model.decoder.layers.0.fc1.weight", "lm_head.weight") and
-// the original facebook/opt-* files ("decoder.layers.0.fc1.weight") both load. A
-// missing lm_head.weight means the head is tied to embed_tokens, as in every published
-// OPT. Every tensor the config implies is checked for presence, dtype and shape;
+// the original facebook/opt-* files ("decoder.layers.0.fc1.weight") both load. The
+// LM head is embed_tokens unless config.json sets tie_word_embeddings to false, as
+// transformers ties them: a stored lm_head.weight is then ignored, as transformers
+// ignores it. Every tensor the config implies is checked for presence, dtype and shape;
 // problems are reported as errors naming the file and the tensor.
 //
 // WriteSynth writes a complete random checkpoint directory in the same layout

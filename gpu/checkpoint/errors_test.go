@@ -272,18 +272,18 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"config.json: model_type is \"gpt2\""},
 		},
 		{
-			name: "non-contiguous stride",
+			name: "strided view past its storage",
 			build: func(t *testing.T) string {
 				c, ts := tinyTensors(t, "model.decoder.")
 				views, storages := contiguousViews(ts)
 				for i := range views {
 					if views[i].name == "model.decoder.layers.0.fc1.weight" {
-						views[i].stride = []int{1, 32} // a transposed view
+						views[i].stride = []int{1, 33} // a transposed view, one element too wide
 					}
 				}
 				return writeDir(t, configMap(t, c), map[string][]byte{PyTorchFile: encodeTorchZip(t, "archive", views, storages)})
 			},
-			want: []string{"pytorch_model.bin: tensor model.decoder.layers.0.fc1.weight: stride [1 32] of size [32 16] is not contiguous"},
+			want: []string{"pytorch_model.bin: tensor model.decoder.layers.0.fc1.weight: stride [1 33] of size [32 16] at offset 0 runs past the 512 elements of storage"},
 		},
 		{
 			name: "view past its storage",
@@ -423,6 +423,45 @@ func TestSharedStorageViews(t *testing.T) {
 	}
 }
 
+// TestNonContiguousViews loads a pytorch_model.bin whose fc1 weight is stored
+// transposed (a view with stride [1, 32], as tensor.t() saves) and whose q_proj is
+// every other row of a larger storage: each gets its elements in row-major order.
+func TestNonContiguousViews(t *testing.T) {
+	c, ts := tinyTensors(t, "model.decoder.")
+	views, storages := contiguousViews(ts)
+	want := make(map[string][]byte)
+	for i := range views {
+		v := &views[i]
+		data := storages[v.storage.key]
+		switch v.name {
+		case "model.decoder.layers.0.fc1.weight": // [32 16], stored as its [16 32] transpose
+			want[v.name] = data
+			rows, cols := v.shape[0], v.shape[1]
+			transposed := make([]byte, len(data))
+			for r := range rows {
+				for k := range cols {
+					copy(transposed[2*(k*rows+r):], data[2*(r*cols+k):2*(r*cols+k)+2])
+				}
+			}
+			storages[v.storage.key], v.stride = transposed, []int{1, rows}
+		case "model.decoder.layers.1.self_attn.q_proj.weight": // [16 16], the odd rows of [32 16]
+			want[v.name] = data
+			spaced := make([]byte, 2*len(data))
+			for r := range 16 {
+				copy(spaced[2*(2*r+1)*16:], data[2*r*16:2*(r+1)*16])
+			}
+			storages[v.storage.key], v.storage.numel, v.offset, v.stride = spaced, 512, 16, []int{32, 1}
+		}
+	}
+	dir := writeDir(t, configMap(t, c), map[string][]byte{PyTorchFile: encodeTorchZip(t, "archive", views, storages)})
+	w := loadFormat(t, dir, PyTorch).Weights
+	for _, tensor := range []*Tensor{w.Layers[0].FC1.Weight, w.Layers[1].QProj.Weight} {
+		if !bytes.Equal(tensor.Data, want[tensor.Name]) {
+			t.Errorf("%s: the non-contiguous view loads other bytes", tensor.Name)
+		}
+	}
+}
+
 func TestUnusedTensors(t *testing.T) {
 	c, ts := tinyTensors(t, "model.decoder.")
 	ts = append(ts, rawTensor{"model.decoder.version", "I64", []int{1}, make([]byte, 8)})
@@ -472,7 +511,7 @@ func TestParseConfig(t *testing.T) {
 			NameOrPath: "facebook/opt-350m", VocabSize: 50272, HiddenSize: 1024, NumHiddenLayers: 24,
 			NumAttentionHeads: 16, FFNDim: 4096, MaxPositionEmbeddings: 2048, WordEmbedProjDim: 512,
 			LayerNormElementwiseAffine: true, EnableBias: true, ActivationFunction: "relu",
-			BOSTokenID: 2, EOSTokenID: 2, PadTokenID: 1, TorchDType: "float16",
+			BOSTokenID: 2, EOSTokenID: 2, PadTokenID: 1, TorchDType: "float16", TieWordEmbeddings: true,
 		}},
 		{
 			// The oldest OPT configs: d_model, no optional keys, a null projection width.
@@ -483,7 +522,7 @@ func TestParseConfig(t *testing.T) {
 				VocabSize: 100, HiddenSize: 32, NumHiddenLayers: 2, NumAttentionHeads: 4, FFNDim: 128,
 				MaxPositionEmbeddings: 64, WordEmbedProjDim: 32, DoLayerNormBefore: true,
 				LayerNormElementwiseAffine: true, EnableBias: true, ActivationFunction: "relu",
-				BOSTokenID: 2, EOSTokenID: 2, PadTokenID: -1,
+				BOSTokenID: 2, EOSTokenID: 2, PadTokenID: -1, TieWordEmbeddings: true,
 			},
 		},
 	} {
@@ -523,6 +562,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{strings.Replace(opt350mConfig, `"num_attention_heads": 16`, `"num_attention_heads": 24`, 1),
 			"hidden_size 1024 is not divisible by num_attention_heads 24"},
 		{strings.Replace(opt350mConfig, `"ffn_dim": 4096`, `"ffn_dim": 0`, 1), "ffn_dim is 0"},
+		{strings.Replace(opt350mConfig, `"num_hidden_layers": 24`, `"num_hidden_layers": 1000000000`, 1),
+			"num_hidden_layers is 1000000000, want a positive size of at most 1024"},
+		{strings.Replace(opt350mConfig, `"vocab_size": 50272`, `"vocab_size": 2147483647`, 1),
+			"vocab_size is 2147483647, want a positive size of at most 4194304"},
 		{strings.Replace(opt350mConfig, `"pad_token_id": 1`, `"pad_token_id": 60000`, 1),
 			"pad_token_id 60000 is outside the vocabulary of 50272"},
 	} {

@@ -78,8 +78,8 @@ type Weights struct {
 	ProjectOut     *Tensor   // [word_embed_proj_dim, hidden_size]; nil unless Config.HasProjection
 	FinalLayerNorm LayerNorm // the decoder's; zero unless Config.HasFinalLayerNorm
 	Layers         []Layer
-	// LMHead is [vocab_size, word_embed_proj_dim]. It is EmbedTokens itself when the
-	// checkpoint has no lm_head.weight, as the published OPTs tie the two.
+	// LMHead is [vocab_size, word_embed_proj_dim]. It is EmbedTokens itself unless
+	// config.json sets tie_word_embeddings to false, as transformers ties them.
 	LMHead *Tensor
 }
 
@@ -409,9 +409,11 @@ func (b *binder) bind(w *Weights) error {
 			FinalLayerNorm:    norm(p + "final_layer_norm"),
 		}
 	}
-	head, err := b.take("lm_head.weight", false, c.VocabSize, e)
+	// Tied, the head is the embedding and a stored lm_head.weight is ignored, as
+	// transformers' tie_weights does; untied, the head must be stored.
+	head, err := b.take("lm_head.weight", !c.TieWordEmbeddings, c.VocabSize, e)
 	errs = append(errs, err)
-	if head == nil {
+	if c.TieWordEmbeddings {
 		head = w.EmbedTokens
 	}
 	w.LMHead = head

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ func preset(name string) (Config, bool) {
 		DoLayerNormBefore:          true,
 		LayerNormElementwiseAffine: true,
 		EnableBias:                 true,
+		TieWordEmbeddings:          true,
 		ActivationFunction:         "relu",
 		BOSTokenID:                 2,
 		EOSTokenID:                 2,
@@ -141,8 +143,17 @@ func (o SynthOptions) Config() (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
+	for _, t := range synthTensors(c) {
+		if n, ok := checkedProduct(t.shape); !ok || n > MaxSynthTensor {
+			return Config{}, fmt.Errorf("tensor %s %v has more than %d elements, the most a synthesized tensor may have", t.name, t.shape, MaxSynthTensor)
+		}
+	}
 	return c, nil
 }
+
+// MaxSynthTensor bounds the elements of one synthesized tensor, which WriteSynth
+// holds in memory while it writes it (2^30: 2 GiB in f16, above opt-175b's largest).
+const MaxSynthTensor = 1 << 30
 
 func (o SynthOptions) dtype() DType {
 	if o.DType == 0 {
@@ -265,6 +276,15 @@ type synthPlan struct {
 	tensors []synthTensor
 	lmHead  bool
 	corpus  string // tokenizer training text; "" for no tokenizer
+	ctx     context.Context
+}
+
+// tensorBytes is t's data, or the context's error once the write is cancelled.
+func (p *synthPlan) tensorBytes(t synthTensor) ([]byte, error) {
+	if err := p.ctx.Err(); err != nil {
+		return nil, err
+	}
+	return t.bytes(p.seed, p.dtype), nil
 }
 
 // storedName is the name t is written under.
@@ -283,13 +303,19 @@ func (p *synthPlan) storedName(t synthTensor) string {
 // in the formats o asks for. dir must not exist or be empty. The directory is built
 // beside dir and renamed into place, so dir never holds a partial checkpoint.
 func WriteSynth(dir string, o SynthOptions) error {
+	return WriteSynthContext(context.Background(), dir, o)
+}
+
+// WriteSynthContext is WriteSynth that stops, and removes what it wrote, when ctx
+// is cancelled.
+func WriteSynthContext(ctx context.Context, dir string, o SynthOptions) error {
 	c, err := o.Config()
 	if err != nil {
 		return fmt.Errorf("synth %s: %w", dir, err)
 	}
 	plan := &synthPlan{
 		config: c, dtype: o.dtype(), seed: o.Seed, prefix: o.NamePrefix, lmHead: o.WriteLMHead,
-		corpus: o.TokenizerCorpus,
+		corpus: o.TokenizerCorpus, ctx: ctx,
 	}
 	switch plan.prefix {
 	case "":
@@ -456,7 +482,7 @@ func (p *synthPlan) writeShard(w io.Writer, format Format, tensors []synthTensor
 				name:  p.storedName(t),
 				dtype: p.dtype,
 				shape: t.shape,
-				bytes: func() ([]byte, error) { return t.bytes(p.seed, p.dtype), nil },
+				bytes: func() ([]byte, error) { return p.tensorBytes(t) },
 			}
 		}
 		return writeSafetensors(w, sources)
@@ -472,9 +498,7 @@ func (p *synthPlan) writeShard(w io.Writer, format Format, tensors []synthTensor
 			view.name = "lm_head.weight"
 			pickled = append(pickled, view)
 		}
-		storages = append(storages, storageSource{key: storage.key, bytes: func() ([]byte, error) {
-			return t.bytes(p.seed, p.dtype), nil
-		}})
+		storages = append(storages, storageSource{key: storage.key, bytes: func() ([]byte, error) { return p.tensorBytes(t) }})
 	}
 	return writeTorchZip(w, "archive", pickled, storages)
 }

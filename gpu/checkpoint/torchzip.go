@@ -48,7 +48,7 @@ func parseTorchZip(file []byte) ([]storedTensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("no %s/data.pkl: not a torch.save archive", archive)
 	}
-	pkl, err := recordBytes(file, pklFile)
+	pkl, err := recordBytes(file, pklFile, MaxPickleBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pklFile.Name, err)
 	}
@@ -82,15 +82,31 @@ func storageBytes(file []byte, records map[string]*zip.File, archive string, s *
 	if !ok {
 		return nil, fmt.Errorf("storage %s/data/%s is missing from the archive", archive, s.key)
 	}
-	data, err := recordBytes(file, f)
+	limit := int64(MaxCopyBytes)
+	if want, ok := checkedProduct([]int{s.numel, dtypeSizes[s.dtype]}); ok && int64(want) < limit {
+		limit = int64(want) // view refuses any other size; reading more would only waste memory
+	}
+	if f.Method == zip.Store {
+		limit = math.MaxInt64 // mapped, not copied
+	}
+	data, err := recordBytes(file, f, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	return data, nil
 }
 
-// view checks that t is a contiguous view inside data, its storage's bytes, and
-// returns it.
+// Limits on what a torch archive may make kvsim hold in memory. The pickle of
+// opt-66b's state dict is under 100 KiB; torch never compresses a record, and
+// opt-66b's largest tensor is 0.9 GiB in f16.
+const (
+	MaxPickleBytes = 64 << 20 // data.pkl, stored or compressed
+	MaxCopyBytes   = 1 << 30  // one compressed storage record, or one non-contiguous tensor
+)
+
+// view checks that t is a view inside data, its storage's bytes, and returns it: a
+// slice of data when it is contiguous, else a contiguous copy, as transformers'
+// load_state_dict copies any view into its parameters.
 func (t pickledTensor) view(data []byte) (storedTensor, error) {
 	size := dtypeSizes[t.storage.dtype]
 	if want, ok := checkedProduct([]int{t.storage.numel, size}); !ok || len(data) != want {
@@ -101,16 +117,56 @@ func (t pickledTensor) view(data []byte) (storedTensor, error) {
 	if !ok {
 		return storedTensor{}, fmt.Errorf("size %v has too many elements", t.shape)
 	}
-	if numel > 0 && !contiguous(t.shape, t.stride) {
-		return storedTensor{}, fmt.Errorf("stride %v of size %v is not contiguous (only contiguous tensors can be mapped)",
-			t.stride, t.shape)
+	stored := storedTensor{name: t.name, dtype: t.storage.dtype, shape: t.shape}
+	if numel == 0 || contiguous(t.shape, t.stride) {
+		if t.offset > t.storage.numel || numel > t.storage.numel-t.offset {
+			return storedTensor{}, fmt.Errorf("elements [%d, %d+%d) run past the %d of storage %s",
+				t.offset, t.offset, numel, t.storage.numel, t.storage.key)
+		}
+		begin, end := t.offset*size, (t.offset+numel)*size
+		stored.data = data[begin:end:end]
+		return stored, nil
 	}
-	if t.offset > t.storage.numel || numel > t.storage.numel-t.offset {
-		return storedTensor{}, fmt.Errorf("elements [%d, %d+%d) run past the %d of storage %s",
-			t.offset, t.offset, numel, t.storage.numel, t.storage.key)
+	// The last element the view reaches, with every stride checked on the way.
+	last := t.offset
+	for i, n := range t.shape {
+		if t.stride[i] < 0 || (n > 1 && t.stride[i] > (t.storage.numel-last)/(n-1)) {
+			return storedTensor{}, fmt.Errorf("stride %v of size %v at offset %d runs past the %d elements of storage %s",
+				t.stride, t.shape, t.offset, t.storage.numel, t.storage.key)
+		}
+		last += (n - 1) * t.stride[i]
 	}
-	begin, end := t.offset*size, (t.offset+numel)*size
-	return storedTensor{name: t.name, dtype: t.storage.dtype, shape: t.shape, data: data[begin:end:end]}, nil
+	if last >= t.storage.numel {
+		return storedTensor{}, fmt.Errorf("stride %v of size %v at offset %d runs past the %d elements of storage %s",
+			t.stride, t.shape, t.offset, t.storage.numel, t.storage.key)
+	}
+	if numel > MaxCopyBytes/size {
+		return storedTensor{}, fmt.Errorf("a non-contiguous tensor of %d elements, more than the %d bytes kvsim copies", numel, MaxCopyBytes)
+	}
+	stored.data = gather(data, size, t.offset, t.shape, t.stride)
+	return stored, nil
+}
+
+// gather copies the elements of a strided view, of size bytes each, in row-major
+// order.
+func gather(data []byte, size, offset int, shape, stride []int) []byte {
+	numel, _ := checkedProduct(shape)
+	out := make([]byte, 0, numel*size)
+	index := make([]int, len(shape)) // the element's position, last dimension fastest
+	for range numel {
+		at := offset
+		for i, j := range index {
+			at += j * stride[i]
+		}
+		out = append(out, data[at*size:(at+1)*size]...)
+		for i := len(index) - 1; i >= 0; i-- {
+			if index[i]++; index[i] < shape[i] {
+				break
+			}
+			index[i] = 0
+		}
+	}
+	return out
 }
 
 // contiguous reports whether stride is the row-major stride of shape; dimensions of
@@ -126,12 +182,15 @@ func contiguous(shape, stride []int) bool {
 	return true
 }
 
-// recordBytes returns the contents of a zip entry: a slice of file when it is stored
-// uncompressed, else a fresh copy.
+// recordBytes returns the contents of a zip entry, of at most limit bytes: a slice
+// of file when it is stored uncompressed, else a fresh copy.
 //
 // Stored entries are not checked against their CRC, which would read the whole model
 // at load time.
-func recordBytes(file []byte, f *zip.File) ([]byte, error) {
+func recordBytes(file []byte, f *zip.File, limit int64) ([]byte, error) {
+	if f.UncompressedSize64 > uint64(limit) {
+		return nil, fmt.Errorf("%d bytes, more than the %d this record may hold", f.UncompressedSize64, limit)
+	}
 	if f.Method == zip.Store {
 		offset, err := f.DataOffset()
 		if err != nil {
@@ -153,9 +212,12 @@ func recordBytes(file []byte, f *zip.File) ([]byte, error) {
 	defer rc.Close()
 	// ReadAll grows with the data actually inflated, so a lying size cannot make it
 	// allocate up front; reading to EOF makes archive/zip check the CRC.
-	data, err := io.ReadAll(rc)
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("inflates to more than the %d bytes this record may hold", limit)
 	}
 	return data, nil
 }

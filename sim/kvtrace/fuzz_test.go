@@ -54,8 +54,9 @@ func FuzzOpen(f *testing.F) {
 		var buf []float32
 		for layer := range m.Layers {
 			for _, kind := range m.kinds() {
-				if buf, err = tr.Read(kind, layer, buf); err != nil {
-					t.Fatal(err)
+				buf, err = tr.Read(kind, layer, buf)
+				if err != nil && (!strings.HasPrefix(err.Error(), "kvtrace "+path+": tensor ") || !strings.Contains(err.Error(), "must hold finite values")) {
+					t.Fatal(err) // the only error an opened trace may give: a non-finite value
 				}
 				if len(buf) != m.Heads*m.Tokens()*m.HeadDim {
 					t.Fatalf("layer %d %v: %d values, want %d", layer, kind, len(buf), m.Heads*m.Tokens()*m.HeadDim)

@@ -38,6 +38,10 @@ type span struct{ begin, end int }
 // Open maps the trace at path and validates its header against the kvtrace v1
 // format: every problem is reported as an error naming the file.
 func Open(path string) (*Trace, error) {
+	// Opening a FIFO would wait for a writer: look before opening.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("kvtrace %s: not a regular file (%v)", path, info.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
@@ -258,7 +262,22 @@ func (t *Trace) Read(kind Kind, layer int, dst []float32) ([]float32, error) {
 	}
 	dst = dst[:n]
 	decodeFloats(dst, src, t.dtype)
+	if i := firstNonFinite(dst); i >= 0 {
+		T, d := t.meta.Tokens(), t.meta.HeadDim
+		return dst, fmt.Errorf("kvtrace %s: tensor %s (layer %d): %v at head %d, token %d, dim %d; a trace must hold finite values",
+			t.path, tensorName(kind, layer), layer, dst[i], i/(T*d), i/d%T, i%d)
+	}
 	return dst, nil
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in xs, or -1.
+func firstNonFinite(xs []float32) int {
+	for i, x := range xs {
+		if x-x != 0 { // NaN for NaN and ±Inf, 0 for every finite x
+			return i
+		}
+	}
+	return -1
 }
 
 // Close releases the file mapping. Closing twice is harmless.

@@ -98,7 +98,12 @@ func TestRoundTrip(t *testing.T) {
 					want []float32
 				}{{Q, q}, {K, k}, {V, v}}[:len(want.kinds())] {
 					buf, err = tr.Read(c.kind, layer, buf)
-					if err != nil {
+					// Layer 0's q starts with specialValues: +Inf at head 0, token 0, dim 0.
+					if layer == 0 && c.kind == Q {
+						if want := path + ": tensor layer.0.q (layer 0): +Inf at head 0, token 0, dim 0"; err == nil || !strings.Contains(err.Error(), want) {
+							t.Errorf("%s: reading non-finite values = %v, want an error with %q", dtype, err, want)
+						}
+					} else if err != nil {
 						t.Fatal(err)
 					}
 					if !slices.EqualFunc(buf, c.want, sameFloat) {
@@ -651,8 +656,8 @@ func TestWriterIsAtomic(t *testing.T) {
 		if got, _ := os.ReadFile(path); string(got) != "old" {
 			t.Errorf("before Close the file holds %q, want old", got)
 		}
-		if names := dirEntries(t, dir); len(names) != 2 || !strings.HasPrefix(names[1], "a.safetensors.tmp-") {
-			t.Errorf("while writing the directory holds %v, want the file and a.safetensors.tmp-*", names)
+		if names := dirEntries(t, dir); len(names) != 2 || !strings.HasPrefix(names[0], ".a.safetensors.tmp-") {
+			t.Errorf("while writing the directory holds %v, want the file and .a.safetensors.tmp-*", names)
 		}
 		err = w.Close()
 		if complete != (err == nil) {
@@ -686,7 +691,7 @@ func TestWriterIOError(t *testing.T) {
 	}
 	values := make([]float32, m.Heads*m.Tokens()*m.HeadDim)
 	err = w.WriteLayer(0, values, values, nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "kvtrace "+path+": writing "+path+".tmp-") ||
+	if err == nil || !strings.HasPrefix(err.Error(), "kvtrace "+path+": writing "+TempPath(path, "")) ||
 		!errors.Is(err, os.ErrClosed) {
 		t.Errorf("WriteLayer to a closed file = %v, want a wrapped os.ErrClosed", err)
 	}
@@ -725,5 +730,56 @@ func TestExtraMetadata(t *testing.T) {
 	meta.Extra = map[string]string{"heads": "3"}
 	if _, err := Create(filepath.Join(dir, "u.safetensors"), meta, F32); err == nil || !strings.Contains(err.Error(), `extra key "heads" is a kvtrace key`) {
 		t.Errorf("shadowing key: %v", err)
+	}
+}
+
+// TestRemoveTemps checks that the temporary files of killed writers, hidden and of
+// older versions, are removed, and nothing else.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"sample-000000.kvtrace.safetensors", "notes.tmp-1", ".hidden", "sample.tmp-dir"}
+	stale := []string{".sample-000001.kvtrace.safetensors.tmp-abc", "sample-000002.kvtrace.safetensors.tmp-xyz"}
+	for _, name := range append(slices.Clone(keep[:3]), stale...) {
+		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, keep[3]), 0o755)
+	n, err := RemoveTemps(dir)
+	if err != nil || n != len(stale) {
+		t.Errorf("RemoveTemps = %d, %v; want %d", n, err, len(stale))
+	}
+	want := slices.Sorted(slices.Values(keep))
+	if names := dirEntries(t, dir); !slices.Equal(names, want) {
+		t.Errorf("left %v, want %v", names, want)
+	}
+}
+
+// TestReadNonFinite checks that a NaN anywhere in a tensor fails the read with the
+// file, tensor, layer and position.
+func TestReadNonFinite(t *testing.T) {
+	m := smallMeta(true)
+	path := filepath.Join(t.TempDir(), "nan.safetensors")
+	err := Write(path, m, BF16, smallTokens, func(l int) (q, k, v []float32, err error) {
+		q, k, v = layerValues(m, l, Q), layerValues(m, l, K), layerValues(m, l, V)
+		if l == 2 {
+			v[(1*m.Tokens()+6)*m.HeadDim+3] = float32(math.NaN()) // head 1, token 6, dim 3
+		}
+		return q, k, v, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, kind := range []Kind{Q, K} {
+		if _, err := tr.Read(kind, 2, nil); err != nil {
+			t.Errorf("%v: %v", kind, err)
+		}
+	}
+	_, err = tr.Read(V, 2, nil)
+	if want := "kvtrace " + path + ": tensor layer.2.v (layer 2): NaN at head 1, token 6, dim 3"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Read = %v, want %q", err, want)
 	}
 }

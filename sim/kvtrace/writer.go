@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Writer streams a trace to disk one layer at a time, so no producer holds more
@@ -32,8 +34,7 @@ type Writer struct {
 
 // Create starts a trace at path with the given metadata, its layer tensors stored as
 // dtype. meta.HasV says whether WriteLayer will be given V tensors. The data goes to
-// a temporary file next to path (path+".tmp-<random>"), which Close renames onto
-// path.
+// a hidden temporary file next to path (TempPath), which Close renames onto path.
 func Create(path string, meta Meta, dtype DType) (*Writer, error) {
 	if err := meta.Validate(); err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
@@ -46,7 +47,7 @@ func Create(path string, meta Meta, dtype DType) (*Writer, error) {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
 	}
 	// O_EXCL with a random suffix: concurrent writers of one path never share a file.
-	tmpPath := path + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+	tmpPath := TempPath(path, strconv.FormatUint(rand.Uint64(), 36))
 	file, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
@@ -231,4 +232,36 @@ func Write(path string, meta Meta, dtype DType, tokens []int32,
 		}
 	}
 	return w.Close()
+}
+
+// tempInfix separates a trace's name from the random suffix of its temporary file.
+const tempInfix = ".tmp-"
+
+// TempPath is where a writer of path keeps its data until Close: a hidden file in
+// path's directory, so that a glob of trace names never matches it.
+func TempPath(path, suffix string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempInfix+suffix)
+}
+
+// RemoveTemps removes the temporary files that writers killed before Close left
+// in dir: hidden ones named by TempPath, and the visible path+".tmp-*" of kvsim
+// versions before them. Call it only when no other writer uses dir. It returns how
+// many it removed.
+func RemoveTemps(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		name, _, isTemp := strings.Cut(strings.TrimPrefix(e.Name(), "."), tempInfix)
+		if !isTemp || !strings.HasSuffix(name, ".safetensors") || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -119,6 +118,9 @@ func Parse(path string, data []byte) (*Scenario, error) {
 		}
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}
+	if err := s.checkSeeds(data); err != nil {
+		return nil, err
+	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		var unknown []string
 		for _, k := range undecoded {
@@ -139,6 +141,30 @@ func Parse(path string, data []byte) (*Scenario, error) {
 	return s, nil
 }
 
+// maxTopK bounds metrics.top_k: no trace kvsim can replay attends to more tokens.
+const maxTopK = sim.MaxBudgetTokens
+
+// checkSeeds refuses negative seeds, which the decoder would silently wrap into
+// huge unsigned ones: TOML integers are signed.
+func (s *Scenario) checkSeeds(data []byte) error {
+	var seeds struct {
+		Seed  int64 `toml:"seed"`
+		Synth struct {
+			Seed int64 `toml:"seed"`
+		} `toml:"synth"`
+	}
+	toml.Decode(string(data), &seeds) // the full decode has already succeeded
+	for _, seed := range []struct {
+		key   string
+		value int64
+	}{{"seed", seeds.Seed}, {"synth.seed", seeds.Synth.Seed}} {
+		if seed.value < 0 {
+			return s.errorf(seed.key, "%s = %d: a seed must be 0 or more", seed.key, seed.value)
+		}
+	}
+	return nil
+}
+
 // errorf formats an error at key's line.
 func (s *Scenario) errorf(key, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
@@ -155,21 +181,9 @@ func (s *Scenario) check() error {
 	if len(s.Budgets) == 0 {
 		return s.errorf("", "no budgets: set budgets = [0.02, 0.05] (fractions of the prompt) or [64, 128] (tokens)")
 	}
-	for i, b := range s.Budgets {
-		switch v := b.(type) {
-		case float64:
-			if !(v > 0 && v <= 1) || math.IsNaN(v) {
-				return s.errorf("budgets", "budgets[%d] = %g: a fraction of the prompt must be in (0, 1]; write token counts as integers", i, v)
-			}
-			s.budgets = append(s.budgets, sim.Budget{Fraction: v})
-		case int64:
-			if v < 1 {
-				return s.errorf("budgets", "budgets[%d] = %d: a token count must be at least 1", i, v)
-			}
-			s.budgets = append(s.budgets, sim.Budget{Tokens: int(v)})
-		default:
-			return s.errorf("budgets", "budgets[%d] = %v: want a fraction (0.05) or a token count (64)", i, b)
-		}
+	var err error
+	if s.budgets, err = s.parseBudgets("budgets", s.Budgets); err != nil {
+		return err
 	}
 	s.accounting = DefaultAccounting
 	if s.Accounting != "" {
@@ -179,8 +193,8 @@ func (s *Scenario) check() error {
 		}
 		s.accounting = a
 	}
-	if s.Metrics.TopK < 0 {
-		return s.errorf("metrics.top_k", "top_k = %d must be positive", s.Metrics.TopK)
+	if s.Metrics.TopK < 0 || s.Metrics.TopK > maxTopK {
+		return s.errorf("metrics.top_k", "top_k = %d: want 1 to %d (0: the default, 8)", s.Metrics.TopK, maxTopK)
 	}
 	if s.Run.Threads < 0 || s.Run.BlockRows < 0 {
 		return s.errorf("run", "threads and block_rows must be ≥ 0 (0 picks the default)")
@@ -195,25 +209,25 @@ func (s *Scenario) check() error {
 	}
 	seen := map[string]bool{}
 	for i, p := range s.Policy {
-		key := fmt.Sprintf("policy[%d]", i)
+		key := fmt.Sprintf("policy[%d]", i) // errors point at this table's own lines
 		if p.Name == "" {
-			return s.errorf("policy.name", "%s: missing name", key)
+			return s.errorf(key, "%s: missing name", key)
 		}
 		if seen[p.Name] {
-			return s.errorf("policy.name", "policy %q: name used twice", p.Name)
+			return s.errorf(key+".name", "policy %q: name used twice", p.Name)
 		}
 		seen[p.Name] = true
 		if err := p.Limits.check(); err != nil {
-			return s.errorf("policy.limits", "policy %q: %v", p.Name, err)
+			return s.errorf(key+".limits", "policy %q: %v", p.Name, err)
 		}
 		if p.Accounting != "" {
 			if _, err := sim.ParseAccounting(p.Accounting); err != nil {
-				return s.errorf("policy.accounting", "policy %q: %v", p.Name, err)
+				return s.errorf(key+".accounting", "policy %q: %v", p.Name, err)
 			}
 		}
 		spec, err := s.resolve(p)
 		if err != nil {
-			return s.errorf("policy.source", "policy %q: %v", p.Name, err)
+			return s.policyErrorf(i, err)
 		}
 		s.specs = append(s.specs, spec)
 	}
@@ -271,7 +285,7 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 		return newPolicy(params)
 	}
 	if _, err := make(); err != nil {
-		return sim.PolicySpec{}, err
+		return sim.PolicySpec{}, paramsError{err}
 	}
 	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true, Accounting: s.policyAccounting(p)}, nil
 }
@@ -304,6 +318,21 @@ func (s *Scenario) SetCompare(name string) error {
 	return nil
 }
 
+// paramsError marks a policy's refusal of its params, reported at its params line.
+type paramsError struct{ error }
+
+func (e paramsError) Unwrap() error { return e.error }
+
+// policyErrorf reports err of the i-th [[policy]] at the line of its key that
+// caused it.
+func (s *Scenario) policyErrorf(i int, err error) error {
+	key := fmt.Sprintf("policy[%d].source", i)
+	if errors.As(err, new(paramsError)) {
+		key = fmt.Sprintf("policy[%d].params", i)
+	}
+	return s.errorf(key, "policy %q: %v", s.Policy[i].Name, err)
+}
+
 // relative anchors a path from the scenario at the scenario's directory.
 func (s *Scenario) relative(path string) string {
 	if filepath.IsAbs(path) {
@@ -318,10 +347,10 @@ func (s *Scenario) Specs() ([]sim.PolicySpec, error) {
 		return slices.Clone(s.specs), nil
 	}
 	var specs []sim.PolicySpec
-	for _, p := range s.Policy {
+	for i, p := range s.Policy {
 		spec, err := s.resolve(p)
 		if err != nil {
-			return nil, s.errorf("policy.source", "policy %q: %v", p.Name, err)
+			return nil, s.policyErrorf(i, err)
 		}
 		specs = append(specs, spec)
 	}

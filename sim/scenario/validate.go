@@ -86,24 +86,33 @@ func (s *Scenario) checkValidate() error {
 	return nil
 }
 
-// parseBudgets reads budgets as the top-level budgets key does.
+// parseBudgets reads a list of budgets: fractions of the prompt or token counts,
+// each at most once.
 func (s *Scenario) parseBudgets(key string, raw []any) ([]sim.Budget, error) {
 	var out []sim.Budget
 	for i, b := range raw {
+		var budget sim.Budget
 		switch x := b.(type) {
 		case float64:
 			if !(x > 0 && x <= 1) {
-				return nil, s.errorf(key, "%s[%d] = %g: a fraction of the prompt must be in (0, 1]", key, i, x)
+				return nil, s.errorf(key, "%s[%d] = %g: a fraction of the prompt must be in (0, 1]; write token counts as integers", key, i, x)
 			}
-			out = append(out, sim.Budget{Fraction: x})
+			budget = sim.Budget{Fraction: x}
 		case int64:
 			if x < 1 {
 				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at least 1", key, i, x)
 			}
-			out = append(out, sim.Budget{Tokens: int(x)})
+			if x > sim.MaxBudgetTokens {
+				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at most %d (1.0 keeps the whole prompt)", key, i, x, sim.MaxBudgetTokens)
+			}
+			budget = sim.Budget{Tokens: int(x)}
 		default:
 			return nil, s.errorf(key, "%s[%d] = %v: want a fraction (0.05) or a token count (64)", key, i, b)
 		}
+		if j := slices.Index(out, budget); j >= 0 {
+			return nil, s.errorf(key, "%s[%d] = %v repeats %s[%d]: each budget is one column of the table", key, i, b, key, j)
+		}
+		out = append(out, budget)
 	}
 	return out, nil
 }

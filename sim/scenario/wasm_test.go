@@ -73,7 +73,7 @@ func TestWASMSource(t *testing.T) {
 		{"deadline_ms = 0", "deadline = 3", `scenario s.toml:19: unknown key "policy.limits.deadline"`},
 		{"policies/window.wasm", "policies/nope.wasm", `scenario s.toml:15: policy "window-wasm": source "wasm:policies/nope.wasm": wasm policy: open ` + filepath.Join(dir, "policies", "nope.wasm") + ": no such file or directory"},
 		{`"wasm:policies/window.wasm"`, `"builtin:window"`, `scenario s.toml:15: policy "window-wasm": source "builtin:window": limits apply to wasm: policies only (a builtin policy runs natively, outside any sandbox)`},
-		{"params = { sink = 2 }\n[policy.limits]", "params = { sink = -1 }\n[policy.limits]", `scenario s.toml:15: policy "window-wasm": ` + wasmPath + `: kvpolicy_new: param "sink": must be ≥ 0, got -1`},
+		{"params = { sink = 2 }\n[policy.limits]", "params = { sink = -1 }\n[policy.limits]", `scenario s.toml:16: policy "window-wasm": ` + wasmPath + `: kvpolicy_new: param "sink": must be ≥ 0, got -1`},
 	} {
 		if err := os.WriteFile(path, []byte(strings.Replace(wasmScenario, tc.from, tc.to, 1)), 0o644); err != nil {
 			t.Fatal(err)

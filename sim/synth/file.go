@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,8 +18,9 @@ import (
 const GeneratorVersion = 1
 
 // WriteFile writes the trace the options select to path as a kvtrace file, one layer at
-// a time. The file appears only when complete.
-func WriteFile(path string, opts Options, dtype kvtrace.DType) error {
+// a time. The file appears only when complete; a cancelled ctx stops the write
+// between layers and removes the temporary file.
+func WriteFile(ctx context.Context, path string, opts Options, dtype kvtrace.DType) error {
 	tr, err := New(opts)
 	if err != nil {
 		return fmt.Errorf("synth: writing %s: %w", path, err)
@@ -28,7 +30,7 @@ func WriteFile(path string, opts Options, dtype kvtrace.DType) error {
 	if err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
-	if err := writeLayers(w, tr); err != nil {
+	if err := writeLayers(ctx, w, tr); err != nil {
 		w.Abort()
 		return fmt.Errorf("synth: %w", err)
 	}
@@ -38,13 +40,16 @@ func WriteFile(path string, opts Options, dtype kvtrace.DType) error {
 	return nil
 }
 
-func writeLayers(w *kvtrace.Writer, tr *Trace) error {
+func writeLayers(ctx context.Context, w *kvtrace.Writer, tr *Trace) error {
 	if err := w.WriteTokens(tr.tokens); err != nil {
 		return err
 	}
 	var q, k, v []float32
 	var err error
 	for layer := range tr.meta.Layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if q, err = tr.Read(kvtrace.Q, layer, q); err != nil {
 			return err
 		}
@@ -68,7 +73,7 @@ func writeLayers(w *kvtrace.Writer, tr *Trace) error {
 // a hash of everything that shapes the bytes (options, dtype, GeneratorVersion), so
 // different options never share a file. Files already present are reused: WriteFile
 // only ever renames complete files into place.
-func Ensure(dir string, opts Options, samples int, dtype kvtrace.DType) ([]string, error) {
+func Ensure(ctx context.Context, dir string, opts Options, samples int, dtype kvtrace.DType) ([]string, error) {
 	if samples < 1 {
 		return nil, fmt.Errorf("synth cache %s: %d samples, want at least 1", dir, samples)
 	}
@@ -92,7 +97,7 @@ func Ensure(dir string, opts Options, samples int, dtype kvtrace.DType) ([]strin
 		}
 		sample := opts
 		sample.Sample = i
-		if err := WriteFile(path, sample, dtype); err != nil {
+		if err := WriteFile(ctx, path, sample, dtype); err != nil {
 			return nil, fmt.Errorf("synth cache %s: sample %d: %w", dir, i, err)
 		}
 	}

@@ -1,6 +1,8 @@
 package synth
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,7 +15,7 @@ import (
 
 func TestWriteFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "small.safetensors")
-	if err := WriteFile(path, small, kvtrace.F32); err != nil {
+	if err := WriteFile(context.Background(), path, small, kvtrace.F32); err != nil {
 		t.Fatal(err)
 	}
 	file, err := kvtrace.Open(path)
@@ -46,11 +48,16 @@ func TestWriteFileErrors(t *testing.T) {
 	bad := small
 	bad.PromptLen = 2
 	path := filepath.Join(dir, "bad.safetensors")
-	if err := WriteFile(path, bad, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "PromptLen") {
+	if err := WriteFile(context.Background(), path, bad, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "PromptLen") {
 		t.Errorf("WriteFile with PromptLen 2 = %v, want a PromptLen error", err)
 	}
-	if err := WriteFile(path, small, kvtrace.DType("F8")); err == nil || !strings.Contains(err.Error(), "F8") {
+	if err := WriteFile(context.Background(), path, small, kvtrace.DType("F8")); err == nil || !strings.Contains(err.Error(), "F8") {
 		t.Errorf("WriteFile with dtype F8 = %v, want a dtype error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteFile(ctx, path, small, kvtrace.F16); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteFile with a cancelled context = %v, want context.Canceled", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("failed writes left %d files behind", len(entries))
@@ -61,7 +68,7 @@ func TestEnsure(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	opts := small
 	opts.Sample = 5 // ignored: Ensure makes samples 0..n-1
-	paths, err := Ensure(dir, opts, 2, kvtrace.F16)
+	paths, err := Ensure(context.Background(), dir, opts, 2, kvtrace.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +93,7 @@ func TestEnsure(t *testing.T) {
 	if err := os.WriteFile(paths[1], stamp, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Ensure(dir, opts, 3, kvtrace.F16)
+	again, err := Ensure(context.Background(), dir, opts, 3, kvtrace.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +129,12 @@ func TestEnsure(t *testing.T) {
 		t.Error("the preset's own shape, given explicitly, gets a different cache key")
 	}
 
-	if _, err := Ensure(dir, opts, 0, kvtrace.F16); err == nil {
+	if _, err := Ensure(context.Background(), dir, opts, 0, kvtrace.F16); err == nil {
 		t.Error("Ensure with 0 samples succeeded")
 	}
 	bad := opts
 	bad.Preset = "opt-7b"
-	if _, err := Ensure(dir, bad, 1, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "opt-7b") {
+	if _, err := Ensure(context.Background(), dir, bad, 1, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "opt-7b") {
 		t.Errorf("Ensure with an unknown preset = %v", err)
 	}
 }
