@@ -178,6 +178,32 @@ func TestWATExample(t *testing.T) {
 	checkAll(t, "window.wat", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
 }
 
+// TestRustExample: the Rust window, a no_std cdylib, is the builtin window with its
+// default and other params, and passes the battery.
+func TestRustExample(t *testing.T) {
+	m := load(t, rustPolicy(t, "../examples/policies/rust/window.rs"), wasmhost.Options{})
+	native, _ := builtin.Lookup("window")
+	for _, params := range []map[string]any{nil, {"sink": 0}, {"sink": 7}} {
+		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "window"}
+		checkAll(t, fmt.Sprintf("window.rs, params %v", params), conformance.Check(context.Background(), m.New, opts))
+	}
+	p, err := policies.ParseParams([]byte(`{"sink": 2.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), `kvpolicy_new: window: param "sink": want an integer >= 0`) {
+		t.Errorf("sink 2.5: %v", err)
+	}
+}
+
+// TestAssemblyScriptExample: the AssemblyScript window is the builtin window with its
+// default params, and passes the battery.
+func TestAssemblyScriptExample(t *testing.T) {
+	m := load(t, asPolicy(t, "../examples/policies/assemblyscript/window.ts"), wasmhost.Options{})
+	native, _ := builtin.Lookup("window")
+	checkAll(t, "window.ts", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
+}
+
 func checkAll(t *testing.T, what string, results []conformance.Result) {
 	t.Helper()
 	var names []string

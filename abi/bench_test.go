@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/abi/plugin"
@@ -28,23 +27,26 @@ func (keepAll) Evict(*policies.Eviction) error    { return nil }
 // BenchmarkCallOverhead times one decode step, Observe then Evict, of a policy that
 // does nothing, on 12 heads (OPT-125M's) with 256 slots: what a policy call costs
 // beyond the policy's own work. Native is a Go method call; WASM copies the
-// attention into guest memory and calls through wazero, with and without the
-// per-call deadline, into WAT or into Go's runtime.
+// attention into guest memory and calls through wazero, metered (the default) or
+// not, into WAT or into Go's runtime.
 func BenchmarkCallOverhead(b *testing.B) {
+	okWAT := func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }
+	goGuest := func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }
 	for _, v := range []struct {
-		name     string
-		module   func(b *testing.B) string // nil: native
-		deadline time.Duration
+		name   string
+		module func(b *testing.B) string // nil: native
+		fuel   int64
 	}{
 		{"native", nil, 0},
-		{"wasm-no-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.NoDeadline},
-		{"wasm-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.DefaultDeadline},
-		{"wasm-go-deadline", func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }, wasmhost.DefaultDeadline},
+		{"wasm-unmetered", okWAT, wasmhost.Unmetered},
+		{"wasm", okWAT, 0},
+		{"wasm-go-unmetered", goGuest, wasmhost.Unmetered},
+		{"wasm-go", goGuest, 0},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			var p policies.Policy = keepAll{}
 			if v.module != nil {
-				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Deadline: v.deadline}).New)
+				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Fuel: v.fuel}).New)
 			}
 			const H, W = 12, 256
 			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
@@ -80,22 +82,25 @@ func mustNew(b *testing.B, newPolicy policies.New) policies.Policy {
 // BenchmarkReplay replays an OPT-13B-shaped synthetic sample (2 layers × 40 heads,
 // 1024 + 64 tokens) through one policy at five budgets, the policy built each way:
 // native, as a Go plugin, and as WASM from Go (the same source) and from C or WAT
-// (the same algorithm). It reports the replay time and the policy's time per
-// (head · decode step); divide by the native row's for the ratios.
+// (the same algorithm), metered (the default) or not. It reports the replay time and
+// the policy's time per (head · decode step); divide by the native row's for the
+// ratios, and by the unmetered row's for what metering costs.
 func BenchmarkReplay(b *testing.B) {
 	tr, err := synth.New(synth.Options{Preset: "opt-13b", Layers: 2, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	budgets := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
-	wasm := func(path string, deadline time.Duration) func(b *testing.B) policies.New {
+	wasm := func(path func(b *testing.B) string, fuel int64) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
-			return load(b, path, wasmhost.Options{Deadline: deadline}).New
+			return load(b, path(b), wasmhost.Options{Fuel: fuel}).New
 		}
 	}
-	goWASM := func(pkg string, deadline time.Duration) func(b *testing.B) policies.New {
-		return func(b *testing.B) policies.New { return wasm(goPolicy(b, pkg), deadline)(b) }
+	goWASM := func(pkg string, fuel int64) func(b *testing.B) policies.New {
+		return wasm(func(b *testing.B) string { return goPolicy(b, pkg) }, fuel)
 	}
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	watWindow := func(b *testing.B) string { return wat(b, "../examples/policies/wat/window.wat") }
 	asPlugin := func(pkg string) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
 			so := build(b, filepath.Base(pkg)+".so", func(out string) error { return gobuild.Plugin(context.Background(), pkg, out) })
@@ -113,15 +118,14 @@ func BenchmarkReplay(b *testing.B) {
 	}{
 		{"tova/native", func(*testing.B) policies.New { return tova.New }},
 		{"tova/plugin", asPlugin(tovaPkg)},
-		{"tova/wasm-c", func(b *testing.B) policies.New { return wasm(cPolicy(b, "../examples/policies/c/tova.c"), 0)(b) }},
-		{"tova/wasm-c-no-deadline", func(b *testing.B) policies.New {
-			return wasm(cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.NoDeadline)(b)
-		}},
+		{"tova/wasm-c", wasm(cTOVA, 0)},
+		{"tova/wasm-c-unmetered", wasm(cTOVA, wasmhost.Unmetered)},
 		{"tova/wasm-go", goWASM(tovaPkg, 0)},
-		{"tova/wasm-go-no-deadline", goWASM(tovaPkg, wasmhost.NoDeadline)},
+		{"tova/wasm-go-unmetered", goWASM(tovaPkg, wasmhost.Unmetered)},
 		{"window/native", func(*testing.B) policies.New { return window.New }},
 		{"window/plugin", asPlugin(windowPkg)},
-		{"window/wasm-wat", func(b *testing.B) policies.New { return wasm(wat(b, "../examples/policies/wat/window.wat"), 0)(b) }},
+		{"window/wasm-wat", wasm(watWindow, 0)},
+		{"window/wasm-wat-unmetered", wasm(watWindow, wasmhost.Unmetered)},
 		{"window/wasm-go", goWASM(windowPkg, 0)},
 	} {
 		b.Run(v.name, func(b *testing.B) {
@@ -159,8 +163,14 @@ func BenchmarkDecodeStep(b *testing.B) {
 		{"tova/wasm-c", func(b *testing.B) policies.New {
 			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{}).New
 		}},
+		{"tova/wasm-c-unmetered", func(b *testing.B) policies.New {
+			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{Fuel: wasmhost.Unmetered}).New
+		}},
 		{"tova/wasm-go", func(b *testing.B) policies.New {
 			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{}).New
+		}},
+		{"tova/wasm-go-unmetered", func(b *testing.B) policies.New {
+			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{Fuel: wasmhost.Unmetered}).New
 		}},
 		{"window/native", func(*testing.B) policies.New { return window.New }},
 		{"window/wasm-wat", func(b *testing.B) policies.New {

@@ -296,7 +296,7 @@ func (in *instance) start(cfg policies.Config) (policies.Layout, error) {
 }
 
 func (in *instance) init(plan region.Plan) (policies.Layout, error) {
-	if err := in.fit(plan.Heads, plan.ProbsCap, plan.SlotCap); err != nil {
+	if err := in.fit(plan.Heads, plan.ProbsCap, plan.ListCap); err != nil {
 		return policies.Layout{}, err
 	}
 	r := in.region()
@@ -323,10 +323,10 @@ func (in *instance) init(plan region.Plan) (policies.Layout, error) {
 // fit lays the arrays out for the given capacities, or the current ones where they
 // are larger, asks the guest for a larger region only if they do not fit, and writes
 // the current config and the offsets into the header.
-func (in *instance) fit(heads, probsCap, slotCap int) error {
-	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(slotCap, in.plan.SlotCap))
+func (in *instance) fit(heads, probsCap, listCap int) error {
+	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(listCap, in.plan.ListCap))
 	if !ok {
-		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, slotCap)
+		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, listCap)
 	}
 	if plan.Size > in.size {
 		if err := in.setRegion(plan.Size); err != nil {
@@ -359,7 +359,7 @@ func (in *instance) observe(a *policies.Attention) error {
 			a.Heads, a.Rows, S, len(a.Probs), len(a.Slot), H)
 	}
 	if H*S > in.plan.ProbsCap {
-		if err := in.fit(H, H*S, in.plan.SlotCap); err != nil {
+		if err := in.fit(H, H*S, in.plan.ListCap); err != nil {
 			return err
 		}
 	}
@@ -423,7 +423,7 @@ func (in *instance) evict(e *policies.Eviction) error {
 	if in.layout.Clairvoyant && e.Future == nil {
 		return errors.New("evict: the policy is clairvoyant, but this host gives no future attention")
 	}
-	if S > in.plan.SlotCap {
+	if S > in.plan.ListCap {
 		if err := in.fit(H, in.plan.ProbsCap, S); err != nil {
 			return err
 		}
