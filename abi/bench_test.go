@@ -103,7 +103,11 @@ func BenchmarkReplay(b *testing.B) {
 	watWindow := func(b *testing.B) string { return wat(b, "../examples/policies/wat/window.wat") }
 	asPlugin := func(pkg string) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
-			so := build(b, filepath.Base(pkg)+".so", func(out string) error { return gobuild.Plugin(context.Background(), pkg, out) })
+			so := build(b, filepath.Base(pkg)+".so", func(out string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+				defer cancel()
+				return gobuild.Plugin(ctx, pkg, out)
+			})
 			newPolicy, err := plugin.Open(so)
 			if err != nil {
 				b.Skip(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/abi/wasmhost"
@@ -58,8 +59,13 @@ func need(t testing.TB, tool, install string) {
 	}
 }
 
+// buildBound bounds every build a test runs: a compiler that hangs fails the test.
+const buildBound = 10 * time.Minute
+
 func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return &toolError{name, err, strings.TrimSpace(string(out))}
 	}
@@ -101,7 +107,9 @@ func rustc(t testing.TB) string {
 		if c == "" {
 			continue
 		}
-		out, err := exec.Command(c, "--print", "target-libdir", "--target", "wasm32-unknown-unknown").Output()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, c, "--print", "target-libdir", "--target", "wasm32-unknown-unknown").Output()
+		cancel()
 		if err != nil {
 			continue
 		}
@@ -141,7 +149,9 @@ func asPolicy(t testing.TB, src string) string {
 // goPolicy builds a Go policy package to WASM.
 func goPolicy(t testing.TB, pkg string) string {
 	return build(t, strings.ReplaceAll(pkg, "/", "_")+".wasm", func(out string) error {
-		return gobuild.WASM(context.Background(), pkg, out)
+		ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+		defer cancel()
+		return gobuild.WASM(ctx, pkg, out)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/policies"
@@ -48,7 +49,9 @@ func goModule(t *testing.T, pkg string) string {
 		return path
 	}
 	path := filepath.Join(buildDir, filepath.Base(pkg)+".wasm")
-	if err := gobuild.WASM(context.Background(), pkg, path); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hung build fails
+	defer cancel()
+	if err := gobuild.WASM(ctx, pkg, path); err != nil {
 		t.Fatal(err)
 	}
 	built[pkg] = path
@@ -62,7 +65,9 @@ func watModule(t *testing.T, src string) string {
 		t.Skip("wat2wasm not found: install wabt to run this test (Debian/Ubuntu: apt-get install -y wabt)")
 	}
 	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".wat")+".wasm")
-	if b, err := exec.Command("wat2wasm", src, "-o", out).CombinedOutput(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if b, err := exec.CommandContext(ctx, "wat2wasm", src, "-o", out).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm %s: %v\n%s", src, err, b)
 	}
 	return out

@@ -28,7 +28,9 @@ func TestPolicyCheckOfALoopingModule(t *testing.T) {
 		t.Skip("wat2wasm not found: install it to run this test (Debian/Ubuntu: apt-get install -y wabt)")
 	}
 	module := filepath.Join(t.TempDir(), "loop.wasm")
-	if out, err := exec.Command("wat2wasm", "../../abi/testdata/bad/loop.wat", "-o", module).CombinedOutput(); err != nil {
+	build, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(build, "wat2wasm", "../../abi/testdata/bad/loop.wat", "-o", module).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
