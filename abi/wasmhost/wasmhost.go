@@ -57,12 +57,14 @@ const (
 	// (plus bulk memory bytes / 256). The heaviest builtin built to WASM (h2o) uses
 	// at most 6.2 million in one call at OPT-13B's shape (40 heads, a 2032-token
 	// prompt); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
-	// billion. A guest that loops spends it in seconds.
-	DefaultFuel = 4_000_000_000
+	// billion. A guest that loops spends it in about a second, one that recurses in
+	// tens of seconds.
+	DefaultFuel = 2_000_000_000
 	// DefaultDeadline is the wall-clock backstop of one call. Fuel is the rule; the
-	// deadline only catches what fuel does not count, far above what DefaultFuel
-	// takes.
-	DefaultDeadline = time.Minute
+	// deadline is well above what DefaultFuel takes even on a loaded machine, and
+	// catches what a unit of fuel cannot bound: a unit pays for one function entry
+	// or loop iteration, which is at most one function body of straight-line code.
+	DefaultDeadline = 5 * time.Minute
 	// NoDeadline turns the deadline off; fuel still bounds every call.
 	NoDeadline time.Duration = -1
 	// Unmetered turns metering off: no fuel, no deadline, and a guest that loops

@@ -15,7 +15,7 @@ type Limits struct {
 	// and loop iterations (default wasmhost.DefaultFuel). It is the rule: the same
 	// guest on the same input passes or fails identically on any machine.
 	Fuel *int64 `toml:"fuel"`
-	// DeadlineMS is the wall-clock backstop of one call (default 60000; 0 turns it
+	// DeadlineMS is the wall-clock backstop of one call (default 300000; 0 turns it
 	// off).
 	DeadlineMS *int `toml:"deadline_ms"`
 }
