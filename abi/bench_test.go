@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/abi/plugin"
@@ -154,11 +155,85 @@ func BenchmarkReplay(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeStep times one decode step (Observe, then a one-victim Evict) of
-// OPT-13B's shape: 40 heads, a 1024-token prompt compressed to 51 tokens, so the
-// slot table, and each attention row, is 1024 wide.
+// decodeSteps drives one policy through decode steps (Observe, then a one-victim
+// Evict) of OPT-13B's shape: 40 heads, a 1024-token prompt compressed to 51 tokens,
+// so the slot table, and each attention row, is 1024 wide. It starts a new sequence
+// when one ends.
+type decodeSteps struct {
+	b *testing.B
+	p policies.Policy
+	a *policies.Attention
+	e *policies.Eviction
+}
+
+const stepHeads, stepPrompt, stepBudget, stepsPerSequence = 40, 1024, 51, 1 << 14
+
+func newDecodeSteps(b *testing.B, p policies.Policy) *decodeSteps {
+	const H, P = stepHeads, stepPrompt
+	d := &decodeSteps{b: b, p: p,
+		a: &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: P,
+			Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H)},
+		e: &policies.Eviction{Heads: H, Stride: P, Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*P)},
+	}
+	d.start()
+	return d
+}
+
+// start begins a sequence: the prompt, its compression, and the first decode row.
+func (d *decodeSteps) start() {
+	const H, P, B = stepHeads, stepPrompt, stepBudget
+	b, p, a, e := d.b, d.p, d.a, d.e
+	if _, err := p.Init(policies.Config{Heads: H, PromptLen: P, MaxLen: P + stepsPerSequence, Budget: B}); err != nil {
+		b.Fatal(err)
+	}
+	pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, Probs: make([]float32, H*P*P)}
+	for i := range pre.Probs {
+		pre.Probs[i] = float32(i%97) / 97
+	}
+	if err := p.Observe(pre); err != nil {
+		b.Fatal(err)
+	}
+	e.Phase, e.Pos = policies.Prefill, P-1
+	for h := range H {
+		e.Need[h] = P - B
+	}
+	clear(e.Count)
+	if err := p.Evict(e); err != nil {
+		b.Fatal(err)
+	}
+	e.Phase, a.Pos = policies.Decode, P-1
+	for h := range H {
+		a.Slot[h], e.Need[h] = e.Victims[h*P], 1
+	}
+	for i := range a.Probs {
+		a.Probs[i] = float32(i%13) / 13
+	}
+}
+
+// step runs one decode step; a new sequence, when one is due, is not timed.
+func (d *decodeSteps) step() {
+	b, p, a, e := d.b, d.p, d.a, d.e
+	if a.Pos++; a.Pos == stepPrompt+stepsPerSequence {
+		b.StopTimer()
+		d.start()
+		a.Pos++
+		b.StartTimer()
+	}
+	e.Pos = a.Pos
+	if err := p.Observe(a); err != nil {
+		b.Fatal(err)
+	}
+	clear(e.Count)
+	if err := p.Evict(e); err != nil {
+		b.Fatal(err)
+	}
+	for h := range stepHeads {
+		a.Slot[h] = e.Victims[h*stepPrompt]
+	}
+}
+
+// BenchmarkDecodeStep times one decode step of OPT-13B's shape (see decodeSteps).
 func BenchmarkDecodeStep(b *testing.B) {
-	const H, P, B, steps = 40, 1024, 51, 1 << 14
 	for _, v := range []struct {
 		name string
 		make func(b *testing.B) policies.New
@@ -167,14 +242,8 @@ func BenchmarkDecodeStep(b *testing.B) {
 		{"tova/wasm-c", func(b *testing.B) policies.New {
 			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{}).New
 		}},
-		{"tova/wasm-c-unmetered", func(b *testing.B) policies.New {
-			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{Fuel: wasmhost.Unmetered}).New
-		}},
 		{"tova/wasm-go", func(b *testing.B) policies.New {
 			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{}).New
-		}},
-		{"tova/wasm-go-unmetered", func(b *testing.B) policies.New {
-			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{Fuel: wasmhost.Unmetered}).New
 		}},
 		{"window/native", func(*testing.B) policies.New { return window.New }},
 		{"window/wasm-wat", func(b *testing.B) policies.New {
@@ -182,59 +251,74 @@ func BenchmarkDecodeStep(b *testing.B) {
 		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			p := mustNew(b, v.make(b))
-			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: P,
-				Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H)}
-			e := &policies.Eviction{Heads: H, Stride: P, Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*P)}
-			start := func() {
-				if _, err := p.Init(policies.Config{Heads: H, PromptLen: P, MaxLen: P + steps, Budget: B}); err != nil {
-					b.Fatal(err)
-				}
-				pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, Probs: make([]float32, H*P*P)}
-				for i := range pre.Probs {
-					pre.Probs[i] = float32(i%97) / 97
-				}
-				if err := p.Observe(pre); err != nil {
-					b.Fatal(err)
-				}
-				e.Phase, e.Pos = policies.Prefill, P-1
-				for h := range H {
-					e.Need[h] = P - B
-				}
-				clear(e.Count)
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
-				e.Phase, a.Pos = policies.Decode, P-1
-				for h := range H {
-					a.Slot[h], e.Need[h] = e.Victims[h*P], 1
-				}
-				for i := range a.Probs {
-					a.Probs[i] = float32(i%13) / 13
-				}
-			}
-			start()
+			d := newDecodeSteps(b, mustNew(b, v.make(b)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if a.Pos++; a.Pos == P+steps {
-					b.StopTimer()
-					start()
-					a.Pos++
-					b.StartTimer()
-				}
-				e.Pos = a.Pos
+				d.step()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/stepHeads, "ns/(head·step)")
+		})
+	}
+}
+
+// BenchmarkFuelOverhead measures what metering costs a call: each iteration runs the
+// same step on a metered and on an unmetered instance of the same module, one after
+// the other, so that both see the same load, and it reports both times and their
+// ratio. Steps: a no-op policy's Observe and Evict (12 heads × 256 slots, as in
+// BenchmarkCallOverhead), and a decode step of TOVA at OPT-13B's shape (see
+// decodeSteps), for the C and the Go guests.
+func BenchmarkFuelOverhead(b *testing.B) {
+	noop := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
+		return func(b *testing.B, fuel int64) func() {
+			p := mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)
+			const H, W = 12, 256
+			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
+				b.Fatal(err)
+			}
+			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
+				Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+			e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
+				Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+			return func() {
 				if err := p.Observe(a); err != nil {
 					b.Fatal(err)
 				}
-				clear(e.Count)
 				if err := p.Evict(e); err != nil {
 					b.Fatal(err)
 				}
-				for h := range H {
-					a.Slot[h] = e.Victims[h*P]
-				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/H, "ns/(head·step)")
+		}
+	}
+	decode := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
+		return func(b *testing.B, fuel int64) func() {
+			return newDecodeSteps(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)).step
+		}
+	}
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	goTOVA := func(b *testing.B) string { return goPolicy(b, "github.com/kvsim/kvsim/policies/tova") }
+	for _, v := range []struct {
+		name string
+		make func(b *testing.B, fuel int64) func()
+	}{
+		{"noop/wat", noop(func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") })},
+		{"noop/go", noop(func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") })},
+		{"tova-decode/c", decode(cTOVA)},
+		{"tova-decode/go", decode(goTOVA)},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			metered, unmetered := v.make(b, 0), v.make(b, wasmhost.Unmetered)
+			var on, off time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				metered()
+				t1 := time.Now()
+				unmetered()
+				on, off = on+t1.Sub(t0), off+time.Since(t1)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(on.Nanoseconds())/n, "ns-metered")
+			b.ReportMetric(float64(off.Nanoseconds())/n, "ns-unmetered")
+			b.ReportMetric(float64(on)/float64(off), "ratio")
 		})
 	}
 }

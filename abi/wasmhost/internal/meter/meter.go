@@ -482,8 +482,8 @@ func (r *rewriter) code(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// body meters one function: a unit at entry and at every loop head, and the size of
-// every bulk operation.
+// body meters one function: a unit at entry (unless a loop head comes first) and at
+// every loop head, and the size of every bulk operation.
 func (r *rewriter) body(b []byte) ([]byte, error) {
 	groups, at, err := u32(b, 0)
 	if err != nil {
@@ -498,7 +498,9 @@ func (r *rewriter) body(b []byte) ([]byte, error) {
 		}
 	}
 	out := append([]byte(nil), b[:at]...)
-	out = r.charge(out)
+	if !loopFirst(b, at) {
+		out = r.charge(out)
+	}
 	for at < len(b) {
 		op := b[at]
 		if op == 0xfc {
@@ -515,6 +517,28 @@ func (r *rewriter) body(b []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// loopFirst reports whether the code at b[at] reaches a loop head before it can
+// branch, call or return: then the loop's charge pays for the entry too. Go's
+// functions start so (a block, then the loop that resumes them), which halves
+// their calls' price.
+func loopFirst(b []byte, at int) bool {
+	for at < len(b) {
+		op := b[at]
+		switch {
+		case op == 0x03:
+			return true
+		case op == 0x01, op == 0x02, op >= 0x20 && op <= 0x24, op >= 0x41 && op <= 0x44: // nop, block, locals, globals, consts
+		default:
+			return false
+		}
+		var err error
+		if at, err = skipInstruction(b, at); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // bulk: memory.init, memory.copy, memory.fill, table.init, table.copy, table.fill,
