@@ -180,7 +180,7 @@ func TestBudgetStops(t *testing.T) {
 		"recursion": `(module (func $f (export "run") (call $f) (call $f)))`,
 		// The loop comes first and pays for the entry: the recursion is still charged.
 		"loop-first": `(module (func $f (export "run") (loop $l (call $f) (call $f))))`,
-		"start":     `(module (func $s (loop $l (br $l))) (func (export "run")) (start $s))`,
+		"start":      `(module (func $s (loop $l (br $l))) (func (export "run")) (start $s))`,
 	} {
 		bin, err := Instrument(wat(t, src))
 		if err != nil {
