@@ -42,7 +42,7 @@ type instance struct {
 	// were written there. Each wrote a prefix longer than any before it in the same
 	// place, so everything past a row's causal part is still zero.
 	zeroedProbs bool
-	// broken holds the failure (trap, exit, deadline) that closed the instance.
+	// broken holds the failure (trap, exit, fuel, deadline) that closed the instance.
 	broken error
 
 	closeOnce sync.Once
@@ -108,7 +108,8 @@ func (in *instance) call(fn int, arg uint64) (uint64, error) {
 	return in.callFunc(in.fns[fn], exportNames[fn], arg)
 }
 
-// callFunc runs f. A trap, an exit or a deadline closes the instance for good.
+// callFunc runs f, metered. A trap, an exit, spent fuel or the deadline closes the
+// instance for good.
 func (in *instance) callFunc(f api.Function, name string, arg uint64) (uint64, error) {
 	if in.broken != nil {
 		return 0, in.broken
