@@ -50,7 +50,7 @@ func TestBadModules(t *testing.T) {
 		{module: "bad_import", load: `wasm policy bad/bad_import.wasm: imports env.now, which the host does not provide: policies may import only kvpolicy.log and, if their runtime needs it, wasi_snapshot_preview1`},
 		{module: "big_memory", load: `wasm policy bad/big_memory.wasm: section memory: min 5000 pages (312 Mi) over limit of 64 pages (4 Mi)`},
 		{module: "trap", row: `policy "bad": observe prefill at layer 0, position 0: bad/trap.wasm: kvpolicy_observe: wasm error: unreachable (in $4() i32)`},
-		{module: "reserved", load: `wasm policy bad/reserved.wasm: section 7: the module exports "__kvsim_stop": names starting with __kvsim are reserved for the host (kvsim meters every module's work, and cannot meter this one)`},
+		{module: "reserved", load: `wasm policy bad/reserved.wasm: section 7: the module exports "__kvsim_stop": names starting with __kvsim are reserved for the host (abi/ABI.md §2)`},
 		{module: "loop_start", load: `wasm policy bad/loop_start.wasm: instantiate: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $0())`},
 		{module: "loop_initialize", load: `wasm policy bad/loop_initialize.wasm: _initialize: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $0())`},
 		{module: "loop", row: `policy "bad": observe prefill at layer 0, position 0: bad/loop.wasm: kvpolicy_observe: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $4() i32)`},

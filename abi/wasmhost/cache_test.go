@@ -193,8 +193,8 @@ func TestModuleFile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for path, want := range map[string]string{
-		"/dev/zero": "wasm policy /dev/zero: not a regular file (Dc---------): a module must be a .wasm file",
-		dir:         "wasm policy " + dir + ": not a regular file (d---------): a module must be a .wasm file",
+		"/dev/zero": "wasm policy /dev/zero: a character device, not a regular file: a module must be a .wasm file",
+		dir:         "wasm policy " + dir + ": a folder, not a regular file: a module must be a .wasm file",
 		big:         "wasm policy " + big + ": 268435457 bytes, over the 256 MiB a module may have",
 	} {
 		if _, err := Load(context.Background(), path, Options{}); err == nil || err.Error() != want {

@@ -149,7 +149,7 @@ func readModule(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s): a module must be a .wasm file", info.Mode().Type())
+		return nil, fmt.Errorf("%s, not a regular file: a module must be a .wasm file", fileKind(info.Mode()))
 	}
 	if info.Size() > MaxModuleBytes {
 		return nil, fmt.Errorf("%d bytes, over the %d MiB a module may have", info.Size(), MaxModuleBytes>>20)
@@ -159,6 +159,23 @@ func readModule(path string) ([]byte, error) {
 		err = fmt.Errorf("over the %d MiB a module may have", MaxModuleBytes>>20)
 	}
 	return bin, err
+}
+
+// fileKind names what a file that is not regular is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 func compile(ctx context.Context, name string, bin []byte, opts Options) (*Module, error) {
@@ -180,7 +197,9 @@ func compile(ctx context.Context, name string, bin []byte, opts Options) (*Modul
 	}
 	if m.fuel != Unmetered {
 		metered, err := meter.Instrument(bin)
-		if err != nil {
+		if errors.Is(err, meter.ErrReserved) {
+			return nil, fmt.Errorf("%w (abi/ABI.md §2)", err)
+		} else if err != nil {
 			return nil, fmt.Errorf("%w (kvsim meters every module's work, and cannot meter this one)", err)
 		}
 		bin = metered

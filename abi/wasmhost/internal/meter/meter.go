@@ -42,6 +42,9 @@ const (
 	FuelExport     = "__kvsim_fuel"
 )
 
+// ErrReserved marks a module that uses names reserved for the host.
+var ErrReserved = errors.New("names starting with " + ReservedPrefix + " are reserved for the host")
+
 // BulkShift sets the price of bulk operations: n bytes or elements cost n >> BulkShift
 // units, on top of nothing else.
 const BulkShift = 8
@@ -243,7 +246,7 @@ func scanImports(b []byte) (funcs, globals uint32, err error) {
 			return 0, 0, err
 		}
 		if mod == ImportModule {
-			return 0, 0, fmt.Errorf("the module imports from %q, which is reserved for the host", ImportModule)
+			return 0, 0, fmt.Errorf("the module imports from %q: %w", ImportModule, ErrReserved)
 		}
 		if at, err = skipName(b, at); err != nil {
 			return 0, 0, err
@@ -340,7 +343,7 @@ func (r *rewriter) exports(b []byte) ([]byte, error) {
 			return nil, err
 		}
 		if strings.HasPrefix(s, ReservedPrefix) {
-			return nil, fmt.Errorf("the module exports %q: names starting with %s are reserved for the host", s, ReservedPrefix)
+			return nil, fmt.Errorf("the module exports %q: %w", s, ErrReserved)
 		}
 		if at >= len(b) {
 			return nil, errShort

@@ -254,7 +254,7 @@ func TestRefusals(t *testing.T) {
 		{[]byte("\x00asm\x02\x00\x00\x00"), "not a WebAssembly 1.0 binary"},
 		{module(typeVoid, funcs1, code(0xfb, 0x00, 0x0b)), "section 10: function 0: at byte 1: unknown opcode 0xfb"},
 		{module(typeVoid, funcs1, export, code(0x0b)), `section 7: the module exports "__kvsim_x": names starting with __kvsim are reserved for the host`},
-		{module(typeVoid, imp, funcs1, code(0x0b)), `section 2: the module imports from "__kvsim", which is reserved for the host`},
+		{module(typeVoid, imp, funcs1, code(0x0b)), `section 2: the module imports from "__kvsim": names starting with __kvsim are reserved for the host`},
 		{module(typeVoid, funcs1, code(0x41)), "section 10: function 0: at byte 1: truncated"},
 	} {
 		if _, err := Instrument(tc.bin); err == nil || err.Error() != tc.want {
