@@ -192,7 +192,14 @@ func TestModuleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// 14 bytes whose data section claims 102,760,395 segments: wazero would
+	// allocate gigabytes for them before finding out.
+	claims := filepath.Join(dir, "claims.wasm")
+	if err := os.WriteFile(claims, []byte("\x00asm\x01\x00\x00\x00\x0b\x04\xcb\xff\xff\x30"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for path, want := range map[string]string{
+		claims:      "wasm policy " + claims + ": cannot meter the module: section 11: a vector of 102760395 entries in 0 bytes",
 		"/dev/zero": "wasm policy /dev/zero: a character device, not a regular file: a module must be a .wasm file",
 		dir:         "wasm policy " + dir + ": a folder, not a regular file: a module must be a .wasm file",
 		big:         "wasm policy " + big + ": 268435457 bytes, over the 256 MiB a module may have",

@@ -195,20 +195,21 @@ func compile(ctx context.Context, name string, bin []byte, opts Options) (*Modul
 	if m.deadline == 0 {
 		m.deadline = DefaultDeadline
 	}
+	// The rewrite also checks every count the module declares, which wazero would
+	// allocate for before reading: unmetered modules go through it too.
+	metered, err := meter.Instrument(bin)
+	if errors.Is(err, meter.ErrReserved) {
+		return nil, fmt.Errorf("%w (abi/ABI.md §2)", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot meter the module: %w", err)
+	}
 	if m.fuel != Unmetered {
-		metered, err := meter.Instrument(bin)
-		if errors.Is(err, meter.ErrReserved) {
-			return nil, fmt.Errorf("%w (abi/ABI.md §2)", err)
-		} else if err != nil {
-			return nil, fmt.Errorf("%w (kvsim meters every module's work, and cannot meter this one)", err)
-		}
 		bin = metered
 	}
 	warn := opts.Warn
 	if warn == nil {
 		warn = os.Stderr
 	}
-	var err error
 	m.rt, m.compiled, err = compileCached(ctx, opts.CacheDir, bin, m.memPages, warn)
 	if err != nil {
 		return nil, err

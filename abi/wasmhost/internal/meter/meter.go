@@ -60,7 +60,13 @@ const (
 	secStart  = 8
 	secElem   = 9
 	secCode   = 10
+	secData   = 11
+	secCount  = 12
 )
+
+// maxLocals caps the locals of one function, as browsers do: a count costs a few
+// bytes to declare, and wazero allocates for every local.
+const maxLocals = 50000
 
 // order is each section's place in a module; custom sections may go anywhere.
 var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
@@ -90,6 +96,19 @@ func Instrument(bin []byte) ([]byte, error) {
 	for _, s := range sections {
 		var err error
 		switch s.id {
+		case secCustom:
+		case secStart, secCount: // one index or count, alone
+			var next int
+			if _, next, err = u32(s.body, 0); err == nil && next != len(s.body) {
+				err = errors.New("not one number")
+			}
+		default:
+			err = countFits(s.body)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+		switch s.id {
 		case secType:
 			r.types, err = countFuncTypes(s.body)
 		case secImport:
@@ -100,6 +119,8 @@ func Instrument(bin []byte) ([]byte, error) {
 			r.definedFuncs, _, err = u32(s.body, 0)
 		case secTable:
 			err = checkTables(s.body)
+		case secData:
+			err = checkData(s.body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
@@ -205,6 +226,54 @@ func (r *rewriter) fn(i uint32) uint32 {
 		return i + 1
 	}
 	return i
+}
+
+// countFits refuses a vector that claims more entries than it has bytes: every entry
+// takes one at least, and wazero allocates for the count before it reads them.
+func countFits(b []byte) error {
+	n, at, err := u32(b, 0)
+	if err == nil && uint64(n) > uint64(len(b)-at) {
+		err = fmt.Errorf("a vector of %d entries in %d bytes", n, len(b)-at)
+	}
+	return err
+}
+
+// checkData walks the data segments, so that none claims more bytes than it has.
+func checkData(b []byte) error {
+	n, at, err := u32(b, 0)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		var flags uint32
+		if flags, at, err = u32(b, at); err != nil {
+			return err
+		}
+		switch flags {
+		case 0, 2: // active: [memory index,] offset expression
+			if flags == 2 {
+				if at, err = skipLEB(b, at); err != nil {
+					return err
+				}
+			}
+			var r rewriter
+			if _, at, err = r.expr(nil, b, at); err != nil {
+				return fmt.Errorf("data segment %d: %w", i, err)
+			}
+		case 1: // passive
+		default:
+			return fmt.Errorf("data segment %d: unknown kind %d", i, flags)
+		}
+		var size uint32
+		if size, at, err = u32(b, at); err != nil {
+			return err
+		}
+		if uint64(size) > uint64(len(b)-at) {
+			return fmt.Errorf("data segment %d: %d bytes, past the section's end", i, size)
+		}
+		at += int(size)
+	}
+	return nil
 }
 
 func name(s string) []byte { return append(leb(uint32(len(s))), s...) }
@@ -492,9 +561,14 @@ func (r *rewriter) body(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var locals uint64
 	for range groups { // locals: count, type
-		if at, err = skipLEB(b, at); err != nil {
+		var k uint32
+		if k, at, err = u32(b, at); err != nil {
 			return nil, err
+		}
+		if locals += uint64(k); locals > maxLocals {
+			return nil, fmt.Errorf("more than %d locals", maxLocals)
 		}
 		if at, err = skipValType(b, at); err != nil {
 			return nil, err

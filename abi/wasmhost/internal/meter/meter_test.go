@@ -256,6 +256,11 @@ func TestRefusals(t *testing.T) {
 		{module(typeVoid, funcs1, export, code(0x0b)), `section 7: the module exports "__kvsim_x": names starting with __kvsim are reserved for the host`},
 		{module(typeVoid, imp, funcs1, code(0x0b)), `section 2: the module imports from "__kvsim": names starting with __kvsim are reserved for the host`},
 		{module(typeVoid, funcs1, code(0x41)), "section 10: function 0: at byte 1: truncated"},
+		// Counts that would make wazero allocate gigabytes for a few bytes.
+		{module(typeVoid, []byte{3, 0xff, 0xff, 0xff, 0xff, 0x0f}), "section 3: a vector of 4294967295 entries in 0 bytes"},
+		{module([]byte{11, 0xcb, 0xff, 0xff, 0x30}), "section 11: a vector of 102760395 entries in 0 bytes"},
+		{module([]byte{11, 1, 1, 0xff, 0xff, 0xff, 0x0f}), "section 11: data segment 0: 33554431 bytes, past the section's end"},
+		{module(typeVoid, funcs1, []byte{10, 1, 7, 1, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b}), "section 10: function 0: more than 50000 locals"},
 	} {
 		if _, err := Instrument(tc.bin); err == nil || err.Error() != tc.want {
 			t.Errorf("got %v, want %s", err, tc.want)
@@ -268,6 +273,8 @@ func TestRefusals(t *testing.T) {
 func FuzzInstrument(f *testing.F) {
 	f.Add(module(typeVoid, funcs1, code(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)))
 	f.Add(module(typeVoid, funcs1, code(0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00, 0x0b)))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0b\x04\xcb\xff\xff\x30")) // a data section claiming 10^8 segments
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0c\x01\xd2"))             // a data count cut short
 	f.Fuzz(func(t *testing.T, bin []byte) {
 		out, err := Instrument(bin)
 		if err != nil {
