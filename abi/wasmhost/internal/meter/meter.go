@@ -26,6 +26,11 @@
 // opcodes. On anything else, and on a module that already uses the names reserved
 // for the host (exports starting with ReservedPrefix, imports from ImportModule), it
 // returns an error. It drops DWARF sections, whose code offsets it would shift.
+//
+// On its way it checks every count the module declares against the bytes that
+// follow and against browsers' implementation limits (sectionLimits, 50,000 locals
+// a function, 1000 params or results a type): wazero allocates for a count before
+// it reads the entries, so a few bytes could otherwise ask it for gigabytes.
 package meter
 
 import (
@@ -103,7 +108,7 @@ func Instrument(bin []byte) ([]byte, error) {
 				err = errors.New("not one number")
 			}
 		default:
-			err = countFits(s.body)
+			err = countFits(s.id, s.body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
@@ -228,14 +233,27 @@ func (r *rewriter) fn(i uint32) uint32 {
 	return i
 }
 
-// countFits refuses a vector that claims more entries than it has bytes: every entry
-// takes one at least, and wazero allocates for the count before it reads them.
-func countFits(b []byte) error {
+// sectionLimits are the most entries a section may have: the limits that browsers'
+// engines share (the JS API's implementation limits), far above what a policy needs.
+var sectionLimits = map[byte]uint32{
+	1: 1_000_000, 2: 100_000, 3: 1_000_000, 4: 100_000, 5: 1, 6: 1_000_000, 7: 100_000,
+	9: 10_000_000, 10: 1_000_000, 11: 100_000, 13: 1_000_000,
+}
+
+// countFits refuses a vector that claims more entries than it has bytes (every entry
+// takes one at least, and wazero allocates for the count before it reads them), or
+// more than its section's limit.
+func countFits(id byte, b []byte) error {
 	n, at, err := u32(b, 0)
-	if err == nil && uint64(n) > uint64(len(b)-at) {
-		err = fmt.Errorf("a vector of %d entries in %d bytes", n, len(b)-at)
+	switch {
+	case err != nil:
+		return err
+	case uint64(n) > uint64(len(b)-at):
+		return fmt.Errorf("a vector of %d entries in %d bytes", n, len(b)-at)
+	case n > sectionLimits[id]:
+		return fmt.Errorf("%d entries, more than the %d a module may have", n, sectionLimits[id])
 	}
-	return err
+	return nil
 }
 
 // checkData walks the data segments, so that none claims more bytes than it has.
@@ -292,6 +310,9 @@ func countFuncTypes(b []byte) (uint32, error) {
 			var k uint32
 			if k, at, err = u32(b, at); err != nil {
 				return 0, err
+			}
+			if k > 1000 {
+				return 0, fmt.Errorf("a function type with %d params or results, more than 1000", k)
 			}
 			for range k {
 				if at, err = skipValType(b, at); err != nil {

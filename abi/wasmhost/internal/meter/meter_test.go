@@ -258,6 +258,7 @@ func TestRefusals(t *testing.T) {
 		{module(typeVoid, funcs1, code(0x41)), "section 10: function 0: at byte 1: truncated"},
 		// Counts that would make wazero allocate gigabytes for a few bytes.
 		{module(typeVoid, []byte{3, 0xff, 0xff, 0xff, 0xff, 0x0f}), "section 3: a vector of 4294967295 entries in 0 bytes"},
+		{module([]byte{5, 2, 0, 1, 0, 1}), "section 5: 2 entries, more than the 1 a module may have"},
 		{module([]byte{11, 0xcb, 0xff, 0xff, 0x30}), "section 11: a vector of 102760395 entries in 0 bytes"},
 		{module([]byte{11, 1, 1, 0xff, 0xff, 0xff, 0x0f}), "section 11: data segment 0: 33554431 bytes, past the section's end"},
 		{module(typeVoid, funcs1, []byte{10, 1, 7, 1, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b}), "section 10: function 0: more than 50000 locals"},
