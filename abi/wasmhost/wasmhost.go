@@ -56,7 +56,7 @@ const (
 	// DefaultFuel bounds the work of one call: function entries plus loop iterations
 	// (plus bulk memory bytes / 256). The heaviest builtin built to WASM (h2o) uses
 	// at most 5.2 million in one call at OPT-13B's shape (40 heads, a 2032-token
-	// prompt); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
+	// prompt; BenchmarkBuiltinFuel); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
 	// billion. A guest that loops spends it in about a second, one that recurses in
 	// tens of seconds.
 	DefaultFuel = 2_000_000_000

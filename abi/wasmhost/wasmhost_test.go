@@ -41,7 +41,10 @@ func TestMain(m *testing.M) {
 }
 
 // goModule builds a Go policy package to WASM once per test binary.
-func goModule(t *testing.T, pkg string) string {
+func goModule(t *testing.T, pkg string) string { return goModuleB(t, pkg) }
+
+// goModuleB is goModule for tests and benchmarks.
+func goModuleB(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
