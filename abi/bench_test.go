@@ -49,25 +49,34 @@ func BenchmarkCallOverhead(b *testing.B) {
 			if v.module != nil {
 				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Fuel: v.fuel}).New)
 			}
-			const H, W = 12, 256
-			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
-				b.Fatal(err)
-			}
-			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
-				Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
-			e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
-				Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+			step := noopStep(b, p)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := p.Observe(a); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
+				step()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2, "ns/call")
 		})
+	}
+}
+
+// noopStep starts p on 12 heads (OPT-125M's) with 256 slots and returns a decode
+// step, Observe then Evict, that asks for no victims.
+func noopStep(b *testing.B, p policies.Policy) func() {
+	const H, W = 12, 256
+	if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
+		b.Fatal(err)
+	}
+	a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
+		Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+	e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
+		Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+	return func() {
+		if err := p.Observe(a); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Evict(e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -270,23 +279,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 func BenchmarkFuelOverhead(b *testing.B) {
 	noop := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
 		return func(b *testing.B, fuel int64) func() {
-			p := mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)
-			const H, W = 12, 256
-			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
-				b.Fatal(err)
-			}
-			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
-				Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
-			e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
-				Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
-			return func() {
-				if err := p.Observe(a); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
-			}
+			return noopStep(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New))
 		}
 	}
 	decode := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
