@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kvsim/kvsim/abi/conformance"
 	"github.com/kvsim/kvsim/abi/gobuild"
@@ -38,7 +37,7 @@ func replayOne(t *testing.T, newPolicy policies.New, params map[string]any) stri
 // TestBadModules: each golden bad module fails with exactly this error, at load or in
 // its row of a replay, which finishes.
 func TestBadModules(t *testing.T) {
-	limits := wasmhost.Options{MemoryPages: 64, Deadline: 100 * time.Millisecond}
+	limits := wasmhost.Options{MemoryPages: 64, Fuel: 10_000_000}
 	for _, tc := range []struct {
 		module string
 		load   string // the load error, or "" if it loads
@@ -51,7 +50,11 @@ func TestBadModules(t *testing.T) {
 		{module: "bad_import", load: `wasm policy bad/bad_import.wasm: imports env.now, which the host does not provide: policies may import only kvpolicy.log and, if their runtime needs it, wasi_snapshot_preview1`},
 		{module: "big_memory", load: `wasm policy bad/big_memory.wasm: section memory: min 5000 pages (312 Mi) over limit of 64 pages (4 Mi)`},
 		{module: "trap", row: `policy "bad": observe prefill at layer 0, position 0: bad/trap.wasm: kvpolicy_observe: wasm error: unreachable (in $4() i32)`},
-		{module: "loop", row: `policy "bad": observe prefill at layer 0, position 0: bad/loop.wasm: kvpolicy_observe: still running after the 100ms deadline (limits.deadline_ms), stopped`},
+		{module: "reserved", load: `wasm policy bad/reserved.wasm: section 7: the module exports "__kvsim_stop": names starting with __kvsim are reserved for the host (abi/ABI.md §2)`},
+		{module: "loop_start", load: `wasm policy bad/loop_start.wasm: instantiate: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $0())`},
+		{module: "loop_initialize", load: `wasm policy bad/loop_initialize.wasm: _initialize: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $0())`},
+		{module: "loop", row: `policy "bad": observe prefill at layer 0, position 0: bad/loop.wasm: kvpolicy_observe: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $4() i32)`},
+		{module: "calltree", row: `policy "bad": observe prefill at layer 0, position 0: bad/calltree.wasm: kvpolicy_observe: fuel exhausted: more than 10000000 units of work in one call (limits.fuel) (in $0(i32) < $0(i32) < $0(i32))`},
 		{module: "bomb", row: `policy "bad": observe prefill at layer 0, position 0: bad/bomb.wasm: kvpolicy_observe: wasm error: unreachable (in $4() i32); guest memory was 50 of at most 64 pages (limits.memory_pages)`},
 		{module: "exit", row: `policy "bad": observe prefill at layer 0, position 0: bad/exit.wasm: kvpolicy_observe: exited with code 3`},
 		{module: "status", row: `policy "bad": observe prefill at layer 0, position 0: bad/status.wasm: kvpolicy_observe: no attention wanted`},
@@ -173,6 +176,32 @@ func TestWATExample(t *testing.T) {
 	m := load(t, wat(t, "../examples/policies/wat/window.wat"), wasmhost.Options{})
 	native, _ := builtin.Lookup("window")
 	checkAll(t, "window.wat", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
+}
+
+// TestRustExample: the Rust window, a no_std cdylib, is the builtin window with its
+// default and other params, and passes the battery.
+func TestRustExample(t *testing.T) {
+	m := load(t, rustPolicy(t, "../examples/policies/rust/window.rs"), wasmhost.Options{})
+	native, _ := builtin.Lookup("window")
+	for _, params := range []map[string]any{nil, {"sink": 0}, {"sink": 7}} {
+		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "window"}
+		checkAll(t, fmt.Sprintf("window.rs, params %v", params), conformance.Check(context.Background(), m.New, opts))
+	}
+	p, err := policies.ParseParams([]byte(`{"sink": 2.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), `kvpolicy_new: window: param "sink": want an integer >= 0`) {
+		t.Errorf("sink 2.5: %v", err)
+	}
+}
+
+// TestAssemblyScriptExample: the AssemblyScript window is the builtin window with its
+// default params, and passes the battery.
+func TestAssemblyScriptExample(t *testing.T) {
+	m := load(t, asPolicy(t, "../examples/policies/assemblyscript/window.ts"), wasmhost.Options{})
+	native, _ := builtin.Lookup("window")
+	checkAll(t, "window.ts", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
 }
 
 func checkAll(t *testing.T, what string, results []conformance.Result) {

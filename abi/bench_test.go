@@ -28,43 +28,55 @@ func (keepAll) Evict(*policies.Eviction) error    { return nil }
 // BenchmarkCallOverhead times one decode step, Observe then Evict, of a policy that
 // does nothing, on 12 heads (OPT-125M's) with 256 slots: what a policy call costs
 // beyond the policy's own work. Native is a Go method call; WASM copies the
-// attention into guest memory and calls through wazero, with and without the
-// per-call deadline, into WAT or into Go's runtime.
+// attention into guest memory and calls through wazero, metered (the default) or
+// not, into WAT or into Go's runtime.
 func BenchmarkCallOverhead(b *testing.B) {
+	okWAT := func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }
+	goGuest := func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }
 	for _, v := range []struct {
-		name     string
-		module   func(b *testing.B) string // nil: native
-		deadline time.Duration
+		name   string
+		module func(b *testing.B) string // nil: native
+		fuel   int64
 	}{
 		{"native", nil, 0},
-		{"wasm-no-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.NoDeadline},
-		{"wasm-deadline", func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }, wasmhost.DefaultDeadline},
-		{"wasm-go-deadline", func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }, wasmhost.DefaultDeadline},
+		{"wasm-unmetered", okWAT, wasmhost.Unmetered},
+		{"wasm", okWAT, 0},
+		{"wasm-go-unmetered", goGuest, wasmhost.Unmetered},
+		{"wasm-go", goGuest, 0},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			var p policies.Policy = keepAll{}
 			if v.module != nil {
-				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Deadline: v.deadline}).New)
+				p = mustNew(b, load(b, v.module(b), wasmhost.Options{Fuel: v.fuel}).New)
 			}
-			const H, W = 12, 256
-			if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
-				b.Fatal(err)
-			}
-			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
-				Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
-			e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
-				Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+			step := noopStep(b, p)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := p.Observe(a); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
+				step()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2, "ns/call")
 		})
+	}
+}
+
+// noopStep starts p on 12 heads (OPT-125M's) with 256 slots and returns a decode
+// step, Observe then Evict, that asks for no victims.
+func noopStep(b *testing.B, p policies.Policy) func() {
+	const H, W = 12, 256
+	if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
+		b.Fatal(err)
+	}
+	a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
+		Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+	e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
+		Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
+	return func() {
+		if err := p.Observe(a); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Evict(e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -80,25 +92,32 @@ func mustNew(b *testing.B, newPolicy policies.New) policies.Policy {
 // BenchmarkReplay replays an OPT-13B-shaped synthetic sample (2 layers × 40 heads,
 // 1024 + 64 tokens) through one policy at five budgets, the policy built each way:
 // native, as a Go plugin, and as WASM from Go (the same source) and from C or WAT
-// (the same algorithm). It reports the replay time and the policy's time per
-// (head · decode step); divide by the native row's for the ratios.
+// (the same algorithm), metered (the default) or not. It reports the replay time and
+// the policy's time per (head · decode step); divide by the native row's for the
+// ratios, and by the unmetered row's for what metering costs.
 func BenchmarkReplay(b *testing.B) {
 	tr, err := synth.New(synth.Options{Preset: "opt-13b", Layers: 2, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	budgets := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
-	wasm := func(path string, deadline time.Duration) func(b *testing.B) policies.New {
+	wasm := func(path func(b *testing.B) string, fuel int64) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
-			return load(b, path, wasmhost.Options{Deadline: deadline}).New
+			return load(b, path(b), wasmhost.Options{Fuel: fuel}).New
 		}
 	}
-	goWASM := func(pkg string, deadline time.Duration) func(b *testing.B) policies.New {
-		return func(b *testing.B) policies.New { return wasm(goPolicy(b, pkg), deadline)(b) }
+	goWASM := func(pkg string, fuel int64) func(b *testing.B) policies.New {
+		return wasm(func(b *testing.B) string { return goPolicy(b, pkg) }, fuel)
 	}
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	watWindow := func(b *testing.B) string { return wat(b, "../examples/policies/wat/window.wat") }
 	asPlugin := func(pkg string) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
-			so := build(b, filepath.Base(pkg)+".so", func(out string) error { return gobuild.Plugin(context.Background(), pkg, out) })
+			so := build(b, filepath.Base(pkg)+".so", func(out string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+				defer cancel()
+				return gobuild.Plugin(ctx, pkg, out)
+			})
 			newPolicy, err := plugin.Open(so)
 			if err != nil {
 				b.Skip(err)
@@ -113,15 +132,14 @@ func BenchmarkReplay(b *testing.B) {
 	}{
 		{"tova/native", func(*testing.B) policies.New { return tova.New }},
 		{"tova/plugin", asPlugin(tovaPkg)},
-		{"tova/wasm-c", func(b *testing.B) policies.New { return wasm(cPolicy(b, "../examples/policies/c/tova.c"), 0)(b) }},
-		{"tova/wasm-c-no-deadline", func(b *testing.B) policies.New {
-			return wasm(cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.NoDeadline)(b)
-		}},
+		{"tova/wasm-c", wasm(cTOVA, 0)},
+		{"tova/wasm-c-unmetered", wasm(cTOVA, wasmhost.Unmetered)},
 		{"tova/wasm-go", goWASM(tovaPkg, 0)},
-		{"tova/wasm-go-no-deadline", goWASM(tovaPkg, wasmhost.NoDeadline)},
+		{"tova/wasm-go-unmetered", goWASM(tovaPkg, wasmhost.Unmetered)},
 		{"window/native", func(*testing.B) policies.New { return window.New }},
 		{"window/plugin", asPlugin(windowPkg)},
-		{"window/wasm-wat", func(b *testing.B) policies.New { return wasm(wat(b, "../examples/policies/wat/window.wat"), 0)(b) }},
+		{"window/wasm-wat", wasm(watWindow, 0)},
+		{"window/wasm-wat-unmetered", wasm(watWindow, wasmhost.Unmetered)},
 		{"window/wasm-go", goWASM(windowPkg, 0)},
 	} {
 		b.Run(v.name, func(b *testing.B) {
@@ -146,11 +164,85 @@ func BenchmarkReplay(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeStep times one decode step (Observe, then a one-victim Evict) of
-// OPT-13B's shape: 40 heads, a 1024-token prompt compressed to 51 tokens, so the
-// slot table, and each attention row, is 1024 wide.
+// decodeSteps drives one policy through decode steps (Observe, then a one-victim
+// Evict) of OPT-13B's shape: 40 heads, a 1024-token prompt compressed to 51 tokens,
+// so the slot table, and each attention row, is 1024 wide. It starts a new sequence
+// when one ends.
+type decodeSteps struct {
+	b *testing.B
+	p policies.Policy
+	a *policies.Attention
+	e *policies.Eviction
+}
+
+const stepHeads, stepPrompt, stepBudget, stepsPerSequence = 40, 1024, 51, 1 << 14
+
+func newDecodeSteps(b *testing.B, p policies.Policy) *decodeSteps {
+	const H, P = stepHeads, stepPrompt
+	d := &decodeSteps{b: b, p: p,
+		a: &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: P,
+			Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H)},
+		e: &policies.Eviction{Heads: H, Stride: P, Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*P)},
+	}
+	d.start()
+	return d
+}
+
+// start begins a sequence: the prompt, its compression, and the first decode row.
+func (d *decodeSteps) start() {
+	const H, P, B = stepHeads, stepPrompt, stepBudget
+	b, p, a, e := d.b, d.p, d.a, d.e
+	if _, err := p.Init(policies.Config{Heads: H, PromptLen: P, MaxLen: P + stepsPerSequence, Budget: B}); err != nil {
+		b.Fatal(err)
+	}
+	pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, Probs: make([]float32, H*P*P)}
+	for i := range pre.Probs {
+		pre.Probs[i] = float32(i%97) / 97
+	}
+	if err := p.Observe(pre); err != nil {
+		b.Fatal(err)
+	}
+	e.Phase, e.Pos = policies.Prefill, P-1
+	for h := range H {
+		e.Need[h] = P - B
+	}
+	clear(e.Count)
+	if err := p.Evict(e); err != nil {
+		b.Fatal(err)
+	}
+	e.Phase, a.Pos = policies.Decode, P-1
+	for h := range H {
+		a.Slot[h], e.Need[h] = e.Victims[h*P], 1
+	}
+	for i := range a.Probs {
+		a.Probs[i] = float32(i%13) / 13
+	}
+}
+
+// step runs one decode step; a new sequence, when one is due, is not timed.
+func (d *decodeSteps) step() {
+	b, p, a, e := d.b, d.p, d.a, d.e
+	if a.Pos++; a.Pos == stepPrompt+stepsPerSequence {
+		b.StopTimer()
+		d.start()
+		a.Pos++
+		b.StartTimer()
+	}
+	e.Pos = a.Pos
+	if err := p.Observe(a); err != nil {
+		b.Fatal(err)
+	}
+	clear(e.Count)
+	if err := p.Evict(e); err != nil {
+		b.Fatal(err)
+	}
+	for h := range stepHeads {
+		a.Slot[h] = e.Victims[h*stepPrompt]
+	}
+}
+
+// BenchmarkDecodeStep times one decode step of OPT-13B's shape (see decodeSteps).
 func BenchmarkDecodeStep(b *testing.B) {
-	const H, P, B, steps = 40, 1024, 51, 1 << 14
 	for _, v := range []struct {
 		name string
 		make func(b *testing.B) policies.New
@@ -168,59 +260,58 @@ func BenchmarkDecodeStep(b *testing.B) {
 		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			p := mustNew(b, v.make(b))
-			a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: P,
-				Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H)}
-			e := &policies.Eviction{Heads: H, Stride: P, Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*P)}
-			start := func() {
-				if _, err := p.Init(policies.Config{Heads: H, PromptLen: P, MaxLen: P + steps, Budget: B}); err != nil {
-					b.Fatal(err)
-				}
-				pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, Probs: make([]float32, H*P*P)}
-				for i := range pre.Probs {
-					pre.Probs[i] = float32(i%97) / 97
-				}
-				if err := p.Observe(pre); err != nil {
-					b.Fatal(err)
-				}
-				e.Phase, e.Pos = policies.Prefill, P-1
-				for h := range H {
-					e.Need[h] = P - B
-				}
-				clear(e.Count)
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
-				e.Phase, a.Pos = policies.Decode, P-1
-				for h := range H {
-					a.Slot[h], e.Need[h] = e.Victims[h*P], 1
-				}
-				for i := range a.Probs {
-					a.Probs[i] = float32(i%13) / 13
-				}
-			}
-			start()
+			d := newDecodeSteps(b, mustNew(b, v.make(b)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if a.Pos++; a.Pos == P+steps {
-					b.StopTimer()
-					start()
-					a.Pos++
-					b.StartTimer()
-				}
-				e.Pos = a.Pos
-				if err := p.Observe(a); err != nil {
-					b.Fatal(err)
-				}
-				clear(e.Count)
-				if err := p.Evict(e); err != nil {
-					b.Fatal(err)
-				}
-				for h := range H {
-					a.Slot[h] = e.Victims[h*P]
-				}
+				d.step()
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/H, "ns/(head·step)")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/stepHeads, "ns/(head·step)")
+		})
+	}
+}
+
+// BenchmarkFuelOverhead measures what metering costs a call: each iteration runs the
+// same step on a metered and on an unmetered instance of the same module, one after
+// the other, so that both see the same load, and it reports both times and their
+// ratio. Steps: a no-op policy's Observe and Evict (12 heads × 256 slots, as in
+// BenchmarkCallOverhead), and a decode step of TOVA at OPT-13B's shape (see
+// decodeSteps), for the C and the Go guests.
+func BenchmarkFuelOverhead(b *testing.B) {
+	noop := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
+		return func(b *testing.B, fuel int64) func() {
+			return noopStep(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New))
+		}
+	}
+	decode := func(module func(b *testing.B) string) func(b *testing.B, fuel int64) func() {
+		return func(b *testing.B, fuel int64) func() {
+			return newDecodeSteps(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)).step
+		}
+	}
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	goTOVA := func(b *testing.B) string { return goPolicy(b, "github.com/kvsim/kvsim/policies/tova") }
+	for _, v := range []struct {
+		name string
+		make func(b *testing.B, fuel int64) func()
+	}{
+		{"noop/wat", noop(func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") })},
+		{"noop/go", noop(func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") })},
+		{"tova-decode/c", decode(cTOVA)},
+		{"tova-decode/go", decode(goTOVA)},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			metered, unmetered := v.make(b, 0), v.make(b, wasmhost.Unmetered)
+			var on, off time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				metered()
+				t1 := time.Now()
+				unmetered()
+				on, off = on+t1.Sub(t0), off+time.Since(t1)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(on.Nanoseconds())/n, "ns-metered")
+			b.ReportMetric(float64(off.Nanoseconds())/n, "ns-unmetered")
+			b.ReportMetric(float64(on)/float64(off), "ratio")
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/abi/wasmhost"
@@ -58,8 +59,13 @@ func need(t testing.TB, tool, install string) {
 	}
 }
 
+// buildBound bounds every build a test runs: a compiler that hangs fails the test.
+const buildBound = 10 * time.Minute
+
 func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return &toolError{name, err, strings.TrimSpace(string(out))}
 	}
@@ -92,10 +98,60 @@ func cPolicy(t testing.TB, src string) string {
 	})
 }
 
+// rustc finds a rustc that can build for wasm32-unknown-unknown: $KVSIM_RUSTC, the
+// one in PATH, or Debian's (rustup's toolchains have no wasm32 target offline).
+func rustc(t testing.TB) string {
+	t.Helper()
+	candidates := []string{os.Getenv("KVSIM_RUSTC"), "rustc", "/usr/bin/rustc"}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, c, "--print", "target-libdir", "--target", "wasm32-unknown-unknown").Output()
+		cancel()
+		if err != nil {
+			continue
+		}
+		if libs, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "libcore-*.rlib")); len(libs) > 0 {
+			return c
+		}
+	}
+	t.Skip("no rustc with the wasm32-unknown-unknown target: install one to run this test (Debian/Ubuntu: apt-get install -y rustc libstd-rust-dev-wasm32; rustup: rustup target add wasm32-unknown-unknown), or name it in KVSIM_RUSTC")
+	return ""
+}
+
+// rustPolicy builds a Rust policy, a no_std cdylib in one file.
+func rustPolicy(t testing.TB, src string) string {
+	rc := rustc(t)
+	return build(t, strings.TrimSuffix(filepath.Base(src), ".rs")+"-rust.wasm", func(out string) error {
+		return run(rc, "--edition", "2021", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown",
+			"-O", "-C", "panic=abort", "-D", "warnings", "-o", out, src)
+	})
+}
+
+// asPolicy builds an AssemblyScript policy with the compiler its folder pins.
+func asPolicy(t testing.TB, src string) string {
+	t.Helper()
+	dir := filepath.Dir(src)
+	asc, err := filepath.Abs(filepath.Join(dir, "node_modules", ".bin", "asc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(asc); err != nil {
+		t.Skipf("the AssemblyScript compiler is not installed: run npm ci in %s to run this test (CI does)", dir)
+	}
+	return build(t, strings.TrimSuffix(filepath.Base(src), ".ts")+"-as.wasm", func(out string) error {
+		return run(asc, src, "-o", out, "-O3", "--runtime", "stub", "--use", "abort=")
+	})
+}
+
 // goPolicy builds a Go policy package to WASM.
 func goPolicy(t testing.TB, pkg string) string {
 	return build(t, strings.ReplaceAll(pkg, "/", "_")+".wasm", func(out string) error {
-		return gobuild.WASM(context.Background(), pkg, out)
+		ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+		defer cancel()
+		return gobuild.WASM(ctx, pkg, out)
 	})
 }
 

@@ -3,6 +3,8 @@
 // guest is the Go guest SDK, wasmhost the host on wazero, plugin the Go plugin
 // loader, gobuild the builder of Go policies, and conformance the test kit that
 // `kvsim policy check` runs. This package's tests hold them all to the spec: every
-// builtin policy built to WASM evicts exactly like its native build, the C and WAT
-// examples run, and golden bad modules fail with exact errors.
+// builtin policy built to WASM evicts exactly like its native build, the C, WAT, Rust
+// and AssemblyScript examples evict exactly like the builtins they copy, and golden
+// bad modules (traps, loops, call trees, looping start functions, bad values) fail
+// with exact errors while the other rows finish.
 package abi

@@ -52,7 +52,7 @@ typedef struct kvp_header {
 	int32_t prompt_len;    /*  32: P */
 	int32_t max_len;       /*  36: T, prompt plus generated tokens */
 	int32_t budget;        /*  40 */
-	uint32_t reserved0;    /*  44: zero */
+	uint32_t reserved0;    /*  44: zero, not a field */
 	uint64_t seed;         /*  48 */
 	/* Guest, in kvpolicy_init: the layout. */
 	int32_t slack;         /*  56: >= 0 */
@@ -61,9 +61,12 @@ typedef struct kvp_header {
 	int32_t phase;         /*  64: KVP_PREFILL or KVP_DECODE */
 	int32_t pos;           /*  68: observe: first row's position; evict: newest position */
 	int32_t rows;          /*  72: observe: query rows (1 in decode); evict: 0 */
-	int32_t stride;        /*  76: floats between rows; evict: capacity of each victim list */
-	/* Host: array offsets from the region's start, 16-byte aligned. Re-read them on
-	 * every call: they change when the host asks for a larger region. */
+	int32_t stride;        /*  76: S, this call's row length: of probs rows, and of each
+	                        *      head's part of victims, weights and future */
+	/* Host: array offsets from the region's start, multiples of 16 (the region is
+	 * 8-aligned). Re-read them on every call: they change when the host asks for a
+	 * larger region. The arrays probs, slot, comp, need and future are the host's:
+	 * never write them. */
 	uint32_t probs_off;    /*  80: float probs[(h*rows + r)*stride + s] */
 	uint32_t slot_off;     /*  84: int32 slot[h], decode: the new token's slot */
 	uint32_t comp_off;     /*  88: float comp[h], decode: compensation slot's probability */
@@ -77,7 +80,8 @@ typedef struct kvp_header {
 	uint32_t err_len;      /* 116: bytes, at most 1024 are read */
 	/* Host: what the arrays hold. */
 	uint32_t probs_cap;    /* 120: floats in probs */
-	uint32_t slot_cap;     /* 124: entries per head in victims, weights and future */
+	uint32_t list_cap;     /* 124: room per head in victims, weights and future, >= stride
+	                        *      (slot_cap in earlier headers; not the table's width) */
 } kvp_header;
 
 _Static_assert(sizeof(kvp_header) == 128, "kvp_header is 128 bytes");
@@ -96,6 +100,19 @@ static inline int32_t *kvp_victims(kvp_header *h) { return KVP_ARRAY(int32_t, h,
 static inline float *kvp_weights(kvp_header *h) { return KVP_ARRAY(float, h, weights_off); }
 static inline float *kvp_future(kvp_header *h) { return KVP_ARRAY(float, h, future_off); }
 static inline const char *kvp_params(kvp_header *h) { return (const char *)h + h->params_off; }
+
+/* kvp_width is W, the width of the host's slot table (ABI.md 5.1): slot ids are
+ * 0 .. W-1. Call it in kvpolicy_init once you have set slack and flags. */
+static inline int32_t kvp_width(const kvp_header *h) {
+	if ((h->flags & KVP_UNBOUNDED) || h->slack >= h->max_len) {
+		return h->max_len;
+	}
+	int32_t w = h->budget + h->slack + 1;
+	if (w < h->prompt_len) {
+		w = h->prompt_len;
+	}
+	return w < h->max_len ? w : h->max_len;
+}
 
 /* Marks a function as one of the module's exports. */
 #define KVP_EXPORT(name) __attribute__((export_name(#name)))

@@ -144,8 +144,10 @@ func TestDiff(t *testing.T) {
 		want string
 	}{
 		{log(3, 5), ""},
-		{log(5, 3), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: victims [5 3], want [3 5] (the same slots, in another order)"},
-		{log(3, 6), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: victims [3 6], want [3 5]"},
+		{log(5, 3), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: the same 2 victims in another order, from victim 0: slot 5, want 3"},
+		{log(3, 6), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: 2 victims, want 2; evicts slot [6], which the reference keeps; keeps slot [5], which the reference evicts"},
+		{log(3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: 11 victims, want 2; evicts 9 slots [7 9 11 13 15 17 19 21] and 1 more, which the reference keeps"},
+		{log(3, 5, 5), "sequence 0 (layer 1, budget 8, prompt 16, max length 20): eviction 0 (decode at position 17): head 0: 3 victims, want 2; the first 2 are the same"},
 		{&recording{}, "0 sequences, want 1"},
 	} {
 		err := diff(log(3, 5), tc.got, 0)

@@ -106,19 +106,18 @@ func diff(want, got *recording, tol float64) error {
 			for h := range we.victims {
 				wv, gv := we.victims[h], ge.victims[h]
 				if !slices.Equal(wv, gv) {
-					order := ""
-					if slices.Equal(slices.Sorted(slices.Values(wv)), slices.Sorted(slices.Values(gv))) {
-						order = " (the same slots, in another order)"
-					}
-					return fmt.Errorf("%s: head %d: victims %v, want %v%s", at, h, gv, wv, order)
+					return fmt.Errorf("%s: head %d: %s", at, h, victimDiff(wv, gv))
 				}
 				if we.weights != nil {
 					var gw []float32
 					if ge.weights != nil {
 						gw = ge.weights[h]
 					}
-					if !within(we.weights[h], gw, tol) {
-						return fmt.Errorf("%s: head %d: weights %v, want %v", at, h, gw, we.weights[h])
+					if i := firstOutside(we.weights[h], gw, tol); i >= 0 {
+						if i >= len(gw) {
+							return fmt.Errorf("%s: head %d: %d weights, want %d", at, h, len(gw), len(wv))
+						}
+						return fmt.Errorf("%s: head %d: victim %d (slot %d) has weight %g, want %g", at, h, i, wv[i], gw[i], we.weights[h][i])
 					}
 				}
 			}
@@ -133,17 +132,69 @@ func diff(want, got *recording, tol float64) error {
 	return nil
 }
 
-// within reports whether a and b have the same length and elements within tol of each
-// other, relatively.
-func within(a, b []float32, tol float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
+// firstOutside returns the first index where a and b differ by more than tol,
+// relatively, or where one ends; -1 if they agree.
+func firstOutside(a, b []float32, tol float64) int {
 	for i := range a {
+		if i >= len(b) {
+			return i
+		}
 		x, y := float64(a[i]), float64(b[i])
 		if x != y && math.Abs(x-y) > tol*math.Max(math.Abs(x), math.Abs(y)) {
-			return false
+			return i
 		}
 	}
-	return true
+	if len(b) > len(a) {
+		return len(a)
+	}
+	return -1
+}
+
+// victimDiff says how the victim list got differs from want in a few words: the
+// slots only one of them names, or where the order first differs.
+func victimDiff(want, got []int32) string {
+	extra, missing := minus(got, want), minus(want, got)
+	if len(extra) == 0 && len(missing) == 0 {
+		i := 0
+		for i < len(want) && i < len(got) && want[i] == got[i] {
+			i++
+		}
+		if i == len(want) || i == len(got) {
+			return fmt.Sprintf("%d victims, want %d; the first %d are the same", len(got), len(want), i)
+		}
+		return fmt.Sprintf("the same %d victims in another order, from victim %d: slot %d, want %d", len(want), i, got[i], want[i])
+	}
+	msg := fmt.Sprintf("%d victims, want %d", len(got), len(want))
+	if len(extra) > 0 {
+		msg += "; evicts " + slots(extra) + ", which the reference keeps"
+	}
+	if len(missing) > 0 {
+		msg += "; keeps " + slots(missing) + ", which the reference evicts"
+	}
+	return msg
+}
+
+// minus is the sorted slots of a that b lacks.
+func minus(a, b []int32) []int32 {
+	var out []int32
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// slots lists at most 8 slots.
+func slots(s []int32) string {
+	const most = 8
+	word := "slots"
+	if len(s) == 1 {
+		word = "slot"
+	}
+	if len(s) <= most {
+		return fmt.Sprintf("%s %v", word, s)
+	}
+	return fmt.Sprintf("%d slots %v and %d more", len(s), s[:most], len(s)-most)
 }

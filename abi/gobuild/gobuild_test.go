@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/policies/h2o"
 	"github.com/kvsim/kvsim/policies/window"
@@ -21,20 +22,25 @@ func TestPackageOf(t *testing.T) {
 	}
 }
 
-// TestBuildErrors: what the go command says reaches the user, with the package.
+// TestBuildErrors: what the go command says reaches the user, with the package. The
+// builds run in parallel, each with its own bound.
 func TestBuildErrors(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "p.wasm")
 	for pkg, want := range map[string]string{
 		"github.com/kvsim/kvsim/cmd/kvsim": "build github.com/kvsim/kvsim/cmd/kvsim: github.com/kvsim/kvsim/cmd/kvsim is a main package: name the package that exports New",
 		"github.com/kvsim/kvsim/sim/half":  "build github.com/kvsim/kvsim/sim/half (github.com/kvsim/kvsim/sim/half): go build: exit status 1:",
 		"./no/such/dir":                    "build ./no/such/dir: go list: exit status 1:",
 	} {
-		err := WASM(context.Background(), pkg, out)
-		if err == nil || !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("%s:\n got %v\nwant %s…", pkg, err, want)
-		}
-		if pkg == "github.com/kvsim/kvsim/sim/half" && err != nil && !strings.Contains(err.Error(), "undefined: policy.New") {
-			t.Errorf("%s: the compiler's reason is missing: %v", pkg, err)
-		}
+		t.Run(pkg, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			err := WASM(ctx, pkg, filepath.Join(t.TempDir(), "p.wasm"))
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("got %v\nwant %s…", err, want)
+			}
+			if pkg == "github.com/kvsim/kvsim/sim/half" && err != nil && !strings.Contains(err.Error(), "undefined: policy.New") {
+				t.Errorf("the compiler's reason is missing: %v", err)
+			}
+		})
 	}
 }

@@ -10,11 +10,15 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/abi/conformance"
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/policies/window"
 )
+
+// buildBound bounds each plugin build: a build that hangs fails the test.
+const buildBound = 10 * time.Minute
 
 // skipIfInstrumented: coverage and the race detector compile kvsim differently from
 // a plain plugin build, so Go would rightly refuse the plugin.
@@ -28,7 +32,9 @@ func skipIfInstrumented(t *testing.T) {
 func TestOpen(t *testing.T) {
 	skipIfInstrumented(t)
 	so := filepath.Join(t.TempDir(), "window.so")
-	if err := gobuild.Plugin(context.Background(), "github.com/kvsim/kvsim/policies/window", so); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+	defer cancel()
+	if err := gobuild.Plugin(ctx, "github.com/kvsim/kvsim/policies/window", so); err != nil {
 		t.Fatal(err)
 	}
 	newPolicy, err := Open(so)
@@ -77,7 +83,9 @@ func New(p *policies.Params) (policies.Policy, error) { return nil, nil }
 func main() {}
 `)
 	so := filepath.Join(mod, "stale.so")
-	cmd := exec.Command("go", "build", "-buildmode=plugin", "-o", so, "./stale")
+	ctx, cancel := context.WithTimeout(context.Background(), buildBound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=plugin", "-o", so, "./stale")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/kvsim/kvsim/abi/wasmhost/internal/meter"
 )
 
 // The ABI's exports, in the order instance.fns holds them.
@@ -37,9 +39,16 @@ const (
 )
 
 // checkModule checks the exports and imports against the ABI before anything runs.
-func checkModule(c wazero.CompiledModule) (Info, error) {
+// A metered module also has the meter's import; the meter has refused any export
+// with the host's reserved prefix.
+func checkModule(c wazero.CompiledModule, metered bool) (Info, error) {
 	var info Info
 	exports := c.ExportedFunctions()
+	for name := range exports {
+		if strings.HasPrefix(name, meter.ReservedPrefix) {
+			return info, fmt.Errorf("the module exports %q: names starting with %s are reserved for the host", name, meter.ReservedPrefix)
+		}
+	}
 	for i, name := range exportNames {
 		params := []api.ValueType{}
 		if i == fnBuffer {
@@ -69,6 +78,7 @@ func checkModule(c wazero.CompiledModule) (Info, error) {
 		switch {
 		case mod == wasiModule:
 			info.WASI = true
+		case metered && mod == meter.ImportModule && name == meter.ImportName:
 		case mod == hostModule && name == "log":
 			if !slices.Equal(f.ParamTypes(), []api.ValueType{i32, i32}) || len(f.ResultTypes()) > 0 {
 				return info, fmt.Errorf("imports kvpolicy.log as %s, want func(i32, i32)", signature(f.ParamTypes(), f.ResultTypes()))

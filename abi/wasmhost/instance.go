@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/kvsim/kvsim/abi/internal/region"
+	"github.com/kvsim/kvsim/abi/wasmhost/internal/meter"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -23,7 +24,8 @@ type instance struct {
 	fns   [numFns]api.Function
 	stack []uint64 // the call stack for CallWithStack, allocated once
 	ctx   context.Context
-	watch *watchdog // nil without a deadline
+	gauge *gauge            // nil when unmetered
+	fuel  api.MutableGlobal // the meter's counter; nil when unmetered
 	out   *outputTail
 
 	// view is the whole guest memory as the host last read it. It is valid until the
@@ -40,41 +42,41 @@ type instance struct {
 	// were written there. Each wrote a prefix longer than any before it in the same
 	// place, so everything past a row's causal part is still zero.
 	zeroedProbs bool
-	// broken holds the failure (trap, exit, deadline) that closed the instance.
+	// broken holds the failure (trap, exit, fuel, deadline) that closed the instance.
 	broken error
 
 	closeOnce sync.Once
 }
 
 // instantiate makes a module instance with no filesystem, network or environment,
-// arms its watchdog, and runs the WASI reactor's _initialize if it has one.
+// and runs the WASI reactor's _initialize if it has one. Instantiation, with the
+// module's start function, and _initialize are metered calls.
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
-	in := &instance{m: m, stack: make([]uint64, 1), ctx: context.Background(), out: &outputTail{}}
+	in := &instance{m: m, stack: make([]uint64, 1), ctx: ctx, out: &outputTail{}}
+	if m.fuel != Unmetered {
+		in.gauge = &gauge{budget: m.fuel, deadline: m.deadline}
+		in.ctx = context.WithValue(ctx, gaugeKey{}, in.gauge)
+		in.gauge.begin(0) // the global's initial value
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions(). // _initialize runs below, under the watchdog
+		WithStartFunctions(). // _initialize runs below, as a call of its own
 		WithStdout(in.out).
 		WithStderr(in.out).
 		WithRandSource(deterministicRand())
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	mod, err := m.rt.InstantiateModule(in.ctx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", err)
+		return nil, fmt.Errorf("instantiate: %w", in.describe(err))
 	}
 	in.mod, in.mem = mod, mod.Memory()
 	for i, name := range exportNames {
 		in.fns[i] = mod.ExportedFunction(name)
 	}
-	in.readView()
-	switch {
-	case m.deadline <= 0:
-	case m.interrupt:
-		stop := mod.ExportedGlobal(stopGlobal).(api.MutableGlobal)
-		in.watch = newWatchdog(m.deadline, func() { stop.Set(1) })
-	default:
-		var cancel context.CancelFunc
-		in.ctx, cancel = context.WithCancel(context.Background())
-		in.watch = newWatchdog(m.deadline, cancel)
+	if in.gauge != nil {
+		in.fuel = mod.ExportedGlobal(meter.FuelExport).(api.MutableGlobal)
+		in.gauge.end(int64(in.fuel.Get()))
 	}
+	in.readView()
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := in.callFunc(f, "_initialize", 0); err != nil {
 			return nil, err
@@ -85,10 +87,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 
 // close releases the module instance. It is safe to call more than once.
 func (in *instance) close() {
-	in.closeOnce.Do(func() {
-		in.watch.stop()
-		in.mod.Close(context.Background())
-	})
+	in.closeOnce.Do(func() { in.mod.Close(context.Background()) })
 }
 
 // Close ends the instance. Calls after it fail.
@@ -109,15 +108,22 @@ func (in *instance) call(fn int, arg uint64) (uint64, error) {
 	return in.callFunc(in.fns[fn], exportNames[fn], arg)
 }
 
-// callFunc runs f. A trap, an exit or a deadline closes the instance for good.
+// callFunc runs f, metered. A trap, an exit, spent fuel or the deadline closes the
+// instance for good.
 func (in *instance) callFunc(f api.Function, name string, arg uint64) (uint64, error) {
 	if in.broken != nil {
 		return 0, in.broken
 	}
 	in.stack[0] = arg
-	in.watch.enter()
+	if in.gauge != nil {
+		give := min(fuelChunk, in.gauge.budget)
+		in.gauge.begin(give)
+		in.fuel.Set(uint64(give))
+	}
 	err := f.CallWithStack(in.ctx, in.stack)
-	in.watch.leave()
+	if in.gauge != nil {
+		in.gauge.end(int64(in.fuel.Get()))
+	}
 	if err != nil {
 		in.broken = fmt.Errorf("%s: %w", name, in.describe(err))
 		in.close()
@@ -163,31 +169,25 @@ func (in *instance) guestError(status int32) error {
 	return errors.New(msg)
 }
 
-// describe turns a wazero error into one line: the deadline, an exit with the first
-// lines the guest printed, or a trap with its innermost frames.
+// describe turns a wazero error into one line: fuel spent, the deadline, an exit
+// with the first lines the guest printed, or a trap with its innermost frames.
 func (in *instance) describe(err error) error {
 	var exit *sys.ExitError
 	var msg string
+	stopped := in.gauge != nil && (in.gauge.exhausted || in.gauge.late)
 	switch {
-	case in.watch.fired():
-		msg = fmt.Sprintf("still running after the %v deadline (limits.deadline_ms), stopped", in.m.deadline)
+	case stopped && in.gauge.exhausted:
+		msg = fmt.Sprintf("fuel exhausted: more than %d units of work in one call (limits.fuel)", in.m.fuel) + frames(err)
+	case stopped:
+		msg = fmt.Sprintf("still running after the %v deadline (limits.deadline_ms, the wall-clock backstop), stopped", in.m.deadline) + frames(err)
 	case errors.As(err, &exit):
 		msg = fmt.Sprintf("exited with code %d", exit.ExitCode())
 	default:
 		lines := strings.Split(err.Error(), "\n")
-		msg = strings.TrimSuffix(strings.TrimSpace(lines[0]), " (recovered by wazero)")
-		var frames []string
-		for _, l := range lines[1:] {
-			if l = strings.TrimSpace(l); l != "" && l != "wasm stack trace:" && len(frames) < 3 {
-				frames = append(frames, strings.TrimPrefix(l, ".")) // the instance has no name
-			}
-		}
-		if len(frames) > 0 {
-			msg += " (in " + strings.Join(frames, " < ") + ")"
-		}
+		msg = strings.TrimSuffix(strings.TrimSpace(lines[0]), " (recovered by wazero)") + frames(err)
 	}
 	// Runtimes print why they gave up (Go: "fatal error: out of memory").
-	if out := in.out.summary(); out != "" && !in.watch.fired() {
+	if out := in.out.summary(); out != "" && !stopped {
 		msg += "; it printed: " + out
 	}
 	// A guest near its page limit most likely failed to grow: say so.
@@ -197,6 +197,25 @@ func (in *instance) describe(err error) error {
 		}
 	}
 	return errors.New(msg)
+}
+
+// frames is " (in f < g < h)": the innermost guest frames of a wazero error's stack
+// trace, without the meter's tick.
+func frames(err error) string {
+	var fs []string
+	for _, l := range strings.Split(err.Error(), "\n")[1:] {
+		l = strings.TrimPrefix(strings.TrimSpace(l), ".") // the instance has no name
+		if l == "" || l == "wasm stack trace:" || strings.HasPrefix(l, meter.ImportModule+"."+meter.ImportName) {
+			continue
+		}
+		if fs = append(fs, l); len(fs) == 3 {
+			break
+		}
+	}
+	if len(fs) == 0 {
+		return ""
+	}
+	return " (in " + strings.Join(fs, " < ") + ")"
 }
 
 // region is the exchange region in the current view.
@@ -278,7 +297,7 @@ func (in *instance) start(cfg policies.Config) (policies.Layout, error) {
 }
 
 func (in *instance) init(plan region.Plan) (policies.Layout, error) {
-	if err := in.fit(plan.Heads, plan.ProbsCap, plan.SlotCap); err != nil {
+	if err := in.fit(plan.Heads, plan.ProbsCap, plan.ListCap); err != nil {
 		return policies.Layout{}, err
 	}
 	r := in.region()
@@ -305,10 +324,10 @@ func (in *instance) init(plan region.Plan) (policies.Layout, error) {
 // fit lays the arrays out for the given capacities, or the current ones where they
 // are larger, asks the guest for a larger region only if they do not fit, and writes
 // the current config and the offsets into the header.
-func (in *instance) fit(heads, probsCap, slotCap int) error {
-	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(slotCap, in.plan.SlotCap))
+func (in *instance) fit(heads, probsCap, listCap int) error {
+	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(listCap, in.plan.ListCap))
 	if !ok {
-		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, slotCap)
+		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, listCap)
 	}
 	if plan.Size > in.size {
 		if err := in.setRegion(plan.Size); err != nil {
@@ -341,7 +360,7 @@ func (in *instance) observe(a *policies.Attention) error {
 			a.Heads, a.Rows, S, len(a.Probs), len(a.Slot), H)
 	}
 	if H*S > in.plan.ProbsCap {
-		if err := in.fit(H, H*S, in.plan.SlotCap); err != nil {
+		if err := in.fit(H, H*S, in.plan.ListCap); err != nil {
 			return err
 		}
 	}
@@ -405,7 +424,7 @@ func (in *instance) evict(e *policies.Eviction) error {
 	if in.layout.Clairvoyant && e.Future == nil {
 		return errors.New("evict: the policy is clairvoyant, but this host gives no future attention")
 	}
-	if S > in.plan.SlotCap {
+	if S > in.plan.ListCap {
 		if err := in.fit(H, in.plan.ProbsCap, S); err != nil {
 			return err
 		}

@@ -5,29 +5,33 @@
 //
 // A guest cannot take its host down: every pointer, length and count it hands back is
 // checked before the host reads guest memory, and a trap, an exit, a bad return value,
-// memory past the page limit or a call past the deadline becomes an error that names
-// the module and the export; the engine adds the policy, the call, the layer and the
-// position.
+// memory past the page limit, work past the fuel budget or a call past the deadline
+// becomes an error that names the module and the export; the engine adds the policy,
+// the call, the layer and the position.
 //
 // # Notes
 //
+//   - Work is metered (internal/meter): every function entry and loop iteration costs
+//     a unit of fuel, and a call that uses more than its budget (Options.Fuel) traps,
+//     the same way on every machine and under any load. The guest calls back into Go
+//     every fuelChunk units, which is where the budget is charged, the wall-clock
+//     deadline (a backstop) is checked, and where the scheduler and the garbage
+//     collector get the goroutine back: compiled wasm code cannot be preempted.
 //   - Guests get no host imports beyond kvpolicy.log, and WASI only if they import it
 //     (Go's runtime does): no filesystem, no network, no environment, and wazero's
 //     deterministic defaults for clocks and sleep. random_get reads a fixed stream.
-//   - Compiled code is cached on disk (see Options.CacheDir), so a second run does not
-//     recompile.
-//   - The deadline costs a load and a branch per loop iteration: the host rewrites
-//     the module (internal/loopcheck) so that every loop checks a global the
-//     watchdog sets. It falls back on wazero's WithCloseOnContextDone, which costs
-//     far more, only for modules it cannot rewrite.
+//   - Compiled code is cached on disk (see Options.CacheDir and cache.go), so a
+//     second run does not recompile.
 //   - A policy instance belongs to one goroutine at a time, as policies.Policy asks.
 //     Instances are closed when they become unreachable, or by Close.
 package wasmhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -41,7 +45,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/kvsim/kvsim/abi/internal/region"
-	"github.com/kvsim/kvsim/abi/wasmhost/internal/loopcheck"
+	"github.com/kvsim/kvsim/abi/wasmhost/internal/meter"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -49,29 +53,53 @@ import (
 const (
 	// DefaultMemoryPages is 256 MiB of guest memory, 64 KiB a page.
 	DefaultMemoryPages = 4096
-	// DefaultDeadline bounds one call into the guest.
-	DefaultDeadline = time.Second
-	// NoDeadline turns the deadline off, and with it the check at the head of every
-	// guest loop.
+	// DefaultFuel bounds the work of one call: function entries plus loop iterations
+	// (plus bulk memory bytes / 256). The heaviest builtin built to WASM (h2o) uses
+	// at most 5.2 million in one call at OPT-13B's shape (40 heads, a 2032-token
+	// prompt; BenchmarkBuiltinFuel); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
+	// billion. A guest that loops spends it in about a second, one that recurses in
+	// tens of seconds.
+	DefaultFuel = 2_000_000_000
+	// DefaultDeadline is the wall-clock backstop of one call. Fuel is the rule; the
+	// deadline is well above what DefaultFuel takes even on a loaded machine, and
+	// catches what a unit of fuel cannot bound: a unit pays for one function entry
+	// or loop iteration, which is at most one function body of straight-line code.
+	DefaultDeadline = 5 * time.Minute
+	// NoDeadline turns the deadline off; fuel still bounds every call.
 	NoDeadline time.Duration = -1
+	// Unmetered turns metering off: no fuel, no deadline, and a guest that loops
+	// hangs its goroutine and, at the next garbage collection, the process. It exists
+	// to measure what metering costs (the abi benchmarks); never run untrusted
+	// modules so.
+	Unmetered int64 = -1
+	// MaxModuleBytes caps the size of a module file.
+	MaxModuleBytes = 256 << 20
 )
+
+// fuelChunk is how much fuel the guest spends between two calls into Go: the most
+// work, give or take one function body, that it runs without a Go safe point.
+const fuelChunk = 1 << 16
 
 // Options are a module's limits and plumbing. The zero value gives the defaults.
 type Options struct {
 	// MemoryPages caps each instance's linear memory, in 64 KiB pages; 0 means
 	// DefaultMemoryPages. A module that declares a larger minimum fails to load.
 	MemoryPages uint32
-	// Deadline stops a call that runs longer, between Deadline and 1.5×Deadline after
-	// it started; 0 means DefaultDeadline, NoDeadline none.
+	// Fuel bounds each call's work (see DefaultFuel); 0 means DefaultFuel. Each of
+	// instantiation (with the module's start function) and _initialize is a call.
+	Fuel int64
+	// Deadline stops a call still running this long after it started, within one
+	// fuelChunk of work; 0 means DefaultDeadline, NoDeadline none.
 	Deadline time.Duration
 	// CacheDir holds compiled code across runs. "" means $KVSIM_WASM_CACHE if set,
 	// else kvsim/wazero under the user cache directory; "off" keeps it in memory.
-	// Old entries are pruned when a process first uses the directory (see
-	// pruneCache).
+	// See cache.go for what kvsim checks and prunes there.
 	CacheDir string
 	// Log receives the lines guests write with kvpolicy.log, prefixed with the
 	// module's name. Nil discards them.
 	Log io.Writer
+	// Warn receives warnings about the compilation cache; nil means os.Stderr.
+	Warn io.Writer
 }
 
 // Info describes a loaded module.
@@ -85,27 +113,22 @@ type Info struct {
 type Module struct {
 	name     string
 	memPages uint32
+	fuel     int64 // per call; Unmetered: the module runs as it came
 	deadline time.Duration
-	// interrupt: the module carries loopcheck's stop global, which the watchdog sets.
-	// Without it, a deadline falls back on wazero's WithCloseOnContextDone.
-	interrupt bool
-	rt        wazero.Runtime
-	compiled  wazero.CompiledModule
-	info      Info
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	info     Info
 }
 
-// stopGlobal is the global loopcheck adds; the watchdog sets it to stop a call.
-const stopGlobal = "__kvsim_stop"
-
-// instrument is loopcheck.Instrument; tests replace it to exercise the fallback.
-var instrument = loopcheck.Instrument
-
-// Load reads, compiles and checks the module at path: its exports and imports, then
-// its ABI version, from a first instance.
+// Load reads, meters, compiles and checks the module at path: its exports and
+// imports, then its ABI version, from a first instance.
 func Load(ctx context.Context, path string, opts Options) (*Module, error) {
-	bin, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("wasm policy: %w", err)
+	bin, err := readModule(path)
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return nil, fmt.Errorf("wasm policy: %w", err) // it names the file
+	} else if err != nil {
+		return nil, fmt.Errorf("wasm policy %s: %w", path, err)
 	}
 	m, err := compile(ctx, path, bin, opts)
 	if err != nil {
@@ -114,43 +137,96 @@ func Load(ctx context.Context, path string, opts Options) (*Module, error) {
 	return m, nil
 }
 
+// readModule reads a regular file of at most MaxModuleBytes.
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s, not a regular file: a module must be a .wasm file", fileKind(info.Mode()))
+	}
+	if info.Size() > MaxModuleBytes {
+		return nil, fmt.Errorf("%d bytes, over the %d MiB a module may have", info.Size(), MaxModuleBytes>>20)
+	}
+	bin, err := io.ReadAll(io.LimitReader(f, MaxModuleBytes+1))
+	if err == nil && len(bin) > MaxModuleBytes {
+		err = fmt.Errorf("over the %d MiB a module may have", MaxModuleBytes>>20)
+	}
+	return bin, err
+}
+
+// fileKind names what a file that is not regular is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
+
 func compile(ctx context.Context, name string, bin []byte, opts Options) (*Module, error) {
-	m := &Module{name: name, memPages: opts.MemoryPages, deadline: opts.Deadline}
+	m := &Module{name: name, memPages: opts.MemoryPages, fuel: opts.Fuel, deadline: opts.Deadline}
 	if m.memPages == 0 {
 		m.memPages = DefaultMemoryPages
 	}
 	if m.memPages > 65536 {
 		return nil, fmt.Errorf("memory limit of %d pages is over wasm32's 65536", m.memPages)
 	}
+	switch {
+	case m.fuel == 0:
+		m.fuel = DefaultFuel
+	case m.fuel < 0 && m.fuel != Unmetered:
+		return nil, fmt.Errorf("fuel %d: want a positive number of units", m.fuel)
+	}
 	if m.deadline == 0 {
 		m.deadline = DefaultDeadline
 	}
-	cache, err := compilationCache(opts.CacheDir)
+	// The rewrite also checks every count the module declares, which wazero would
+	// allocate for before reading: unmetered modules go through it too.
+	metered, err := meter.Instrument(bin)
+	if errors.Is(err, meter.ErrReserved) {
+		return nil, fmt.Errorf("%w (abi/ABI.md §2)", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot meter the module: %w", err)
+	}
+	if m.fuel != Unmetered {
+		bin = metered
+	}
+	warn := opts.Warn
+	if warn == nil {
+		warn = os.Stderr
+	}
+	m.rt, m.compiled, err = compileCached(ctx, opts.CacheDir, bin, m.memPages, warn)
 	if err != nil {
 		return nil, err
 	}
-	if m.deadline > 0 {
-		if checked, err := instrument(bin, stopGlobal); err == nil {
-			bin, m.interrupt = checked, true
-		}
-	}
-	cfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(cache).
-		WithMemoryLimitPages(m.memPages).
-		WithCloseOnContextDone(m.deadline > 0 && !m.interrupt)
-	m.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	ok := false
 	defer func() {
 		if !ok {
 			m.rt.Close(ctx)
 		}
 	}()
-	m.compiled, err = m.rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), bin)
-	if err != nil {
+	if m.info, err = checkModule(m.compiled, m.fuel != Unmetered); err != nil {
 		return nil, err
 	}
-	if m.info, err = checkModule(m.compiled); err != nil {
-		return nil, err
+	if m.fuel != Unmetered {
+		if err := instantiateTick(ctx, m.rt); err != nil {
+			return nil, err
+		}
 	}
 	if m.info.WASI {
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt); err != nil {
@@ -168,6 +244,18 @@ func compile(ctx context.Context, name string, bin []byte, opts Options) (*Modul
 	ok = true
 	runtime.AddCleanup(m, func(rt wazero.Runtime) { rt.Close(context.Background()) }, m.rt)
 	return m, nil
+}
+
+// newRuntime makes a runtime with the memory cap, and compiles bin in it.
+func newRuntime(ctx context.Context, cache wazero.CompilationCache, bin []byte, memPages uint32) (wazero.Runtime, wazero.CompiledModule, error) {
+	cfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).WithMemoryLimitPages(memPages)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	compiled, err := rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), bin)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
+	}
+	return rt, compiled, nil
 }
 
 // checkVersion instantiates the module once and asks its ABI version.
@@ -223,46 +311,73 @@ func (m *Module) New(p *policies.Params) (policies.Policy, error) {
 // nothing the instance holds points back at it.
 type policy struct{ *instance }
 
-var (
-	cachesMu sync.Mutex
-	caches   = map[string]wazero.CompilationCache{}
-)
+// gauge is an instance's fuel account. The tick, called from the guest, finds it in
+// the context of the call.
+type gauge struct {
+	budget   int64         // per call
+	deadline time.Duration // <= 0: none
+	used     int64         // this call's fuel, up to the last refill
+	given    int64         // what the fuel global was last set to
+	started  time.Time     // when the call's first tick came; zero before it
+	// exhausted and late say why the last tick stopped the call.
+	exhausted, late bool
+	// lastUsed is the fuel the last finished call used.
+	lastUsed int64
+}
 
-// compilationCache returns the process-wide cache for dir (resolved as
-// Options.CacheDir says), so that runtimes share compiled code too.
-func compilationCache(dir string) (wazero.CompilationCache, error) {
-	explicit := true
-	if dir == "" {
-		dir = os.Getenv("KVSIM_WASM_CACHE")
+type gaugeKey struct{}
+
+// errStopped is what the tick panics with; wazero turns it into the call's error, and
+// describe reads the gauge for the reason.
+var errStopped = errors.New("stopped by the host")
+
+// begin starts a call with the fuel global set to give.
+func (g *gauge) begin(give int64) {
+	g.used, g.given, g.started, g.exhausted, g.late = 0, give, time.Time{}, false, false
+}
+
+// end adds what is left of the last refill, left being the fuel global now.
+func (g *gauge) end(left int64) {
+	g.used += g.given - left
+	g.given = left
+	g.lastUsed = g.used
+}
+
+// tick charges the chunk the guest has spent, stops the call when the budget is
+// spent or the deadline has passed, and returns the next chunk.
+func (g *gauge) tick(left int64) int64 {
+	g.used += g.given - left
+	if g.used > g.budget {
+		g.exhausted = true
+		panic(errStopped)
 	}
-	if dir == "" {
-		explicit = false
-		if base, err := os.UserCacheDir(); err == nil {
-			dir = base + string(os.PathSeparator) + "kvsim" + string(os.PathSeparator) + "wazero"
-		} else {
-			dir = "off"
+	if g.deadline > 0 {
+		if g.started.IsZero() {
+			g.started = time.Now()
+		} else if time.Since(g.started) > g.deadline {
+			g.late = true
+			panic(errStopped)
 		}
 	}
-	cachesMu.Lock()
-	defer cachesMu.Unlock()
-	if c, ok := caches[dir]; ok {
-		return c, nil
-	}
-	var c wazero.CompilationCache
-	if dir == "off" {
-		c = wazero.NewCompilationCache()
-	} else {
-		var err error
-		pruneCache(dir, time.Now())
-		if c, err = wazero.NewCompilationCacheWithDir(dir); err != nil {
-			if explicit {
-				return nil, fmt.Errorf("compilation cache: %w", err)
-			}
-			c = wazero.NewCompilationCache() // an unwritable home still runs policies
+	g.given = min(fuelChunk, g.budget-g.used)
+	return g.given
+}
+
+// instantiateTick provides the meter's import: __kvsim.tick(fuel i64) -> i64.
+func instantiateTick(ctx context.Context, rt wazero.Runtime) error {
+	tick := func(ctx context.Context, stack []uint64) {
+		g, _ := ctx.Value(gaugeKey{}).(*gauge)
+		if g == nil {
+			panic(errors.New("kvsim: a metered call without a gauge"))
 		}
+		stack[0] = uint64(g.tick(int64(stack[0])))
 	}
-	caches[dir] = c
-	return c, nil
+	_, err := rt.NewHostModuleBuilder(meter.ImportModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(tick), []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}).
+		WithParameterNames("fuel").
+		Export(meter.ImportName).
+		Instantiate(ctx)
+	return err
 }
 
 // instantiateLog provides kvpolicy.log(ptr, len): one line to w per call.

@@ -93,7 +93,8 @@ func runPolicyCheck(ctx context.Context, e *env, args []string) error {
 	paramsJSON := fs.String("params", "{}", "params to build the policy with, as a JSON `object`")
 	sameAs := fs.String("same-as", "", "also check that it evicts exactly like the builtin `NAME`, victim for victim")
 	memPages := fs.Uint("memory-pages", wasmhost.DefaultMemoryPages, "WASM memory limit in 64 KiB `pages`")
-	deadline := fs.Duration("deadline", wasmhost.DefaultDeadline, "WASM per-call deadline (0: none)")
+	fuel := fs.Int64("fuel", wasmhost.DefaultFuel, "WASM work budget per call, in `units` (function entries and loop iterations)")
+	deadline := fs.Duration("deadline", wasmhost.DefaultDeadline, "WASM per-call wall-clock backstop (0: none)")
 	verbose := fs.Bool("v", false, "print what the guest logs with kvpolicy.log")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -118,7 +119,10 @@ func runPolicyCheck(ctx context.Context, e *env, args []string) error {
 	var newPolicy policies.New
 	switch filepath.Ext(path) {
 	case ".wasm":
-		wopts := wasmhost.Options{MemoryPages: uint32(*memPages), Deadline: *deadline}
+		if *fuel < 1 {
+			return usageError{fmt.Errorf("policy check: -fuel %d: want a positive number of units", *fuel)}
+		}
+		wopts := wasmhost.Options{MemoryPages: uint32(*memPages), Fuel: *fuel, Deadline: *deadline}
 		if *deadline == 0 {
 			wopts.Deadline = wasmhost.NoDeadline
 		}

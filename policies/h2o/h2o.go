@@ -7,7 +7,11 @@
 // window, one per step per head. An evicted token's score is dropped.
 //
 // Params: recent_share (default 0.5), the share of the budget given to the recent
-// window; the rest holds heavy hitters.
+// window, in [0, 1); the rest holds heavy hitters. The window holds
+// recent = round(budget × recent_share) tokens, rounded half up (floor(x + 0.5)), and
+// then clamped to [1, budget]: the window always keeps at least the newest token, so
+// recent_share = 0 still gives a one-token window, and a budget of 1 is all window. A
+// budget of 5 at the default share gives a window of 3 and 2 heavy hitters.
 package h2o
 
 import (

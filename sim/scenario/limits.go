@@ -11,8 +11,12 @@ import (
 type Limits struct {
 	// MemoryPages caps the guest's memory in 64 KiB pages (default 4096: 256 MiB).
 	MemoryPages *int `toml:"memory_pages"`
-	// DeadlineMS stops a call into the guest that runs longer (default 1000; 0 turns
-	// the deadline off).
+	// Fuel bounds the work of one call into the guest, in units of function entries
+	// and loop iterations (default wasmhost.DefaultFuel). It is the rule: the same
+	// guest on the same input passes or fails identically on any machine.
+	Fuel *int64 `toml:"fuel"`
+	// DeadlineMS is the wall-clock backstop of one call (default 300000; 0 turns it
+	// off).
 	DeadlineMS *int `toml:"deadline_ms"`
 }
 
@@ -22,6 +26,9 @@ func (l *Limits) check() error {
 	}
 	if p := l.MemoryPages; p != nil && (*p < 1 || *p > 65536) {
 		return fmt.Errorf("limits.memory_pages = %d: want 1 to 65536 pages of 64 KiB", *p)
+	}
+	if f := l.Fuel; f != nil && *f < 1 {
+		return fmt.Errorf("limits.fuel = %d: want a positive number of units of work per call", *f)
 	}
 	if d := l.DeadlineMS; d != nil && *d < 0 {
 		return fmt.Errorf("limits.deadline_ms = %d: want milliseconds, or 0 for no deadline", *d)
@@ -38,6 +45,9 @@ func (l *Limits) wasmOptions() wasmhost.Options {
 	}
 	if l.MemoryPages != nil {
 		o.MemoryPages = uint32(*l.MemoryPages)
+	}
+	if l.Fuel != nil {
+		o.Fuel = *l.Fuel
 	}
 	if d := l.DeadlineMS; d != nil {
 		o.Deadline = time.Duration(*d) * time.Millisecond

@@ -29,6 +29,7 @@ source = "wasm:policies/window.wasm"
 params = { sink = 2 }
 [policy.limits]
 memory_pages = 512
+fuel = 100000000
 deadline_ms = 0
 `
 
@@ -69,8 +70,9 @@ func TestWASMSource(t *testing.T) {
 	wasmPath := filepath.Join(dir, "policies", "window.wasm")
 	for _, tc := range []struct{ from, to, want string }{
 		{"memory_pages = 512", "memory_pages = 0", `scenario s.toml:17: policy "window-wasm": limits.memory_pages = 0: want 1 to 65536 pages of 64 KiB`},
+		{"fuel = 100000000", "fuel = 0", `scenario s.toml:17: policy "window-wasm": limits.fuel = 0: want a positive number of units of work per call`},
 		{"deadline_ms = 0", "deadline_ms = -1", `scenario s.toml:17: policy "window-wasm": limits.deadline_ms = -1: want milliseconds, or 0 for no deadline`},
-		{"deadline_ms = 0", "deadline = 3", `scenario s.toml:19: unknown key "policy.limits.deadline"`},
+		{"deadline_ms = 0", "deadline = 3", `scenario s.toml:20: unknown key "policy.limits.deadline"`},
 		{"policies/window.wasm", "policies/nope.wasm", `scenario s.toml:15: policy "window-wasm": source "wasm:policies/nope.wasm": wasm policy: open ` + filepath.Join(dir, "policies", "nope.wasm") + ": no such file or directory"},
 		{`"wasm:policies/window.wasm"`, `"builtin:window"`, `scenario s.toml:15: policy "window-wasm": source "builtin:window": limits apply to wasm: policies only (a builtin policy runs natively, outside any sandbox)`},
 		{"params = { sink = 2 }\n[policy.limits]", "params = { sink = -1 }\n[policy.limits]", `scenario s.toml:16: policy "window-wasm": ` + wasmPath + `: kvpolicy_new: param "sink": must be ≥ 0, got -1`},

@@ -64,7 +64,7 @@ const (
 	ErrPtr      = 112 // u32, guest: absolute address of the error message
 	ErrLen      = 116 // u32
 	ProbsCap    = 120 // u32, host: floats the probs array holds
-	SlotCap     = 124 // u32, host: entries per head of victims, weights and future
+	ListCap     = 124 // u32, host: room per head in victims, weights and future (≥ every stride)
 
 	HeaderSize = 128
 )
@@ -81,18 +81,18 @@ const PrefillChunkFloats = 1 << 18
 
 // Plan is where the arrays sit for given capacities.
 type Plan struct {
-	Heads, ProbsCap, SlotCap                                               int
+	Heads, ProbsCap, ListCap                                               int
 	Probs, Slot, Comp, Need, Count, Victims, Weights, Future, Size, Params int
 }
 
-// NewPlan lays out the arrays for heads heads, probsCap probabilities and slotCap
+// NewPlan lays out the arrays for heads heads, probsCap probabilities and listCap
 // victims per head. It returns ok=false if the region would not fit in 4 GiB.
-func NewPlan(heads, probsCap, slotCap int) (Plan, bool) {
+func NewPlan(heads, probsCap, listCap int) (Plan, bool) {
 	const limit = math.MaxUint32
-	if heads < 0 || probsCap < 0 || slotCap < 0 || heads > limit/4 || probsCap > limit/4 || slotCap > limit/4/max(heads, 1) {
+	if heads < 0 || probsCap < 0 || listCap < 0 || heads > limit/4 || probsCap > limit/4 || listCap > limit/4/max(heads, 1) {
 		return Plan{}, false
 	}
-	p := Plan{Heads: heads, ProbsCap: probsCap, SlotCap: slotCap}
+	p := Plan{Heads: heads, ProbsCap: probsCap, ListCap: listCap}
 	off := HeaderSize
 	next := func(bytes int) int {
 		at := off
@@ -104,9 +104,9 @@ func NewPlan(heads, probsCap, slotCap int) (Plan, bool) {
 	p.Comp = next(4 * heads)
 	p.Need = next(4 * heads)
 	p.Count = next(4 * heads)
-	p.Victims = next(4 * heads * slotCap)
-	p.Weights = next(4 * heads * slotCap)
-	p.Future = next(4 * heads * slotCap)
+	p.Victims = next(4 * heads * listCap)
+	p.Weights = next(4 * heads * listCap)
+	p.Future = next(4 * heads * listCap)
 	p.Size = off
 	return p, off <= limit
 }
@@ -130,7 +130,7 @@ func (p Plan) WriteOffsets(b []byte) {
 	for _, f := range [...]struct{ at, v int }{
 		{ProbsOff, p.Probs}, {SlotOff, p.Slot}, {CompOff, p.Comp}, {NeedOff, p.Need},
 		{CountOff, p.Count}, {VictimsOff, p.Victims}, {WeightsOff, p.Weights}, {FutureOff, p.Future},
-		{ProbsCap, p.ProbsCap}, {SlotCap, p.SlotCap},
+		{ProbsCap, p.ProbsCap}, {ListCap, p.ListCap},
 	} {
 		PutU32(b, f.at, uint32(f.v))
 	}

@@ -15,7 +15,7 @@ var fields = map[string]int{
 	"phase": Phase, "pos": Pos, "rows": Rows, "stride": Stride, "probs_off": ProbsOff, "slot_off": SlotOff,
 	"comp_off": CompOff, "need_off": NeedOff, "count_off": CountOff, "victims_off": VictimsOff,
 	"weights_off": WeightsOff, "future_off": FutureOff, "err_ptr": ErrPtr, "err_len": ErrLen,
-	"probs_cap": ProbsCap, "slot_cap": SlotCap,
+	"probs_cap": ProbsCap, "list_cap": ListCap,
 }
 
 // TestHeaderAgrees: kvpolicy.h's struct, laid out by C's rules, its offset comments,
@@ -72,8 +72,8 @@ func TestPlan(t *testing.T) {
 		t.Fatal("OPT-13B's shape does not fit")
 	}
 	// 2^18 / (40 × 1024) = 6 prefill rows a chunk.
-	if p.ProbsCap != 40*6*1024 || p.SlotCap != 1088 {
-		t.Errorf("caps %d, %d", p.ProbsCap, p.SlotCap)
+	if p.ProbsCap != 40*6*1024 || p.ListCap != 1088 {
+		t.Errorf("caps %d, %d", p.ProbsCap, p.ListCap)
 	}
 	arrays := []struct{ at, bytes int }{
 		{p.Probs, 4 * p.ProbsCap}, {p.Slot, 4 * 40}, {p.Comp, 4 * 40}, {p.Need, 4 * 40}, {p.Count, 4 * 40},

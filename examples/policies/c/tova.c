@@ -134,7 +134,6 @@ KVP_EXPORT(kvpolicy_new) int32_t kvpolicy_new(void) {
 }
 
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
-static int32_t max32(int32_t a, int32_t b) { return a > b ? a : b; }
 
 KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 	kvp_header *h = region;
@@ -142,7 +141,9 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 		return kvp_fail(h, "tova: bad config");
 	}
 	heads = h->heads, prompt_len = h->prompt_len, max_len = h->max_len, next = 0;
-	width = min32(max_len, max32(prompt_len, h->budget + 1));
+	h->slack = 0;
+	h->flags = 0;
+	width = kvp_width(h);
 	uint32_t cells = (uint32_t)heads * (uint32_t)width;
 	uint32_t need = cells * 8 + cells * 4 + (uint32_t)heads * 4 + (uint32_t)width * 4;
 	if (need > state_cap) {
@@ -163,8 +164,6 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 		}
 		count[hd] = prompt_len;
 	}
-	h->slack = 0;
-	h->flags = 0;
 	return KVP_OK;
 }
 

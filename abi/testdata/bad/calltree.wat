@@ -1,0 +1,24 @@
+;; Golden bad module: kvpolicy_observe starts a call tree 60 deep with two calls per
+;; level, 2^61 calls that no loop makes and no stack limit ends.
+;; Otherwise it is ok.wat.
+(module
+  (memory (export "memory") 1)
+  (func $tree (param $depth i32)
+    (if (local.get $depth)
+      (then
+        (call $tree (i32.sub (local.get $depth) (i32.const 1)))
+        (call $tree (i32.sub (local.get $depth) (i32.const 1))))))
+  (func (export "kvpolicy_abi_version") (result i32) (i32.const 0x10000))
+  (func (export "kvpolicy_buffer") (param $size i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.add (i32.shr_u (i32.add (local.get $size) (i32.const 65535)) (i32.const 16)) (i32.const 1)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then (drop (memory.grow (i32.sub (local.get $pages) (memory.size))))))
+    (i32.const 65536))
+  (func (export "kvpolicy_new") (result i32) (i32.const 0))
+  (func (export "kvpolicy_init") (result i32)
+    (i32.store offset=60 (i32.const 65536) (i32.const 1)) ;; flags: unbounded
+    (i32.const 0))
+  (func (export "kvpolicy_observe") (result i32) (call $tree (i32.const 60)) (i32.const 0))
+  (func (export "kvpolicy_evict") (result i32) (i32.const 0))
+)
