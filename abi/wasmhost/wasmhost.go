@@ -38,6 +38,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -405,11 +406,16 @@ func instantiateLog(ctx context.Context, rt wazero.Runtime, name string, w io.Wr
 	return err
 }
 
-// printable makes guest text safe for one line of a table or a terminal.
+// printable makes guest text safe for one line of a table or a terminal: C0 and C1
+// controls become spaces, and bidirectional controls (U+202E and kin), which could
+// make the rest of the line read backwards, are dropped.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		switch {
+		case unicode.IsControl(r):
 			return ' '
+		case unicode.Is(unicode.Bidi_Control, r):
+			return -1
 		}
 		return r
 	}, strings.ToValidUTF8(s, "?"))

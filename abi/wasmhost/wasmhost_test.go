@@ -260,3 +260,19 @@ func TestInstanceLifecycle(t *testing.T) {
 		t.Errorf("clairvoyant without a future: %v", err)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain text", "plain text"},
+		{"line\nbreak\ttab\x7f", "line break tab "},
+		{"c1\u0085\u009bcontrols", "c1  controls"},
+		{"evil\u202Etxt.exe", "eviltxt.exe"},
+		{"\u2066isolate\u2069 \u200Emark\u200F \u061Carabic", "isolate mark arabic"},
+		{"bad utf8 \xff", "bad utf8 ?"},
+		{"accents é and 中文 stay", "accents é and 中文 stay"},
+	} {
+		if got := printable(c.in); got != c.want {
+			t.Errorf("printable(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
