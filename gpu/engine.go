@@ -3,11 +3,12 @@ package gpu
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // Engine runs sequences on a backend.
@@ -40,8 +41,6 @@ type Sequence struct {
 	// Scratch reused between Feed calls.
 	positions []int32
 	slots     [][]int32
-	seen      []uint32 // per-slot stamp for duplicate victims
-	stamp     uint32
 }
 
 // NewSequence starts a sequence whose cache has capacity slots per (layer, head),
@@ -55,7 +54,7 @@ func (e *Engine) NewSequence(capacity int, compensation bool) (*Sequence, error)
 		return nil, err
 	}
 	s := &Sequence{engine: e, kv: kv, tables: make([]*Slots, e.cfg.NumHiddenLayers),
-		slots: make([][]int32, e.cfg.NumHiddenLayers), seen: make([]uint32, capacity)}
+		slots: make([][]int32, e.cfg.NumHiddenLayers)}
 	for l := range s.tables {
 		s.tables[l] = NewSlots(e.cfg.NumAttentionHeads, capacity)
 	}
@@ -122,12 +121,12 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 		}
 	}
 	start := time.Now()
-	s.positions = resize(s.positions, n)
+	s.positions = buf.Grow(s.positions, n)
 	for i := range n {
 		s.positions[i] = int32(s.n + i)
 	}
 	for l, t := range s.tables {
-		s.slots[l] = resize(s.slots[l], n*H)
+		s.slots[l] = buf.Grow(s.slots[l], n*H)
 		for i := range n {
 			if err := t.Enter(s.positions[i], s.slots[l][i*H:(i+1)*H]); err != nil {
 				return fmt.Errorf("feed: layer %d: %w", l, err) // unreachable: capacity was checked
@@ -142,8 +141,10 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 }
 
 // Evict frees victims of layer l, named as policies name them (see KV.Evict), after
-// checking them: every victim a resident slot named once, counts within the
-// stride, and merge weights finite and non-negative. On error nothing changes.
+// checking them as replay does (host.CheckVictims): every victim a resident slot
+// named once, counts within the stride and the resident tokens and, when e.Need is
+// set, at least the need, and merge weights finite and non-negative. On error
+// nothing changes.
 func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 	if l < 0 || l >= len(s.tables) {
 		return fmt.Errorf("evict: layer %d out of range [0, %d)", l, len(s.tables))
@@ -156,32 +157,11 @@ func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 		return fmt.Errorf("evict: layer %d: %d counts, %d victims and %d weights for %d heads of stride %d",
 			l, len(e.Count), len(e.Victims), len(e.Weights), t.Heads(), e.Stride)
 	}
-	for h := range t.Heads() {
-		n := int(e.Count[h])
-		if n < 0 || n > e.Stride {
-			return fmt.Errorf("evict: layer %d head %d: %d victims, want 0..%d", l, h, n, e.Stride)
-		}
-		if s.stamp++; s.stamp == 0 { // wrapped: old stamps could collide
-			clear(s.seen)
-			s.stamp = 1
-		}
-		for i, v := range e.Victims[h*e.Stride : h*e.Stride+n] {
-			if v < 0 || int(v) >= t.Capacity() {
-				return fmt.Errorf("evict: layer %d head %d: victim slot %d out of range [0, %d)", l, h, v, t.Capacity())
-			}
-			if s.seen[v] == s.stamp {
-				return fmt.Errorf("evict: layer %d head %d: victim slot %d named twice", l, h, v)
-			}
-			s.seen[v] = s.stamp
-			if t.Pos(h, v) < 0 {
-				return fmt.Errorf("evict: layer %d head %d: victim slot %d is free", l, h, v)
-			}
-			if comp {
-				if w := float64(e.Weights[h*e.Stride+i]); w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
-					return fmt.Errorf("evict: layer %d head %d: merge weight %g for slot %d", l, h, w, v)
-				}
-			}
-		}
+	if e.Need != nil && len(e.Need) < t.Heads() {
+		return fmt.Errorf("evict: layer %d: %d needs for %d heads", l, len(e.Need), t.Heads())
+	}
+	if err := host.CheckVictims(e, t.tables, comp); err != nil {
+		return fmt.Errorf("evict: layer %d: %w", l, err)
 	}
 	for h := range t.Heads() {
 		for _, v := range e.Victims[h*e.Stride : h*e.Stride+int(e.Count[h])] {
@@ -189,11 +169,4 @@ func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 		}
 	}
 	return s.kv.Evict(l, e)
-}
-
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
 }

@@ -176,7 +176,7 @@ func TestSequenceEvict(t *testing.T) {
 		want string
 	}{
 		{"named twice", request(1, []int32{1, 1}, nil), "named twice"},
-		{"free slot", request(1, nil, []int32{0, 5}), "slot 5 is free"},
+		{"free slot", request(1, nil, []int32{0, 5}), "slot 5 is empty"},
 		{"out of range", request(1, []int32{6}, nil), "out of range"},
 		{"negative weight", request(-1, []int32{0}, nil), "merge weight"},
 		{"NaN weight", request(float32(math.NaN()), []int32{0}, nil), "merge weight"},

@@ -2,51 +2,37 @@ package gpu
 
 import (
 	"fmt"
-	"math/bits"
+
+	"github.com/kvsim/kvsim/policies/host"
 )
 
-// Slots is the host's record of one layer's slot tables: for each head, which
-// position each of Capacity slots holds. It decides where new tokens go (the lowest
-// free slot of each head) and checks evictions, and the backend's KV follows it.
+// Slots is the host's record of one layer's slot tables (host.Table, one per head,
+// Capacity slots each): which position each slot holds. It decides where new tokens
+// go (the lowest free slot of each head) and checks evictions, and the backend's KV
+// follows it.
 type Slots struct {
-	heads, capacity int
-	words           int      // uint64 words per head in free
-	pos             []int32  // [heads][capacity]: position held, -1 when free
-	free            []uint64 // [heads][words]: bit s set when slot s is free
-	resident        []int    // tokens held per head
-	width           int      // 1 + the highest slot ever filled, over all heads
+	capacity int
+	tables   []host.Table
+	width    int // 1 + the highest slot ever filled, over all heads
 }
 
 // NewSlots makes the tables of one layer, every slot free.
 func NewSlots(heads, capacity int) *Slots {
-	t := &Slots{heads: heads, capacity: capacity, words: (capacity + 63) / 64}
-	t.pos = make([]int32, heads*capacity)
-	t.free = make([]uint64, heads*t.words)
-	t.resident = make([]int, heads)
+	t := &Slots{capacity: capacity, tables: make([]host.Table, heads)}
 	t.Reset()
 	return t
 }
 
 // Reset frees every slot.
 func (t *Slots) Reset() {
-	for i := range t.pos {
-		t.pos[i] = -1
-	}
-	for h := range t.heads {
-		words := t.free[h*t.words : (h+1)*t.words]
-		for i := range words {
-			words[i] = ^uint64(0)
-		}
-		if r := t.capacity % 64; r != 0 {
-			words[len(words)-1] = 1<<r - 1
-		}
-		t.resident[h] = 0
+	for h := range t.tables {
+		t.tables[h].Reset(t.capacity, 0)
 	}
 	t.width = 0
 }
 
 // Heads is the number of heads.
-func (t *Slots) Heads() int { return t.heads }
+func (t *Slots) Heads() int { return len(t.tables) }
 
 // Capacity is the number of slots per head.
 func (t *Slots) Capacity() int { return t.capacity }
@@ -56,36 +42,27 @@ func (t *Slots) Capacity() int { return t.capacity }
 func (t *Slots) Width() int { return t.width }
 
 // Resident is the number of tokens head h holds.
-func (t *Slots) Resident(h int) int { return t.resident[h] }
+func (t *Slots) Resident(h int) int { return t.tables[h].Resident() }
 
 // Pos is the position held by slot s of head h, or -1 when the slot is free.
-func (t *Slots) Pos(h int, s int32) int32 { return t.pos[h*t.capacity+int(s)] }
+func (t *Slots) Pos(h int, s int32) int32 { return t.tables[h].Pos(s) }
 
 // Enter puts a token at position p into the lowest free slot of every head and
 // writes those slots to slots[h]. If a head is full it changes nothing and returns
 // an error.
 func (t *Slots) Enter(p int32, slots []int32) error {
-	if len(slots) != t.heads {
-		return fmt.Errorf("slots: Enter with %d slot outputs for %d heads", len(slots), t.heads)
+	if len(slots) != len(t.tables) {
+		return fmt.Errorf("slots: Enter with %d slot outputs for %d heads", len(slots), len(t.tables))
 	}
-	for h := range t.heads {
-		if t.resident[h] == t.capacity {
+	for h := range t.tables {
+		if t.tables[h].Resident() == t.capacity {
 			return fmt.Errorf("slots: head %d is full (%d slots) at position %d", h, t.capacity, p)
 		}
 	}
-	for h := range t.heads {
-		words := t.free[h*t.words : (h+1)*t.words]
-		for i, w := range words {
-			if w != 0 {
-				s := i*64 + bits.TrailingZeros64(w)
-				words[i] &^= 1 << (s % 64)
-				t.pos[h*t.capacity+s] = p
-				t.resident[h]++
-				t.width = max(t.width, s+1)
-				slots[h] = int32(s)
-				break
-			}
-		}
+	for h := range t.tables {
+		s := t.tables[h].Enter(p)
+		t.width = max(t.width, int(s)+1)
+		slots[h] = s
 	}
 	return nil
 }
@@ -96,13 +73,8 @@ func (t *Slots) Free(h int, s int32) (int32, error) {
 	if s < 0 || int(s) >= t.capacity {
 		return -1, fmt.Errorf("head %d: slot %d out of range [0, %d)", h, s, t.capacity)
 	}
-	i := h*t.capacity + int(s)
-	p := t.pos[i]
-	if p < 0 {
+	if t.tables[h].Pos(s) < 0 {
 		return -1, fmt.Errorf("head %d: slot %d is free", h, s)
 	}
-	t.pos[i] = -1
-	t.free[h*t.words+int(s)/64] |= 1 << (s % 64)
-	t.resident[h]--
-	return p, nil
+	return t.tables[h].Remove(s), nil
 }

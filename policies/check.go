@@ -11,10 +11,15 @@ func CheckConfig(cfg Config) error {
 	return nil
 }
 
-// SlotWidth bounds the slot ids: at most max(P, Budget+Slack+1) tokens are ever
-// resident, and the host fills the lowest free slot.
-func SlotWidth(cfg Config, slack int) int {
-	return min(cfg.MaxLen, max(cfg.PromptLen, cfg.Budget+slack+1))
+// SlotWidth is W of the ABI (abi/ABI.md), the width of every slot table the host
+// keeps for this layout: T when unbounded, else min(T, max(P, Budget+Slack+1)), since
+// at most that many tokens are ever resident and the host fills the lowest free slot.
+// Slot ids are below it. Hosts and policies use this one formula.
+func SlotWidth(cfg Config, layout Layout) int {
+	if layout.Unbounded {
+		return cfg.MaxLen
+	}
+	return min(cfg.MaxLen, max(cfg.PromptLen, cfg.Budget+min(layout.Slack, cfg.MaxLen)+1))
 }
 
 // CheckAttention rejects calls that break the protocol before they can index out of

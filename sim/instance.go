@@ -1,13 +1,13 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"time"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim/kernel"
 )
 
@@ -27,22 +27,16 @@ type instance struct {
 	layout policies.Layout
 	width  int
 
-	tables   []slotTable // one per head
-	resident [][]bool    // resident[h][position]
-	gather   []float32   // scratch: the resident logits of one head
-	comp     []compSlot
+	tables   []host.Table // one per head
+	resident [][]bool     // resident[h][position]
+	gather   []float32    // scratch: the resident logits of one head
+	comp     []host.Comp
 	headPeak []int // per head: the most entries held while attending
 
 	attn  policies.Attention
 	evict policies.Eviction
 
 	stats instanceStats
-}
-
-// compSlot is a head's compensation slot (AUV's reconstructed K and V).
-type compSlot struct {
-	k, v   []float64
-	weight float64
 }
 
 // instanceStats are the sums a job contributes to a cell.
@@ -58,9 +52,7 @@ type instanceStats struct {
 
 // close releases the policy when it holds resources (a WASM instance does).
 func (in *instance) close() {
-	if c, ok := in.policy.(io.Closer); ok {
-		c.Close()
-	}
+	host.Close(in.policy)
 	in.policy = nil
 }
 
@@ -69,18 +61,14 @@ func (in *instance) callError(call string, pos int, err error) error {
 	return fmt.Errorf("policy %q: %s at layer %d, position %d: %w", in.spec.Name, call, in.cfg.Layer, pos, err)
 }
 
-// guard runs one policy call, turning a panic into an error and timing it.
-func (in *instance) guard(timed bool, f func() error) (err error) {
+// guard runs one policy call through host.Call, timing it when timed is set.
+func (in *instance) guard(timed bool, f func() error) error {
 	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-		if timed {
-			in.stats.policyTime += time.Since(start)
-		}
-	}()
-	return f()
+	err := host.Call(f)
+	if timed {
+		in.stats.policyTime += time.Since(start)
+	}
+	return err
 }
 
 // initLayout makes the policy if needed and starts it on cfg, returning its layout.
@@ -113,7 +101,7 @@ func (in *instance) startPeak(cfg policies.Config) (int, error) {
 		return cfg.Budget, in.start(cfg)
 	}
 	probe := cfg
-	b, err := PeakBudget(cfg.Budget, cfg.PromptLen, cfg.MaxLen-cfg.PromptLen, func(b int) (policies.Layout, error) {
+	b, err := host.PeakBudget(cfg.Budget, cfg.PromptLen, cfg.MaxLen-cfg.PromptLen, func(b int) (policies.Layout, error) {
 		probe.Budget = b
 		return in.initLayout(probe)
 	})
@@ -137,49 +125,36 @@ func (in *instance) start(cfg policies.Config) error {
 	if err != nil {
 		return err
 	}
-	if layout.Slack < 0 {
-		return in.callError("init", 0, fmt.Errorf("negative slack %d", layout.Slack))
-	}
-	if layout.Clairvoyant && !in.spec.AllowFuture {
-		return in.callError("init", 0, errors.New("clairvoyant policies are not allowed here"))
+	if err := host.CheckLayout(layout, in.spec.AllowClairvoyant); err != nil {
+		return in.callError("init", 0, err)
 	}
 	in.layout = layout
 	P, T, H := cfg.PromptLen, cfg.MaxLen, cfg.Heads
-	in.width = T
-	if !layout.Unbounded {
-		in.width = min(T, max(P, cfg.Budget+min(layout.Slack, T)+1))
-	}
+	in.width = policies.SlotWidth(cfg, layout)
 	w := in.width
-	in.tables = grow(in.tables, H)
-	in.resident = grow2(in.resident, H, T)
-	in.gather = grow(in.gather, w)
-	if cap(in.comp) < H {
-		in.comp = make([]compSlot, H)
-	}
-	in.comp = in.comp[:H]
-	in.headPeak = grow(in.headPeak, H)
+	in.tables = buf.Grow(in.tables, H)
+	in.resident = buf.Grow2(in.resident, H, T)
+	in.gather = buf.Grow(in.gather, w)
+	in.comp = buf.Grow(in.comp, H)
+	in.headPeak = buf.Grow(in.headPeak, H)
 	clear(in.headPeak)
 	for h := 0; h < H; h++ {
-		in.tables[h].reset(w, P)
+		in.tables[h].Reset(w, P)
 		for j := range in.resident[h] {
 			in.resident[h][j] = j < P
 		}
-		c := &in.comp[h]
-		c.k, c.v = grow(c.k, cfg.HeadDim), grow(c.v, cfg.HeadDim)
-		clear(c.k)
-		clear(c.v)
-		c.weight = 0
+		in.comp[h].Reset(cfg.HeadDim)
 	}
 	in.attn = policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: w,
-		Probs: grow(in.attn.Probs, H*w), Slot: grow(in.attn.Slot, H), Comp: grow(in.attn.Comp, H)}
+		Probs: buf.Grow(in.attn.Probs, H*w), Slot: buf.Grow(in.attn.Slot, H), Comp: buf.Grow(in.attn.Comp, H)}
 	clear(in.attn.Probs) // free slots read as 0; attend writes only resident ones
 	in.evict = policies.Eviction{Heads: H, Stride: w,
-		Need: grow(in.evict.Need, H), Count: grow(in.evict.Count, H), Victims: grow(in.evict.Victims, H*w)}
+		Need: buf.Grow(in.evict.Need, H), Count: buf.Grow(in.evict.Count, H), Victims: buf.Grow(in.evict.Victims, H*w)}
 	if layout.Compensation {
-		in.evict.Weights = grow(in.evict.Weights, H*w)
+		in.evict.Weights = buf.Grow(in.evict.Weights, H*w)
 	}
 	if layout.Clairvoyant {
-		in.evict.Future = grow(in.evict.Future, H*w)
+		in.evict.Future = buf.Grow(in.evict.Future, H*w)
 	}
 	return nil
 }
@@ -204,11 +179,12 @@ func (in *instance) observe(a *policies.Attention, timed bool) error {
 
 // compress asks for the victims that bring the prompt down to the budget.
 func (in *instance) compress(l *layerData) error {
-	if in.layout.Unbounded || in.cfg.PromptLen <= in.cfg.Budget {
+	need := host.CompressNeed(in.cfg, in.layout)
+	if need == 0 {
 		return nil
 	}
 	for h := range in.evict.Need {
-		in.evict.Need[h] = int32(in.cfg.PromptLen - in.cfg.Budget)
+		in.evict.Need[h] = int32(need)
 	}
 	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, false)
 }
@@ -225,37 +201,17 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 	if err := in.guard(timed, func() error { return in.policy.Evict(e) }); err != nil {
 		return in.callError("evict", pos, err)
 	}
+	if err := host.CheckVictims(e, in.tables, in.layout.Compensation); err != nil {
+		return in.callError("evict", pos, err)
+	}
 	for h := 0; h < in.cfg.Heads; h++ {
 		n := int(e.Count[h])
-		if n < int(e.Need[h]) {
-			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, need at least %d", h, n, e.Need[h]))
-		}
 		table := &in.tables[h]
-		if n > len(table.live) {
-			return in.callError("evict", pos, fmt.Errorf("head %d: %d victims, only %d tokens resident", h, n, len(table.live)))
-		}
-		victims := e.Victims[h*e.Stride : h*e.Stride+n]
-		for i, s := range victims {
-			if s < 0 || int(s) >= in.width {
-				return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d out of range [0, %d)", h, s, in.width))
-			}
-			p := table.pos[s]
-			if p < 0 {
-				for _, prev := range victims[:i] {
-					if prev == s {
-						return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d named twice", h, s))
-					}
-				}
-				return in.callError("evict", pos, fmt.Errorf("head %d: victim slot %d is empty", h, s))
-			}
+		for i, s := range e.Victims[h*e.Stride : h*e.Stride+n] {
+			p := table.Remove(s)
 			if in.layout.Compensation {
-				w := float64(e.Weights[h*e.Stride+i])
-				if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
-					return in.callError("evict", pos, fmt.Errorf("head %d: merge weight %g for slot %d", h, w, s))
-				}
-				in.comp[h].merge(w, l.k.vec(h, int(p)), l.v.vec(h, int(p)))
+				in.comp[h].Merge(float64(e.Weights[h*e.Stride+i]), l.k.vec(h, int(p)), l.v.vec(h, int(p)))
 			}
-			table.remove(s)
 			in.resident[h][p] = false
 			in.attn.Probs[h*in.width+int(s)] = 0
 		}
@@ -264,38 +220,20 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 	return nil
 }
 
-// merge folds one victim into the compensation slot (Eq. 7–8). Victims of one call are
-// folded one by one, which gives the same weighted mean as folding them together.
-func (c *compSlot) merge(w float64, k, v []float32) {
-	if w == 0 {
-		return
-	}
-	total := c.weight + w
-	for i := range c.k {
-		c.k[i] = (c.k[i]*c.weight + float64(k[i])*w) / total
-	}
-	if v != nil {
-		for i := range c.v {
-			c.v[i] = (c.v[i]*c.weight + float64(v[i])*w) / total
-		}
-	}
-	c.weight = total
-}
-
 // decodeStep runs step t (row g of the decode block) for this instance.
 func (in *instance) decodeStep(l *layerData, t, g int) error {
 	H, w := in.cfg.Heads, in.width
 	a := &in.attn
 	a.Pos = t
 	for h := 0; h < H; h++ {
-		free := in.tables[h].enter(int32(t))
+		free := in.tables[h].Enter(int32(t))
 		if free < 0 {
 			return in.callError("decode", t, fmt.Errorf("head %d: no free slot", h))
 		}
 		in.resident[h][t] = true
 		a.Slot[h] = free
 		if in.cap > 0 && !in.layout.Unbounded {
-			entries := len(in.tables[h].live)
+			entries := in.tables[h].Resident()
 			if in.layout.Compensation {
 				entries++
 			}
@@ -310,10 +248,7 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	}
 	need := false
 	for h := 0; h < H; h++ {
-		n := len(in.tables[h].live) - in.cfg.Budget - in.layout.Slack
-		if in.layout.Unbounded || n < 0 {
-			n = 0
-		}
+		n := host.DecodeNeed(in.tables[h].Resident(), in.cfg, in.layout)
 		in.evict.Need[h] = int32(n)
 		need = need || n > 0
 	}
@@ -328,18 +263,18 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 	logits := l.decodeLogits(h, g)
 	table := &in.tables[h]
-	live := table.live
+	live := table.Live()
 	c := &in.comp[h]
-	hasComp := c.weight > 0
+	hasComp := c.Weight > 0
 	var compLogit float64
 	e := in.gather[:len(live)]
 	for i, s := range live {
-		e[i] = logits[table.pos[s]]
+		e[i] = logits[table.Pos(s)]
 	}
 	m := float64(kernel.Max(e))
 	if hasComp {
 		q := l.q.vec(h, t)
-		for i, x := range c.k {
+		for i, x := range c.K {
 			compLogit += float64(q[i]) * x
 		}
 		m = math.Max(m, compLogit)
@@ -368,7 +303,7 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 	full := l.decodeProbs(h, g)
 	hit := 0.0
 	for _, s := range live {
-		hit += float64(full[table.pos[s]])
+		hit += float64(full[table.Pos(s)])
 	}
 	st := &in.stats
 	st.hit += hit
@@ -396,16 +331,16 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 			// Many tokens: scatter the row by position and multiply by Vᵀ, which
 			// beats one small axpy per token.
 			for i, s := range live {
-				l.dense[table.pos[s]] = e[i]
+				l.dense[table.Pos(s)] = e[i]
 			}
 			d, T := l.headDim, l.total
 			kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
 			for _, s := range live {
-				l.dense[table.pos[s]] = 0
+				l.dense[table.Pos(s)] = 0
 			}
 		} else {
 			for i, s := range live {
-				kernel.Axpy(e[i], l.v.vec(h, int(table.pos[s])), out)
+				kernel.Axpy(e[i], l.v.vec(h, int(table.Pos(s))), out)
 			}
 		}
 		ref := l.fullOutput(h, g)
@@ -413,7 +348,7 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 		for i, x := range ref {
 			y := float64(out[i])
 			if hasComp {
-				y += compProb * c.v[i]
+				y += compProb * c.V[i]
 			}
 			diff += (y - float64(x)) * (y - float64(x))
 			norm += float64(x) * float64(x)
@@ -422,22 +357,4 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 			st.outErr += math.Sqrt(diff / norm)
 		}
 	}
-}
-
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
-}
-
-func grow2[T any](s [][]T, rows, n int) [][]T {
-	if cap(s) < rows {
-		s = make([][]T, rows)
-	}
-	s = s[:rows]
-	for i := range s {
-		s[i] = grow(s[i], n)
-	}
-	return s
 }

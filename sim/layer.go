@@ -3,6 +3,7 @@ package sim
 import (
 	"time"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/sim/kernel"
 	"github.com/kvsim/kvsim/sim/kvtrace"
@@ -105,11 +106,11 @@ func (l *layerData) load(src Source, layer int, meta kvtrace.Meta, withV bool) e
 // computeDecode fills the decode rows' logits, probabilities, top-k sets and outputs.
 func (l *layerData) computeDecode() {
 	H, G, T, P, d := l.heads, l.gen, l.total, l.prompt, l.headDim
-	l.logits = grow(l.logits, H*G*T)
-	l.probs = grow(l.probs, H*G*T)
-	l.topN = grow(l.topN, H*G)
-	l.top = grow(l.top, H*G*l.topKWant)
-	l.scratch = grow(l.scratch, max(d, T))
+	l.logits = buf.Grow(l.logits, H*G*T)
+	l.probs = buf.Grow(l.probs, H*G*T)
+	l.topN = buf.Grow(l.topN, H*G)
+	l.top = buf.Grow(l.top, H*G*l.topKWant)
+	l.scratch = buf.Grow(l.scratch, max(d, T))
 	if G == 0 {
 		return
 	}
@@ -129,9 +130,9 @@ func (l *layerData) computeDecode() {
 		}
 	}
 	if l.v.data != nil {
-		l.outs = grow(l.outs, H*G*d)
-		l.vt = grow(l.vt, H*d*T)
-		l.dense = grow(l.dense, T)
+		l.outs = buf.Grow(l.outs, H*G*d)
+		l.vt = buf.Grow(l.vt, H*d*T)
+		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
 		for h := 0; h < H; h++ {
 			vh, vt := l.v.head(h), l.vt[h*d*T:(h+1)*d*T]
@@ -171,7 +172,7 @@ func (l *layerData) selectTop(h, g int, row []float32) {
 // on j, so that row 0 is the whole decode phase and row G is zero.
 func (l *layerData) computeFuture() {
 	H, G, T := l.heads, l.gen, l.total
-	l.future = grow(l.future, H*(G+1)*T)
+	l.future = buf.Grow(l.future, H*(G+1)*T)
 	for h := 0; h < H; h++ {
 		f := l.future[h*(G+1)*T : (h+1)*(G+1)*T]
 		clear(f[G*T:])
@@ -192,8 +193,9 @@ func (l *layerData) fillFuture(in *instance, step int) {
 	for h := 0; h < H; h++ {
 		f := l.future[(h*(G+1)+step+1)*T : (h*(G+1)+step+2)*T]
 		out := in.evict.Future[h*w : (h+1)*w]
-		for s, p := range in.tables[h].pos {
-			if p >= 0 {
+		table := &in.tables[h]
+		for s := range int32(w) {
+			if p := table.Pos(s); p >= 0 {
 				out[s] = f[p]
 			} else {
 				out[s] = 0
@@ -206,7 +208,7 @@ func (l *layerData) fillFuture(in *instance, step int) {
 // block with stride prompt.
 func (l *layerData) prefillBlock(r0, rows int) *policies.Attention {
 	H, P, d := l.heads, l.prompt, l.headDim
-	l.block = grow(l.block, H*rows*P)
+	l.block = buf.Grow(l.block, H*rows*P)
 	end := r0 + rows
 	for h := 0; h < H; h++ {
 		out := l.block[h*rows*P : (h+1)*rows*P]

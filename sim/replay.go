@@ -27,8 +27,9 @@ type Source interface {
 type PolicySpec struct {
 	Name string
 	New  func() (policies.Policy, error)
-	// AllowFuture lets the policy be clairvoyant (replay can serve it).
-	AllowFuture bool
+	// AllowClairvoyant lets the policy's layout be Clairvoyant: replay fills
+	// Eviction.Future for it from the trace.
+	AllowClairvoyant bool
 	// Accounting is what a budget bounds for this policy.
 	Accounting Accounting
 }

@@ -239,7 +239,7 @@ func TestBudgetString(t *testing.T) {
 // 2 .1, 4 .1, so 2 goes (older on the tie). Step 5 sees {0, 4, 5}: hit 16/20.
 func TestOracleByHand(t *testing.T) {
 	sp := spec("oracle", oracle.New, nil)
-	sp.AllowFuture = true
+	sp.AllowClairvoyant = true
 	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestOracleByHand(t *testing.T) {
 	if c := res.Cell(0, 0); c.Failed != "" || math.Abs(c.HitRate-0.8) > 1e-6 {
 		t.Errorf("oracle: %+v", c)
 	}
-	sp.AllowFuture = false
+	sp.AllowClairvoyant = false
 	res, _ = Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
 	if want := `policy "oracle": init at layer 0, position 0: clairvoyant policies are not allowed here`; res.Cell(0, 0).Failed != want {
 		t.Errorf("clairvoyant without the future: %q", res.Cell(0, 0).Failed)
@@ -285,16 +285,6 @@ func (c *compensator) Evict(e *policies.Eviction) error {
 		c.res.Free(0, victim)
 	}
 	return nil
-}
-
-func TestMergeByHand(t *testing.T) {
-	c := compSlot{k: make([]float64, 2), v: make([]float64, 2)}
-	c.merge(1, []float32{0, 0}, []float32{1, 1})
-	c.merge(3, []float32{2, 4}, []float32{2, 1})
-	c.merge(0, []float32{100, 100}, []float32{100, 100}) // a zero weight drops the victim
-	if c.weight != 4 || c.k[0] != 1.5 || c.k[1] != 3 || c.v[0] != 1.75 || c.v[1] != 1 {
-		t.Errorf("after merging: %+v", c)
-	}
 }
 
 // TestCompensationByHand follows Eq. 7–8 on the hand trace at a budget of 2.

@@ -22,7 +22,7 @@ func builtinSpecs(t testing.TB, names ...string) []sim.PolicySpec {
 		if !ok {
 			t.Fatalf("no builtin %s", n)
 		}
-		specs = append(specs, sim.PolicySpec{Name: n, AllowFuture: true,
+		specs = append(specs, sim.PolicySpec{Name: n, AllowClairvoyant: true,
 			New: func() (policies.Policy, error) { return newPolicy(policies.NewParams(nil)) }})
 	}
 	return specs

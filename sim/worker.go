@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -28,15 +29,6 @@ func newWorker(specs []PolicySpec, opts Options, withV bool) *worker {
 		w.instances[i].budget = opts.Budgets[i%len(opts.Budgets)]
 	}
 	return w
-}
-
-// seed derives a per-(sample, layer) seed from the scenario seed, so that any thread
-// count replays the same random choices.
-func seed(base uint64, sample, layer int) uint64 {
-	x := base ^ uint64(sample)*0x9e3779b97f4a7c15 ^ uint64(layer)*0xbf58476d1ce4e5b9
-	x ^= x >> 31
-	x *= 0x94d049bb133111eb
-	return x ^ x>>29
 }
 
 // run replays one (sample, layer) through every instance.
@@ -66,7 +58,7 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 		b := in.budget.TokensFor(meta.PromptLen)
 		r.budget[i], r.nominal[i] = b, b
 		cfg := policies.Config{Layer: layer, Layers: meta.Layers, Heads: meta.Heads, HeadDim: meta.HeadDim,
-			PromptLen: meta.PromptLen, MaxLen: meta.Tokens(), Budget: b, Seed: seed(w.opts.Seed, sample, layer)}
+			PromptLen: meta.PromptLen, MaxLen: meta.Tokens(), Budget: b, Seed: host.Seed(w.opts.Seed, sample, layer)}
 		if i%nb > 0 && w.instances[i-i%nb].layout.Unbounded && r.failed[i-i%nb] == nil {
 			continue
 		}

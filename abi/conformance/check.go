@@ -138,8 +138,8 @@ func Same(ctx context.Context, want, got policies.New, params map[string]any) er
 	r := replay{trace: mainTrace, samples: 2, budgets: mainBudgets}
 	var wantLog, gotLog recording
 	specs := []sim.PolicySpec{
-		{Name: "want", AllowFuture: true, New: record(func() (policies.Policy, error) { return want(policies.NewParams(params)) }, &wantLog, false)},
-		{Name: "got", AllowFuture: true, New: record(func() (policies.Policy, error) { return got(policies.NewParams(params)) }, &gotLog, false)},
+		{Name: "want", AllowClairvoyant: true, New: record(func() (policies.Policy, error) { return want(policies.NewParams(params)) }, &wantLog, false)},
+		{Name: "got", AllowClairvoyant: true, New: record(func() (policies.Policy, error) { return got(policies.NewParams(params)) }, &gotLog, false)},
 	}
 	res, err := r.replay(ctx, specs)
 	if err != nil {
@@ -171,7 +171,7 @@ func (r replay) String() string {
 // run replays one policy, recording it, and fails on the first failed row.
 func (r replay) run(ctx context.Context, build func() (policies.Policy, error), fresh bool) (*sim.Result, *recording, error) {
 	log := &recording{}
-	res, err := r.replay(ctx, []sim.PolicySpec{{Name: "policy", AllowFuture: true, New: record(build, log, fresh)}})
+	res, err := r.replay(ctx, []sim.PolicySpec{{Name: "policy", AllowClairvoyant: true, New: record(build, log, fresh)}})
 	if err == nil {
 		err = failed(res.Cells)
 	}

@@ -34,7 +34,7 @@ func BenchmarkBuiltinFuel(b *testing.B) {
 			}
 			defer m.Close()
 			var most int64
-			spec := sim.PolicySpec{Name: name, AllowFuture: true, New: func() (policies.Policy, error) {
+			spec := sim.PolicySpec{Name: name, AllowClairvoyant: true, New: func() (policies.Policy, error) {
 				p, err := m.New(policies.NewParams(nil))
 				if err != nil {
 					return nil, err

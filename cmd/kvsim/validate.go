@@ -20,6 +20,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/atomicfile"
 	"github.com/kvsim/kvsim/sim/rank"
@@ -327,7 +328,7 @@ func validateCandidates(e *env, sc *scenario.Scenario) ([]string, error) {
 	}
 	var clairvoyant []string
 	for _, spec := range specs {
-		c, err := validate.Clairvoyant(spec.New)
+		c, err := host.Clairvoyant(spec.New)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", spec.Name, err)
 		}

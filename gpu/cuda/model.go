@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"github.com/kvsim/kvsim/internal/buf"
 	"math"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
@@ -292,7 +293,7 @@ func (u *uploader) tensor(dst Ptr, t *checkpoint.Tensor, elems int) {
 	n, size := t.Numel(), t.DType.Size()
 	for start := 0; start < n; start += uploadChunk {
 		count := min(uploadChunk, n-start)
-		u.f32 = resize(u.f32, count)
+		u.f32 = buf.Grow(u.f32, count)
 		src := t.Data[start*size : (start+count)*size]
 		switch t.DType {
 		case checkpoint.BF16:
@@ -326,11 +327,4 @@ func (u *uploader) norm(dst normWeights, src checkpoint.LayerNorm, width int) {
 		u.tensor(dst.Gamma, src.Weight, width)
 		u.tensor(dst.Beta, src.Bias, width)
 	}
-}
-
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
 }

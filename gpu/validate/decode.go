@@ -5,7 +5,8 @@
 //
 // # Protocol
 //
-// Decode drives each layer's policy instance exactly as replay does (package sim):
+// Decode drives each layer's policy instance exactly as replay does (package sim),
+// through the same host code (package policies/host):
 // Init with the sequence's Config; the whole prompt, run with full attention, is
 // observed as one prefill block; if the prompt is longer than the budget, one
 // compression asks for P−Budget victims per head; then each decoded token enters the
@@ -24,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"runtime"
 	"sync"
@@ -32,7 +32,7 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // Options configure one policy-in-the-loop decoding.
@@ -40,7 +40,7 @@ type Options struct {
 	// Budget is the resident tokens per head once the prompt is compressed, or,
 	// with Peak set, the most KV entries a head may hold while attending (as
 	// replay's peak accounting: each layer's policy gets the largest nominal budget
-	// whose layout stays within it, sim.PeakBudget).
+	// whose layout stays within it, host.PeakBudget).
 	Budget int
 	Peak   bool
 	// MaxNew is the most tokens to generate; with Force it must be len(Force).
@@ -117,40 +117,36 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 	layers := make([]*layerPolicy, L)
 	defer func() {
 		for _, lp := range layers {
-			if c, ok := lp.closer(); ok {
-				c.Close()
+			if lp != nil {
+				host.Close(lp.policy)
 			}
 		}
 	}()
 	capacity, compensation := 0, false
 	for l := range layers {
 		lp := &layerPolicy{cfg: policies.Config{Layer: l, Layers: L, Heads: H, HeadDim: cfg.HiddenSize / H,
-			PromptLen: P, MaxLen: T, Budget: o.Budget, Seed: layerSeed(o.Seed, o.Sample, l)}}
+			PromptLen: P, MaxLen: T, Budget: o.Budget, Seed: host.Seed(o.Seed, o.Sample, l)}}
 		layers[l] = lp
 		p, err := newPolicy()
 		if err != nil {
 			return nil, fmt.Errorf("validate: layer %d: %w", l, err)
 		}
 		lp.policy = p
-		if err := guard(func() (err error) { lp.layout, err = p.Init(lp.cfg); return err }); err != nil {
+		if err := host.Call(func() (err error) { lp.layout, err = p.Init(lp.cfg); return err }); err != nil {
 			return nil, fmt.Errorf("validate: init at layer %d: %w", l, err)
 		}
 		if lp.layout.Clairvoyant {
-			return nil, fmt.Errorf("validate: %w", ErrClairvoyant)
+			return nil, fmt.Errorf("validate: %w: they need the future, which only replay has", host.ErrClairvoyant)
 		}
 		if o.Peak && !lp.layout.Unbounded {
 			if err := lp.fitPeak(o.Budget, o.MaxNew); err != nil {
 				return nil, fmt.Errorf("validate: layer %d: %w", l, err)
 			}
 		}
-		if lp.layout.Slack < 0 {
-			return nil, fmt.Errorf("validate: init at layer %d: negative slack %d", l, lp.layout.Slack)
+		if err := host.CheckLayout(lp.layout, false); err != nil {
+			return nil, fmt.Errorf("validate: init at layer %d: %w", l, err)
 		}
-		width := T
-		if !lp.layout.Unbounded {
-			width = policies.SlotWidth(lp.cfg, lp.layout.Slack)
-		}
-		capacity = max(capacity, width)
+		capacity = max(capacity, policies.SlotWidth(lp.cfg, lp.layout))
 		compensation = compensation || lp.layout.Compensation
 	}
 	seq, err := e.NewSequence(capacity, compensation)
@@ -195,7 +191,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 			policyClock.begin()
 			defer policyClock.end()
 		}
-		if err := guard(func() error { return lp.policy.Observe(a) }); err != nil {
+		if err := host.Call(func() error { return lp.policy.Observe(a) }); err != nil {
 			return fmt.Errorf("observe %s at layer %d, position %d: %w", a.Phase, v.Layer, a.Pos, err)
 		}
 		return nil
@@ -207,9 +203,10 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		return nil, fmt.Errorf("validate: prompt: %w", err)
 	}
 	for _, lp := range layers {
-		lp.needs = !lp.layout.Unbounded && P > lp.cfg.Budget
+		need := host.CompressNeed(lp.cfg, lp.layout)
+		lp.needs = need > 0
 		for h := range H {
-			lp.evict.Need[h] = int32(P - lp.cfg.Budget)
+			lp.evict.Need[h] = int32(need)
 		}
 	}
 	if err := evictLayers(seq, layers, policies.Prefill, P-1, &policyClock, d); err != nil {
@@ -254,10 +251,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 				if seq.KV().Compensation() {
 					entries++
 				}
-				excess := n - lp.cfg.Budget - lp.layout.Slack
-				if lp.layout.Unbounded || excess < 0 {
-					excess = 0
-				}
+				excess := host.DecodeNeed(n, lp.cfg, lp.layout)
 				lp.evict.Need[h] = int32(excess)
 				lp.needs = lp.needs || excess > 0
 			}
@@ -285,30 +279,6 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 	return d, nil
 }
 
-// ErrClairvoyant is Decode's error for a policy that needs the future.
-var ErrClairvoyant = errors.New("clairvoyant policies need the future, which only replay has")
-
-// Clairvoyant reports whether newPolicy's policies need the future, by initializing
-// one for a small sequence. Such a policy can be replayed but not validated.
-func Clairvoyant(newPolicy func() (policies.Policy, error)) (bool, error) {
-	lp := &layerPolicy{}
-	defer func() {
-		if c, ok := lp.closer(); ok {
-			c.Close()
-		}
-	}()
-	var err error
-	if lp.policy, err = newPolicy(); err != nil {
-		return false, err
-	}
-	cfg := policies.Config{Layers: 1, Heads: 1, HeadDim: 64, PromptLen: 16, MaxLen: 32, Budget: 8}
-	err = guard(func() (err error) { lp.layout, err = lp.policy.Init(cfg); return err })
-	if err != nil {
-		return false, fmt.Errorf("init: %w", err)
-	}
-	return lp.layout.Clairvoyant, nil
-}
-
 // evictLayers asks the policy of every layer that needs victims for them, then
 // checks and applies the victims.
 func evictLayers(seq *gpu.Sequence, layers []*layerPolicy, phase policies.Phase, pos int, clock *busyClock, d *Decoding) error {
@@ -322,22 +292,18 @@ func evictLayers(seq *gpu.Sequence, layers []*layerPolicy, phase policies.Phase,
 		if phase == policies.Decode {
 			clock.begin()
 		}
-		err := guard(func() error { return lp.policy.Evict(e) })
+		err := host.Call(func() error { return lp.policy.Evict(e) })
 		if phase == policies.Decode {
 			clock.end()
 		}
 		if err != nil {
 			return fmt.Errorf("validate: evict at layer %d, position %d: %w", l, pos, err)
 		}
-		for h := range e.Heads {
-			if e.Count[h] < e.Need[h] {
-				return fmt.Errorf("validate: evict at layer %d, position %d: head %d: %d victims, need at least %d",
-					l, pos, h, e.Count[h], e.Need[h])
-			}
-			d.Evictions += int(e.Count[h])
-		}
 		if err := seq.Evict(l, e); err != nil {
 			return fmt.Errorf("validate: policy's victims at position %d: %w", pos, err)
+		}
+		for h := range e.Heads {
+			d.Evictions += int(e.Count[h])
 		}
 	}
 	return nil
@@ -373,16 +339,16 @@ func (c *busyClock) end() {
 // keeps a head within limit entries while attending over gen decode steps.
 func (lp *layerPolicy) fitPeak(limit, gen int) error {
 	probe := lp.cfg
-	b, err := sim.PeakBudget(limit, lp.cfg.PromptLen, gen, func(b int) (layout policies.Layout, err error) {
+	b, err := host.PeakBudget(limit, lp.cfg.PromptLen, gen, func(b int) (layout policies.Layout, err error) {
 		probe.Budget = b
-		err = guard(func() (err error) { layout, err = lp.policy.Init(probe); return err })
+		err = host.Call(func() (err error) { layout, err = lp.policy.Init(probe); return err })
 		return layout, err
 	})
 	if err != nil {
 		return err
 	}
 	lp.cfg.Budget = b
-	return guard(func() (err error) { lp.layout, err = lp.policy.Init(lp.cfg); return err })
+	return host.Call(func() (err error) { lp.layout, err = lp.policy.Init(lp.cfg); return err })
 }
 
 // checkBound asserts the memory bound after a decode step's eviction: no head holds
@@ -396,34 +362,6 @@ func checkBound(slots *gpu.Slots, lp *layerPolicy, budget int) error {
 		}
 	}
 	return nil
-}
-
-// closer returns the policy as an io.Closer when it holds resources (WASM does).
-func (lp *layerPolicy) closer() (io.Closer, bool) {
-	if lp == nil || lp.policy == nil {
-		return nil, false
-	}
-	c, ok := lp.policy.(io.Closer)
-	return c, ok
-}
-
-// guard runs one policy call, turning a panic into an error.
-func guard(f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return f()
-}
-
-// layerSeed mixes a run's seed with the sample and layer, as replay does, so a
-// randomized policy sees the same seed in both.
-func layerSeed(base uint64, sample, layer int) uint64 {
-	x := base ^ uint64(sample)*0x9e3779b97f4a7c15 ^ uint64(layer)*0xbf58476d1ce4e5b9
-	x ^= x >> 31
-	x *= 0x94d049bb133111eb
-	return x ^ x>>29
 }
 
 // negLogProb is −log softmax(logits)[token], computed stably in float64.

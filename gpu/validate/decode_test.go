@@ -16,6 +16,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // tinyEngine is a random 2-layer OPT (hidden 64, 4 heads) on the CPU backend.
@@ -91,11 +92,11 @@ func TestNoEvictionReproducesPlainDecoding(t *testing.T) {
 func TestRefusesClairvoyant(t *testing.T) {
 	e := tinyEngine(t)
 	_, err := validate.Decode(context.Background(), e, prompt, newBuiltin(t, "oracle"), validate.Options{Budget: 4, MaxNew: 2})
-	if !errors.Is(err, validate.ErrClairvoyant) {
+	if !errors.Is(err, host.ErrClairvoyant) {
 		t.Fatalf("oracle: %v", err)
 	}
 	for name, want := range map[string]bool{"oracle": true, "h2o": false, "auv": false} {
-		if got, err := validate.Clairvoyant(newBuiltin(t, name)); got != want || err != nil {
+		if got, err := host.Clairvoyant(newBuiltin(t, name)); got != want || err != nil {
 			t.Errorf("Clairvoyant(%s) = %v, %v; want %v", name, got, err, want)
 		}
 	}

@@ -2,6 +2,7 @@ package auv
 
 import (
 	"fmt"
+	"github.com/kvsim/kvsim/internal/buf"
 	"math"
 
 	"github.com/kvsim/kvsim/policies"
@@ -65,17 +66,17 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	if p.multistep {
 		layout.Slack = p.local - 1
 	}
-	p.width = min(cfg.MaxLen, max(cfg.PromptLen, cfg.Budget+layout.Slack+1))
+	p.width = policies.SlotWidth(cfg, layout)
 	p.rowsSeen = 0
 
-	p.heads = grow(p.heads, cfg.Heads)
+	p.heads = buf.Grow(p.heads, cfg.Heads)
 	for h := range p.heads {
 		hd := &p.heads[h]
-		hd.pos = grow(hd.pos, p.width)
-		hd.sum = grow(hd.sum, p.width)
-		hd.aas = grow(hd.aas, p.width)
-		hd.count = grow(hd.count, p.width)
-		hd.usage = grow(hd.usage, p.width)
+		hd.pos = buf.Grow(hd.pos, p.width)
+		hd.sum = buf.Grow(hd.sum, p.width)
+		hd.aas = buf.Grow(hd.aas, p.width)
+		hd.count = buf.Grow(hd.count, p.width)
+		hd.usage = buf.Grow(hd.usage, p.width)
 		for s := range hd.pos {
 			hd.pos[s] = -1
 			if s < cfg.PromptLen {
@@ -87,23 +88,16 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		clear(hd.count)
 		clear(hd.usage)
 		hd.nmax = cfg.PromptLen
-		hd.cand = grow(hd.cand, p.width)[:0]
-		hd.area.slots = grow(hd.area.slots, p.local)
+		hd.cand = buf.Grow(hd.cand, p.width)[:0]
+		hd.area.slots = buf.Grow(hd.area.slots, p.local)
 		hd.area.reset()
 		hd.pending = -1
 	}
-	p.resident = grow(p.resident, p.width)
-	p.top = grow(p.top, p.set.TopK)[:0:p.set.TopK]
-	p.order = grow(p.order, p.width)
-	p.comp = grow(p.comp, p.width)
+	p.resident = buf.Grow(p.resident, p.width)
+	p.top = buf.Grow(p.top, p.set.TopK)[:0:p.set.TopK]
+	p.order = buf.Grow(p.order, p.width)
+	p.comp = buf.Grow(p.comp, p.width)
 	return layout, nil
-}
-
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
 }
 
 func (p *policy) Observe(a *policies.Attention) error {

@@ -113,7 +113,7 @@ func (n *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		layout.Slack = cfg.MaxLen
 	}
 	n.cfg, n.next = cfg, 0
-	n.width = policies.SlotWidth(cfg, layout.Slack)
+	n.width = policies.SlotWidth(cfg, layout)
 	n.proxies = min(cfg.PromptLen, max(1, int(n.proxyRatio*float64(cfg.PromptLen))))
 	n.recent = n.recentParam
 	if n.recent < 0 {

@@ -69,7 +69,7 @@ func (s *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		return policies.Layout{}, fmt.Errorf("scissorhands: %w", err)
 	}
 	s.cfg, s.next = cfg, 0
-	s.width = policies.SlotWidth(cfg, 0)
+	s.width = policies.SlotWidth(cfg, policies.Layout{})
 	s.res.Reset(cfg)
 	s.rows = min(s.history, cfg.MaxLen)
 	s.words = (s.width + 63) / 64

@@ -103,7 +103,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		layout.Slack = cfg.MaxLen
 	}
 	k.cfg, k.next = cfg, 0
-	k.width = policies.SlotWidth(cfg, layout.Slack)
+	k.width = policies.SlotWidth(cfg, layout)
 	k.voteWindow = min(k.window, cfg.Budget)
 	k.promptWindow = min(k.voteWindow, cfg.PromptLen)
 	k.res.Reset(cfg)

@@ -54,7 +54,7 @@ func (t *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		return policies.Layout{}, fmt.Errorf("tova: %w", err)
 	}
 	t.cfg, t.next = cfg, 0
-	t.width = policies.SlotWidth(cfg, 0)
+	t.width = policies.SlotWidth(cfg, policies.Layout{})
 	t.res.Reset(cfg)
 	t.score = make([]float64, cfg.Heads*t.width)
 	t.ids = make([]int32, 0, t.width)

@@ -287,7 +287,7 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 	if _, err := make(); err != nil {
 		return sim.PolicySpec{}, paramsError{err}
 	}
-	return sim.PolicySpec{Name: p.Name, New: make, AllowFuture: true, Accounting: s.policyAccounting(p)}, nil
+	return sim.PolicySpec{Name: p.Name, New: make, AllowClairvoyant: true, Accounting: s.policyAccounting(p)}, nil
 }
 
 // policyAccounting is p's accounting: its own key, else the scenario's.

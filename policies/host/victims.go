@@ -1,0 +1,103 @@
+package host
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kvsim/kvsim/policies"
+)
+
+// CheckVictims checks the victims a policy returned for every head against the
+// head's table (tables[h]), and changes nothing: each count within the victim list,
+// at least Need[h] (when e.Need is set) and at most the tokens resident; every victim
+// a resident slot, named once; with compensation, every merge weight finite and
+// non-negative. Errors name the head and the slot.
+func CheckVictims(e *policies.Eviction, tables []Table, compensation bool) error {
+	for h := range tables {
+		if err := checkHead(e, h, &tables[h], compensation); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHead(e *policies.Eviction, h int, t *Table, compensation bool) error {
+	n := int(e.Count[h])
+	switch {
+	case e.Need != nil && n < int(e.Need[h]):
+		return fmt.Errorf("head %d: %d victims, need at least %d", h, n, e.Need[h])
+	case n > t.Resident():
+		return fmt.Errorf("head %d: %d victims, only %d tokens resident", h, n, t.Resident())
+	case n < 0 || n > e.Stride:
+		return fmt.Errorf("head %d: %d victims, want 0..%d", h, n, e.Stride)
+	}
+	victims := e.Victims[h*e.Stride : h*e.Stride+n]
+	// A checked victim's position p is marked as -2-p (below -1, the free mark), so
+	// that a second naming shows; the marks are undone before returning.
+	marked := 0
+	defer func() {
+		for _, s := range victims[:marked] {
+			t.pos[s] = -2 - t.pos[s]
+		}
+	}()
+	for i, s := range victims {
+		if s < 0 || int(s) >= t.Width() {
+			return fmt.Errorf("head %d: victim slot %d out of range [0, %d)", h, s, t.Width())
+		}
+		switch p := t.pos[s]; {
+		case p < -1:
+			return fmt.Errorf("head %d: victim slot %d named twice", h, s)
+		case p == -1:
+			return fmt.Errorf("head %d: victim slot %d is empty", h, s)
+		}
+		if compensation {
+			if w := float64(e.Weights[h*e.Stride+i]); w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+				return fmt.Errorf("head %d: merge weight %g for slot %d", h, w, s)
+			}
+		}
+		t.pos[s] = -2 - t.pos[s]
+		marked++
+	}
+	return nil
+}
+
+// Comp is one head's compensation slot (AUV Eq. 7–8): the running weighted mean of
+// its victims' keys and values, kept in float64.
+type Comp struct {
+	K, V   []float64
+	Weight float64 // the victims' weights summed; 0 while the slot is empty
+}
+
+// Reset empties the slot for vectors of headDim.
+func (c *Comp) Reset(headDim int) {
+	c.K, c.V = growZero(c.K, headDim), growZero(c.V, headDim)
+	c.Weight = 0
+}
+
+func growZero(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// Merge folds one victim's key and value (v may be nil) into the slot with weight
+// w. Victims of one call folded one by one give the same weighted mean as folding
+// them together; a zero weight drops the victim.
+func (c *Comp) Merge(w float64, k, v []float32) {
+	if w == 0 {
+		return
+	}
+	total := c.Weight + w
+	for i := range c.K {
+		c.K[i] = (c.K[i]*c.Weight + float64(k[i])*w) / total
+	}
+	if v != nil {
+		for i := range c.V {
+			c.V[i] = (c.V[i]*c.Weight + float64(v[i])*w) / total
+		}
+	}
+	c.Weight = total
+}
