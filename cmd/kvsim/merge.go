@@ -85,7 +85,7 @@ func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *valid
 		for _, b := range sc.ValidateBudgets() {
 			opts.Budget, opts.Accounting = b, spec.Accounting
 			cell := validate.PartCell{Policy: spec.Name, Budget: b, Accounting: spec.Accounting.String(),
-				SimulatedHitRate: simulatedHitRate(replay, spec.Name, b.String()), Runs: []validate.SampleRun{}}
+				SimulatedHitRate: simulatedHitRate(replay, spec.Name, b), Runs: []validate.SampleRun{}}
 			for i, k := range part.Covered {
 				r, err := validate.RunSample(ctx, in.engine, spec.Name, spec.New, k, samples[i], baselines[i], opts)
 				if err != nil {

@@ -202,7 +202,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		for j, b := range budgets {
 			first := (i*len(budgets) + j) * len(samples) // this cell's first sample, in the bar
 			bar(first, total)
-			cell, ok := done[cellKey(spec.Name, b.String())]
+			cell, ok := done[cellKey{spec.Name, b}]
 			if ok && accountingOf(&cell) != spec.Accounting.String() {
 				return fmt.Errorf("validate: state %s holds %s @ %s under %s accounting, the scenario asks for %s: give this run its own -state",
 					*state, spec.Name, b, accountingOf(&cell), spec.Accounting)
@@ -227,7 +227,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 				}
 				cell = *c
 			}
-			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b.String())})
+			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b)})
 		}
 	}
 	bar(total, total)
@@ -413,12 +413,12 @@ func validationFigure(res *validation) report.Figure {
 	return f
 }
 
-// simulatedHitRate is replay's hit rate for (policy, budget label), or nil.
-func simulatedHitRate(r *sim.Result, policy, budget string) *float64 {
+// simulatedHitRate is replay's hit rate for (policy, budget), or nil.
+func simulatedHitRate(r *sim.Result, policy string, budget sim.Budget) *float64 {
 	if r == nil {
 		return nil
 	}
-	i, j := slices.Index(r.Policies, policy), slices.Index(r.Budgets, budget)
+	i, j := slices.Index(r.Policies, policy), slices.Index(r.BudgetSpecs, budget)
 	if i < 0 || j < 0 || r.Cell(i, j).Failed != "" {
 		return nil
 	}
@@ -452,7 +452,11 @@ func rankAgreement(cells []validatedCell, seed uint64) []agreement {
 	return out
 }
 
-func cellKey(policy, budget string) string { return policy + "\x00" + budget }
+// cellKey names a validated cell by policy and budget value.
+type cellKey struct {
+	policy string
+	budget sim.Budget
+}
 
 // maxStateBytes bounds the state file read on resume: a cell's line is under
 // 1 KiB, so this is room for a quarter of a million cells.
@@ -461,8 +465,8 @@ const maxStateBytes = 256 << 20
 // readCells reads the finished cells of a state file; a missing file has none. A
 // torn last line (an interrupted write, a full disk) is cut off the file, so that
 // the next cell appended starts a line of its own.
-func readCells(path string) (map[string]validate.Cell, error) {
-	cells := map[string]validate.Cell{}
+func readCells(path string) (map[cellKey]validate.Cell, error) {
+	cells := map[cellKey]validate.Cell{}
 	if path == "" {
 		return cells, nil
 	}
@@ -492,7 +496,10 @@ func readCells(path string) (map[string]validate.Cell, error) {
 		if err != nil {
 			return nil, fmt.Errorf("state %s:%d: %w", path, line, err)
 		}
-		cells[cellKey(c.Policy, c.Budget)] = c
+		if c.BudgetSpec == (sim.Budget{}) {
+			return nil, fmt.Errorf("state %s:%d: cell %s @ %s has no budget_spec (written by an older kvsim): give this run a new -state", path, line, c.Policy, c.Budget)
+		}
+		cells[cellKey{c.Policy, c.BudgetSpec}] = c
 		complete += len(text) + 1
 	}
 	if complete < len(data) {

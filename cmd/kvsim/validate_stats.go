@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/stats"
@@ -92,17 +93,17 @@ func pairedDiff(c, ref *validate.Cell, name string) *validationDiff {
 // addIntervals fills each cell's intervals and, with a reference policy, its paired
 // differences from the reference's cell at the same budget.
 func addIntervals(res *validation) {
-	refs := map[string]*validate.Cell{}
+	refs := map[sim.Budget]*validate.Cell{}
 	for i := range res.Cells {
 		c := &res.Cells[i]
 		c.CI = cellIntervals(&c.Cell)
 		if c.Policy == res.Compare {
-			refs[c.Budget] = &c.Cell
+			refs[c.BudgetSpec] = &c.Cell
 		}
 	}
 	for i := range res.Cells {
 		c := &res.Cells[i]
-		if ref := refs[c.Budget]; ref != nil && c.Policy != res.Compare {
+		if ref := refs[c.BudgetSpec]; ref != nil && c.Policy != res.Compare {
 			c.Diff = pairedDiff(&c.Cell, ref, res.Compare)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/sim"
 )
 
 func TestRankAgreement(t *testing.T) {
@@ -38,7 +39,8 @@ func TestRankAgreement(t *testing.T) {
 
 func TestReadCells(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.jsonl")
-	for _, c := range []validate.Cell{{Policy: "h2o", Budget: "10%", NLL: 1.5}, {Policy: "auv", Budget: "10%", NLL: 1.25}} {
+	tenth := sim.Budget{Fraction: 0.1}
+	for _, c := range []validate.Cell{{Policy: "h2o", Budget: "10%", BudgetSpec: tenth, NLL: 1.5}, {Policy: "auv", Budget: "10%", BudgetSpec: tenth, NLL: 1.25}} {
 		if err := appendCell(path, &c); err != nil {
 			t.Fatal(err)
 		}
@@ -47,15 +49,15 @@ func TestReadCells(t *testing.T) {
 	f.WriteString(`{"policy": "wi`) // an interrupted write
 	f.Close()
 	cells, err := readCells(path)
-	if err != nil || len(cells) != 2 || cells[cellKey("auv", "10%")].NLL != 1.25 {
+	if err != nil || len(cells) != 2 || cells[cellKey{"auv", tenth}].NLL != 1.25 {
 		t.Errorf("cells %v, %v", cells, err)
 	}
 	// The resumed run appends after the torn line is cut: the next resume reads all.
-	if err := appendCell(path, &validate.Cell{Policy: "window", Budget: "10%", NLL: 2}); err != nil {
+	if err := appendCell(path, &validate.Cell{Policy: "window", Budget: "10%", BudgetSpec: tenth, NLL: 2}); err != nil {
 		t.Fatal(err)
 	}
 	cells, err = readCells(path)
-	if err != nil || len(cells) != 3 || cells[cellKey("window", "10%")].NLL != 2 {
+	if err != nil || len(cells) != 3 || cells[cellKey{"window", tenth}].NLL != 2 {
 		t.Errorf("after a resume from a torn state: cells %v, %v", cells, err)
 	}
 	// A bad line before the last is not an interruption: an error naming the line.
@@ -136,5 +138,25 @@ func TestTauInterval(t *testing.T) {
 	cells[0].PerSample = cells[0].PerSample[:3]
 	if tauInterval(hit, cells, "agreement", 7) != nil {
 		t.Error("an interval over cells with different samples")
+	}
+}
+
+// TestSimulatedHitRateByValue: replay's cell is found by the budget's value, so two
+// budgets that print alike (or a label formatted differently) cannot be confused.
+func TestSimulatedHitRateByValue(t *testing.T) {
+	tenth := 0.1
+	a, b := sim.Budget{Fraction: 0.3}, sim.Budget{Fraction: tenth + 0.2} // 0.3 and 0.30000000000000004
+	r := &sim.Result{Policies: []string{"h2o"}, Budgets: []string{"30%", "30%"}, BudgetSpecs: []sim.Budget{a, b},
+		Cells: []sim.Cell{{Policy: "h2o", Metrics: sim.Metrics{HitRate: 0.25}}, {Policy: "h2o", Metrics: sim.Metrics{HitRate: 0.75}}}}
+	for _, c := range []struct {
+		budget sim.Budget
+		want   float64
+	}{{a, 0.25}, {b, 0.75}} {
+		if got := simulatedHitRate(r, "h2o", c.budget); got == nil || *got != c.want {
+			t.Errorf("budget %v: hit rate %v, want %g", c.budget, got, c.want)
+		}
+	}
+	if got := simulatedHitRate(r, "h2o", sim.Budget{Tokens: 30}); got != nil {
+		t.Errorf("a budget replay did not run: %v", *got)
 	}
 }

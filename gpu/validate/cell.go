@@ -46,7 +46,10 @@ type CellOptions struct {
 // Cell is one policy × budget's metrics, averaged over samples.
 type Cell struct {
 	Policy string `json:"policy"`
-	Budget string `json:"budget"` // the label replay's tables use
+	Budget string `json:"budget"` // the label replay's tables use, for display only
+	// BudgetSpec is the budget itself: what cells are matched by (with replay's
+	// Result.BudgetSpecs, and on resume), never the label.
+	BudgetSpec sim.Budget `json:"budget_spec"`
 	// Accounting is what the budget bounds (sim.Accounting).
 	Accounting string `json:"accounting"`
 	// BudgetTokens is the resolved budget, averaged over samples.
@@ -196,7 +199,7 @@ func RunSample(ctx context.Context, e *gpu.Engine, name string, newPolicy func()
 // Aggregate makes the cell of the policy at o's budget from its samples' runs, in
 // sample order.
 func Aggregate(name string, o CellOptions, runs []SampleRun) *Cell {
-	c := &Cell{Policy: name, Budget: o.Budget.String(), Accounting: o.Accounting.String(), Samples: len(runs)}
+	c := &Cell{Policy: name, Budget: o.Budget.String(), BudgetSpec: o.Budget, Accounting: o.Accounting.String(), Samples: len(runs)}
 	var tokens int
 	var decodeSeconds, policySeconds, slotSeconds float64
 	var nllSamples int
