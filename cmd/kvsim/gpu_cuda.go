@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/kvsim/kvsim/internal/opt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -92,7 +93,7 @@ func runGPUBench(e *env, args []string) error {
 			"With -policy it then decodes again with that builtin policy deciding evictions\n"+
 			"inside the model, as validate does, and adds its decode rate and overhead.")
 	ordinal := fs.Int("device", 0, "CUDA device `ordinal`")
-	preset := fs.String("preset", "opt-1.3b", "OPT shape, one of "+fmt.Sprint(checkpoint.Presets()))
+	preset := fs.String("preset", "opt-1.3b", "OPT shape, one of "+fmt.Sprint(opt.Names()))
 	layers := fs.Int("layers", 0, "keep only `N` layers (0: the preset's)")
 	prompt := fs.Int("prompt", 512, "prompt tokens")
 	gen := fs.Int("gen", 64, "decode steps")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/internal/opt"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
@@ -49,7 +50,7 @@ func runModelSynth(ctx context.Context, e *env, args []string) error {
 			"model.safetensors and pytorch_model.bin, and a small byte-level BPE tokenizer\n"+
 			"(vocab.json, merges.txt). Sizes start from a published preset and can be shrunk.\n"+
 			"The weights are random: nothing it generates means anything.")
-	preset := fs.String("preset", "opt-125m", "architecture: "+strings.Join(checkpoint.Presets(), ", "))
+	preset := fs.String("preset", "opt-125m", "architecture: "+strings.Join(opt.Names(), ", "))
 	layers := fs.Int("layers", 0, "decoder layers (0: the preset's)")
 	hidden := fs.Int("hidden", 0, "hidden size (0: the preset's)")
 	heads := fs.Int("heads", 0, "attention heads (0: the preset's)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/internal/opt"
 	"math"
 	"os"
 	"path/filepath"
@@ -35,20 +36,12 @@ func runTrace(ctx context.Context, e *env, args []string) error {
 	return usageError{fmt.Errorf("trace: unknown subcommand %q (want synth or info)", args[0])}
 }
 
-func presetNames() string {
-	var names []string
-	for _, p := range synth.Presets() {
-		names = append(names, p.Name)
-	}
-	return strings.Join(names, ", ")
-}
-
 func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "trace synth", "trace synth [flags] -out DIR",
 		"Writes synthetic kvtrace files (one per sample) for an OPT shape. The attention has\n"+
 			"sinks, a recency band, heavy hitters, late-important tokens and diverse heads; the\n"+
 			"files are labelled source=synthetic and are not OPT measurements.")
-	preset := fs.String("preset", "opt-125m", "OPT shape: "+presetNames())
+	preset := fs.String("preset", "opt-125m", "OPT shape: "+strings.Join(opt.Names(), ", "))
 	layers := fs.Int("layers", 0, "keep only the first `N` layers (0: the preset's)")
 	heads := fs.Int("heads", 0, "keep only the first `N` heads (0: the preset's)")
 	headDim := fs.Int("head-dim", 0, "head dimension `N` (0: the preset's; at most the preset's)")

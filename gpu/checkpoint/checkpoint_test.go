@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/kvsim/kvsim/internal/opt"
 	"io"
 	"os"
 	"os/exec"
@@ -479,8 +480,8 @@ func TestSynthConfigFollowsPreset(t *testing.T) {
 		"opt-125m": {12, 768, 12}, "opt-350m": {24, 1024, 16}, "opt-1.3b": {24, 2048, 32}, "opt-2.7b": {32, 2560, 32},
 		"opt-6.7b": {32, 4096, 32}, "opt-13b": {40, 5120, 40}, "opt-30b": {48, 7168, 56}, "opt-66b": {64, 9216, 72},
 	}
-	if len(Presets()) != len(published) {
-		t.Errorf("presets %v", Presets())
+	if len(opt.Names()) != len(published) {
+		t.Errorf("presets %v", opt.Names())
 	}
 	for name, size := range published {
 		c, err := SynthOptions{Preset: name}.Config()

@@ -16,22 +16,12 @@ import (
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/tokenizer"
-	"github.com/kvsim/kvsim/sim/synth"
+	"github.com/kvsim/kvsim/internal/opt"
 )
-
-// Presets lists the architectures SynthOptions.Preset accepts, smallest first:
-// the published OPT sizes, whose shapes sim/synth keeps.
-func Presets() []string {
-	var names []string
-	for _, p := range synth.Presets() {
-		names = append(names, p.Name)
-	}
-	return names
-}
 
 // preset returns the config of a published OPT size.
 func preset(name string) (Config, bool) {
-	p, err := synth.LookupPreset(name)
+	p, err := opt.Lookup(name)
 	if err != nil {
 		return Config{}, false
 	}
@@ -65,7 +55,7 @@ func preset(name string) (Config, bool) {
 // SynthOptions describes a random checkpoint for WriteSynth. The zero value asks for
 // a random opt-125m in F16, written as model.safetensors and pytorch_model.bin.
 type SynthOptions struct {
-	// Preset is the architecture to start from, one of Presets(); "" is "opt-125m".
+	// Preset is the architecture to start from, one of opt.Names(); "" is "opt-125m".
 	Preset string
 	// Overrides of the preset's sizes; zero keeps the preset's. When zero, FFNDim and
 	// WordEmbedProjDim follow HiddenSize in the preset's ratio (4:1, and 1:2 for
@@ -108,7 +98,7 @@ func (o SynthOptions) Config() (Config, error) {
 	}
 	c, ok := preset(name)
 	if !ok {
-		return Config{}, fmt.Errorf("unknown preset %q (want one of %v)", o.Preset, Presets())
+		return Config{}, fmt.Errorf("unknown preset %q (want one of %v)", o.Preset, opt.Names())
 	}
 	base := c
 	c.NameOrPath = "kvsim/synth-" + name

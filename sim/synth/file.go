@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/internal/opt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func Ensure(ctx context.Context, dir string, opts Options, samples int, dtype kv
 
 // cacheKey hashes what determines a cached file's bytes, with the overrides resolved so
 // that equal shapes share files.
-func cacheKey(shape Preset, opts Options, dtype kvtrace.DType) string {
+func cacheKey(shape opt.Shape, opts Options, dtype kvtrace.DType) string {
 	canonical := fmt.Sprintf("synth v%d|%s|layers %d|heads %d|head_dim %d|prompt %d|gen %d|seed %d|v %t|%s",
 		GeneratorVersion, shape.Name, shape.Layers, shape.Heads, shape.HeadDim,
 		opts.PromptLen, opts.GenLen, opts.Seed, opts.WithV, dtype)

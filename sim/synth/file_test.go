@@ -3,6 +3,7 @@ package synth
 import (
 	"context"
 	"errors"
+	"github.com/kvsim/kvsim/internal/opt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -139,7 +140,7 @@ func TestEnsure(t *testing.T) {
 	}
 }
 
-func mustShape(t *testing.T, opts Options) Preset {
+func mustShape(t *testing.T, opts Options) opt.Shape {
 	t.Helper()
 	shape, err := opts.shape()
 	if err != nil {

@@ -3,6 +3,7 @@ package synth
 import (
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/internal/opt"
 )
 
 // Options selects a synthetic trace: a synthetic model (Preset's shape, Seed) and one
@@ -44,12 +45,12 @@ func (o Options) Validate() error {
 }
 
 // shape is the preset with the overrides applied, after checking all options.
-func (o Options) shape() (Preset, error) {
+func (o Options) shape() (opt.Shape, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("synth options: "+format, args...))
 	}
-	p, err := LookupPreset(o.Preset)
+	p, err := opt.Lookup(o.Preset)
 	if err != nil {
 		bad("Preset: %w", err)
 	}

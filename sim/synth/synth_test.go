@@ -48,24 +48,6 @@ var (
 	_ traceReader = (*Trace)(nil)
 )
 
-func TestPresets(t *testing.T) {
-	var names []string
-	for _, p := range Presets() {
-		names = append(names, p.Name)
-	}
-	want := []string{"opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "opt-6.7b", "opt-13b", "opt-30b", "opt-66b"}
-	if !slices.Equal(names, want) {
-		t.Errorf("Presets() names = %v, want %v", names, want)
-	}
-	p, err := LookupPreset("opt-13b")
-	if err != nil || p != (Preset{"opt-13b", 40, 40, 128}) {
-		t.Errorf("LookupPreset(opt-13b) = %+v, %v", p, err)
-	}
-	if _, err := LookupPreset("opt-7b"); err == nil || !strings.Contains(err.Error(), "opt-6.7b") {
-		t.Errorf("LookupPreset(opt-7b) error = %v, want one listing the known presets", err)
-	}
-}
-
 func TestValidate(t *testing.T) {
 	ok := Options{Preset: "opt-1.3b", PromptLen: 8}
 	if err := ok.Validate(); err != nil {
