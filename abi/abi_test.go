@@ -3,6 +3,7 @@ package abi_test
 import (
 	"context"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ func replayOne(t *testing.T, newPolicy policies.New, params map[string]any) stri
 	}
 	spec := sim.PolicySpec{Name: "bad", New: func() (policies.Policy, error) { return newPolicy(policies.NewParams(params)) }}
 	res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec},
-		sim.Options{Budgets: []sim.Budget{{Tokens: 16}}, Threads: 1})
+		sim.Options{Budgets: []host.Budget{{Tokens: 16}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package abi_test
 
 import (
 	"context"
+	"github.com/kvsim/kvsim/policies/host"
 	"path/filepath"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func BenchmarkReplay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	budgets := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
+	budgets := []host.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
 	wasm := func(path func(b *testing.B) string, fuel int64) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
 			return load(b, path(b), wasmhost.Options{Fuel: fuel}).New

@@ -3,50 +3,9 @@ package sim
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/kvsim/kvsim/policies"
 )
-
-// Accounting says what a budget B bounds. The modes differ only in the nominal budget
-// handed to the policy (Config.Budget); the replay protocol is the same.
-type Accounting int
-
-const (
-	// Nominal hands B to the policy as is: a head keeps B tokens between steps, and
-	// the incoming token, a multi-step policy's slack and the compensation slot come
-	// on top. This is the accounting of the AUV paper and its baselines.
-	Nominal Accounting = iota
-	// Peak caps the KV entries a head holds while attending at B: the resident
-	// tokens, the incoming one included, plus one for the compensation slot when the
-	// layout keeps one (it is reserved memory, merged into or not). The nominal
-	// budget is the largest that keeps the policy's layout within the cap (see
-	// PeakEntries), so slack comes out of B; the host checks the cap at every step.
-	Peak
-	// Mean searches, per (sample, layer), the nominal budget whose mean resident
-	// entries while attending come closest to B, within one entry.
-	Mean
-)
-
-// Accountings lists the modes by name, in order.
-var Accountings = []string{"nominal", "peak", "mean"}
-
-func (a Accounting) String() string {
-	if a >= 0 && int(a) < len(Accountings) {
-		return Accountings[a]
-	}
-	return fmt.Sprintf("accounting(%d)", int(a))
-}
-
-// ParseAccounting reads a mode by name.
-func ParseAccounting(s string) (Accounting, error) {
-	for i, name := range Accountings {
-		if s == name {
-			return Accounting(i), nil
-		}
-	}
-	return 0, fmt.Errorf("accounting %q: want one of %s", s, strings.Join(Accountings, ", "))
-}
 
 // meanSearch finds, for one instance on one (sample, layer), the nominal budget whose
 // mean resident entries come closest to target. Mean entries grow with the nominal

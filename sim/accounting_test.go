@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func (b *batcher) Evict(e *policies.Eviction) error {
 	return nil
 }
 
-func batcherSpec(name string, mode Accounting, make func() *batcher) PolicySpec {
+func batcherSpec(name string, mode host.Accounting, make func() *batcher) PolicySpec {
 	return PolicySpec{Name: name, Accounting: mode, New: func() (policies.Policy, error) { return make(), nil }}
 }
 
@@ -67,7 +68,7 @@ func replayOne(t *testing.T, sp PolicySpec, budget int, sources ...Source) *Cell
 	if len(sources) == 0 {
 		sources = []Source{longTrace("a", 1)}
 	}
-	res, err := Replay(context.Background(), sources, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: budget}}, Threads: 1})
+	res, err := Replay(context.Background(), sources, []PolicySpec{sp}, Options{Budgets: []host.Budget{{Tokens: budget}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,14 +82,14 @@ func replayOne(t *testing.T, sp PolicySpec, budget int, sources ...Source) *Cell
 // accounting at 6 attends over up to 6 + 2 + 1 + 1 = 10.
 func TestPeakMultiStep(t *testing.T) {
 	make := func() *batcher { return &batcher{slack: 2, comp: true} }
-	c := replayOne(t, batcherSpec("batch", Peak, make), 6)
+	c := replayOne(t, batcherSpec("batch", host.Peak, make), 6)
 	if c.Failed != "" {
 		t.Fatal(c.Failed)
 	}
 	if c.NominalTokens != 2 || c.PeakResident != 6 || c.MeanResident != 39.0/8 || c.Accounting != "peak" {
 		t.Errorf("peak: nominal %g, peak %g, mean %g, accounting %q; want 2, 6, 4.875, peak", c.NominalTokens, c.PeakResident, c.MeanResident, c.Accounting)
 	}
-	n := replayOne(t, batcherSpec("batch", Nominal, make), 6)
+	n := replayOne(t, batcherSpec("batch", host.Nominal, make), 6)
 	if n.NominalTokens != 6 || n.PeakResident != 10 {
 		t.Errorf("nominal: nominal %g, peak %g; want 6, 10", n.NominalTokens, n.PeakResident)
 	}
@@ -104,11 +105,11 @@ func TestPeakMultiStep(t *testing.T) {
 // its row fails with the reason.
 func TestPeakAppending(t *testing.T) {
 	make := func() *batcher { return &batcher{slack: 16} }
-	c := replayOne(t, batcherSpec("append", Peak, make), 10)
+	c := replayOne(t, batcherSpec("append", host.Peak, make), 10)
 	if c.Failed != "" || c.NominalTokens != 2 || c.PeakResident != 10 || c.MeanResident != 6.5 {
 		t.Errorf("cap 10: %+v; want nominal 2, peak 10, mean 6.5", c)
 	}
-	c = replayOne(t, batcherSpec("append", Peak, make), 8)
+	c = replayOne(t, batcherSpec("append", host.Peak, make), 8)
 	if !strings.Contains(c.Failed, "peak accounting: cannot hold 8 entries per head: even at nominal budget 1 it holds 9") {
 		t.Errorf("cap 8: failed %q", c.Failed)
 	}
@@ -117,7 +118,7 @@ func TestPeakAppending(t *testing.T) {
 // A policy whose slack grows at every Init passes the layout probes but then holds
 // more than the cap: the host stops it at the first step over.
 func TestPeakEnforced(t *testing.T) {
-	c := replayOne(t, batcherSpec("creep", Peak, func() *batcher { return &batcher{creep: true} }), 6)
+	c := replayOne(t, batcherSpec("creep", host.Peak, func() *batcher { return &batcher{creep: true} }), 6)
 	if !strings.Contains(c.Failed, "over the peak cap of 6") {
 		t.Errorf("failed %q, want the cap named", c.Failed)
 	}
@@ -128,15 +129,15 @@ func TestPeakEnforced(t *testing.T) {
 // 5.875 and b = 4 gives 6.875: the search picks 3. The appending policy's mean is
 // b + 4.5: budgets 1 and 2 miss a target of 6 by 0.5 each, and the tie goes to 1.
 func TestMeanSearch(t *testing.T) {
-	c := replayOne(t, batcherSpec("batch", Mean, func() *batcher { return &batcher{slack: 2, comp: true} }), 6)
+	c := replayOne(t, batcherSpec("batch", host.Mean, func() *batcher { return &batcher{slack: 2, comp: true} }), 6)
 	if c.Failed != "" || c.NominalTokens != 3 || c.MeanResident != 5.875 || c.Accounting != "mean" {
 		t.Errorf("multi-step: %+v; want nominal 3, mean 5.875", c)
 	}
-	c = replayOne(t, batcherSpec("append", Mean, func() *batcher { return &batcher{slack: 16} }), 6)
+	c = replayOne(t, batcherSpec("append", host.Mean, func() *batcher { return &batcher{slack: 16} }), 6)
 	if c.Failed != "" || c.NominalTokens != 1 || c.MeanResident != 5.5 {
 		t.Errorf("appending: %+v; want nominal 1, mean 5.5", c)
 	}
-	c = replayOne(t, batcherSpec("append", Mean, func() *batcher { return &batcher{slack: 16} }), 4)
+	c = replayOne(t, batcherSpec("append", host.Mean, func() *batcher { return &batcher{slack: 16} }), 4)
 	if !strings.Contains(c.Failed, "even nominal budget 1 holds 5.50 entries per head on average, more than 4") {
 		t.Errorf("target 4: failed %q", c.Failed)
 	}
@@ -205,9 +206,9 @@ func TestSamplesAndIntervals(t *testing.T) {
 	sources := []Source{longTrace("a", 1), longTrace("b", 2)}
 	specs := []PolicySpec{
 		spec("window", window.New, map[string]any{"sink": 1.0}),
-		batcherSpec("batch", Nominal, func() *batcher { return &batcher{} }),
+		batcherSpec("batch", host.Nominal, func() *batcher { return &batcher{} }),
 	}
-	res, err := Replay(context.Background(), sources, specs, Options{Budgets: []Budget{{Tokens: 4}}, Threads: 1, Compare: "batch"})
+	res, err := Replay(context.Background(), sources, specs, Options{Budgets: []host.Budget{{Tokens: 4}}, Threads: 1, Compare: "batch"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,14 +234,14 @@ func TestSamplesAndIntervals(t *testing.T) {
 	if w.StateBytesPerToken != 4 || w.PeakKVBytes != 5*12 {
 		t.Errorf("window state %d bytes, peak KV %g; want 4, 60", w.StateBytesPerToken, w.PeakKVBytes)
 	}
-	if _, err := Replay(context.Background(), sources, specs, Options{Budgets: []Budget{{Tokens: 4}}, Compare: "nope"}); err == nil ||
+	if _, err := Replay(context.Background(), sources, specs, Options{Budgets: []host.Budget{{Tokens: 4}}, Compare: "nope"}); err == nil ||
 		!strings.Contains(err.Error(), `no policy "nope"`) {
 		t.Errorf("unknown reference: %v", err)
 	}
 }
 
 func TestParseAccounting(t *testing.T) {
-	if _, err := ParseAccounting("median"); err == nil || !strings.Contains(err.Error(), "nominal, peak, mean") {
+	if _, err := host.ParseAccounting("median"); err == nil || !strings.Contains(err.Error(), "nominal, peak, mean") {
 		t.Errorf("ParseAccounting: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"github.com/kvsim/kvsim/policies/host"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
@@ -81,7 +82,7 @@ func BenchmarkReplay13BAUV(b *testing.B) {
 // (and the prompt's attention) once per probe of its budget search.
 func BenchmarkReplayAccounting(b *testing.B) {
 	src := synthSources(b, synth.Options{Preset: "opt-13b", Layers: 4, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true}, 1)
-	for _, mode := range []sim.Accounting{sim.Nominal, sim.Peak, sim.Mean} {
+	for _, mode := range []host.Accounting{host.Nominal, host.Peak, host.Mean} {
 		b.Run(mode.String(), func(b *testing.B) {
 			specs := builtinSpecs(b, "h2o", "auv")
 			for i := range specs {

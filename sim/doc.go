@@ -21,9 +21,9 @@
 // head then holds more than Budget+Slack tokens, the host asks for the excess.
 //
 // Accounting. Budget above is the nominal budget handed to the policy. What the
-// scenario's budget B bounds is each policy's Accounting: Nominal hands B over as is;
-// Peak hands over the largest budget whose layout keeps a head within B entries while
-// attending (PeakEntries) and fails the step that exceeds it; Mean searches, per
+// scenario's budget B bounds is each policy's host.Accounting: Nominal hands B over as
+// is; Peak hands over the largest budget whose layout keeps a head within B entries
+// while attending (host.PeakEntries) and fails the step that exceeds it; Mean searches, per
 // (sample, layer), the budget whose mean resident entries come within one of B.
 //
 // Multi-step policies declare Slack and may return more victims than asked. A policy

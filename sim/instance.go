@@ -16,7 +16,7 @@ import (
 type instance struct {
 	idx    int // position in the worker's [policy][budget] table
 	spec   *PolicySpec
-	budget Budget
+	budget host.Budget
 	policy policies.Policy
 	dead   error // set once the policy failed in this worker
 	// cap is the most entries a head may hold while attending (Peak accounting);

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"maps"
 	"slices"
 	"time"
@@ -63,12 +64,9 @@ type PartCell struct {
 // defaultBlockRows is the prefill block height when Options.BlockRows is 0.
 const defaultBlockRows = 64
 
-// MaxSamples and MaxLayers bound what a part's header may claim, so that a damaged
-// shard file cannot make a merge allocate without bound.
-const (
-	MaxSamples = 1 << 22
-	MaxLayers  = 1 << 12
-)
+// MaxLayers, with host.MaxSamples, bounds what a part's header may claim, so that a
+// damaged shard file cannot make a merge allocate without bound.
+const MaxLayers = 1 << 12
 
 // ReplayPart replays the samples keep accepts, as Replay would within a replay of
 // all of them.
@@ -123,8 +121,8 @@ func MergeParts(parts []*Part, names []string) (*Result, error) {
 		len(parts[0].Accountings) != len(h.Policies) {
 		return nil, fmt.Errorf("merge: %s: no valid header", names[0])
 	}
-	if h.Samples > MaxSamples || h.Layers > MaxLayers {
-		return nil, fmt.Errorf("merge: %s: %d samples × %d layers, more than %d × %d", names[0], h.Samples, h.Layers, MaxSamples, MaxLayers)
+	if h.Samples > host.MaxSamples || h.Layers > MaxLayers {
+		return nil, fmt.Errorf("merge: %s: %d samples × %d layers, more than %d × %d", names[0], h.Samples, h.Layers, host.MaxSamples, MaxLayers)
 	}
 	owner := make([]int, h.Samples) // part index + 1 of each sample's replay
 	for pi, p := range parts {
@@ -186,7 +184,7 @@ func MergeParts(parts []*Part, names []string) (*Result, error) {
 	for i, name := range h.Policies {
 		specs[i].Name = name
 		var err error
-		if specs[i].Accounting, err = ParseAccounting(parts[0].Accountings[i]); err != nil {
+		if specs[i].Accounting, err = host.ParseAccounting(parts[0].Accountings[i]); err != nil {
 			return nil, fmt.Errorf("merge: %s: policy %q: %w", names[0], name, err)
 		}
 	}

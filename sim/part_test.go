@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kvsim/kvsim/policies/host"
 	"reflect"
 	"strings"
 	"testing"
@@ -46,9 +47,9 @@ func TestMergedPartsEqualReplay(t *testing.T) {
 	sources := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 2, Heads: 3, PromptLen: 40, GenLen: 12, Seed: 3, WithV: true}, 5)
 	specs := builtinSpecs(t, "full", "window", "h2o", "random", "auv", "nacl")
 	for i := range specs { // every accounting mode, and paired differences from h2o
-		specs[i].Accounting = sim.Accounting(i % 3)
+		specs[i].Accounting = host.Accounting(i % 3)
 	}
-	opts := sim.Options{Budgets: budgets[:3], Seed: 11, Threads: 2, Accounting: sim.Peak, Compare: "h2o"}
+	opts := sim.Options{Budgets: budgets[:3], Seed: 11, Threads: 2, Accounting: host.Peak, Compare: "h2o"}
 	whole, err := sim.Replay(context.Background(), sources, specs, opts)
 	if err != nil {
 		t.Fatal(err)

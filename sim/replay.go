@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"runtime"
 	"slices"
 	"strings"
@@ -31,12 +32,12 @@ type PolicySpec struct {
 	// Eviction.Future for it from the trace.
 	AllowClairvoyant bool
 	// Accounting is what a budget bounds for this policy.
-	Accounting Accounting
+	Accounting host.Accounting
 }
 
 // Options tune a replay.
 type Options struct {
-	Budgets []Budget
+	Budgets []host.Budget
 	TopK    int // default 8
 	Seed    uint64
 	// Threads is the number of workers; 0 means one per CPU.
@@ -47,7 +48,7 @@ type Options struct {
 	NoOutputError bool
 	// Accounting labels the scenario's mode in the result; each PolicySpec carries
 	// the mode it runs under.
-	Accounting Accounting
+	Accounting host.Accounting
 	// Compare names the reference policy of the paired differences; "" for none.
 	Compare string
 	// Progress, if set, is called after each (sample, layer) job, from one goroutine
@@ -105,8 +106,8 @@ func runJobs(ctx context.Context, sources []Source, specs []PolicySpec, opts Opt
 		return nil, nil, nil, fmt.Errorf("replay: compare: no policy %q", opts.Compare)
 	}
 	for _, b := range opts.Budgets {
-		if b.Tokens > MaxBudgetTokens || b.Tokens < 0 || !(b.Fraction >= 0 && b.Fraction <= 1) || (b.Tokens == 0) == (b.Fraction == 0) {
-			return nil, nil, nil, fmt.Errorf("replay: budget %+v: want tokens in [1, %d] or a fraction in (0, 1]", b, MaxBudgetTokens)
+		if b.Tokens > host.MaxBudgetTokens || b.Tokens < 0 || !(b.Fraction >= 0 && b.Fraction <= 1) || (b.Tokens == 0) == (b.Fraction == 0) {
+			return nil, nil, nil, fmt.Errorf("replay: budget %+v: want tokens in [1, %d] or a fraction in (0, 1]", b, host.MaxBudgetTokens)
 		}
 	}
 	if opts.TopK <= 0 {

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func relErr(o, ref [2]float64) float64 {
 func TestHandComputedWindow(t *testing.T) {
 	res, err := Replay(context.Background(), []Source{handTrace()},
 		[]PolicySpec{spec("window", window.New, map[string]any{"sink": 1.0})},
-		Options{Budgets: []Budget{{Tokens: 2}}, TopK: 2, Threads: 1})
+		Options{Budgets: []host.Budget{{Tokens: 2}}, TopK: 2, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestHandComputedWindow(t *testing.T) {
 func TestFullCacheScoresOne(t *testing.T) {
 	full := PolicySpec{Name: "full", New: func() (policies.Policy, error) { return unbounded{}, nil }}
 	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{full},
-		Options{Budgets: []Budget{{Tokens: 2}, {Fraction: 0.5}}, Threads: 1})
+		Options{Budgets: []host.Budget{{Tokens: 2}, {Fraction: 0.5}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestMisbehavingPolicies(t *testing.T) {
 		specs = append(specs, PolicySpec{Name: mode, New: func() (policies.Policy, error) { return &liar{mode: mode}, nil }})
 	}
 	specs = append(specs, spec("h2o", h2o.New, nil))
-	res, err := Replay(context.Background(), []Source{handTrace()}, specs, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	res, err := Replay(context.Background(), []Source{handTrace()}, specs, Options{Budgets: []host.Budget{{Tokens: 2}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,11 +193,11 @@ func TestMisbehavingPolicies(t *testing.T) {
 func TestReplayInputErrors(t *testing.T) {
 	src := []Source{handTrace()}
 	sp := []PolicySpec{spec("h2o", h2o.New, nil)}
-	b := []Budget{{Tokens: 2}}
+	b := []host.Budget{{Tokens: 2}}
 	for name, tc := range map[string]struct {
 		src  []Source
 		sp   []PolicySpec
-		b    []Budget
+		b    []host.Budget
 		want string
 	}{
 		"no traces":   {nil, sp, b, "replay: no traces"},
@@ -223,12 +224,12 @@ func (f *failingSource) Read(kvtrace.Kind, int, []float32) ([]float32, error) {
 }
 
 func TestBudgetString(t *testing.T) {
-	for b, want := range map[Budget]string{{Fraction: 0.02}: "2%", {Fraction: 0.105}: "10.5%", {Tokens: 64}: "64 tok"} {
+	for b, want := range map[host.Budget]string{{Fraction: 0.02}: "2%", {Fraction: 0.105}: "10.5%", {Tokens: 64}: "64 tok"} {
 		if got := b.String(); got != want {
 			t.Errorf("%+v: %q, want %q", b, got, want)
 		}
 	}
-	if got := (Budget{Fraction: 0.02}).TokensFor(10); got != 1 {
+	if got := (host.Budget{Fraction: 0.02}).TokensFor(10); got != 1 {
 		t.Errorf("2%% of 10 tokens = %d, want the floor of 1", got)
 	}
 }
@@ -240,7 +241,7 @@ func TestBudgetString(t *testing.T) {
 func TestOracleByHand(t *testing.T) {
 	sp := spec("oracle", oracle.New, nil)
 	sp.AllowClairvoyant = true
-	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []host.Budget{{Tokens: 2}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestOracleByHand(t *testing.T) {
 		t.Errorf("oracle: %+v", c)
 	}
 	sp.AllowClairvoyant = false
-	res, _ = Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	res, _ = Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []host.Budget{{Tokens: 2}}, Threads: 1})
 	if want := `policy "oracle": init at layer 0, position 0: clairvoyant policies are not allowed here`; res.Cell(0, 0).Failed != want {
 		t.Errorf("clairvoyant without the future: %q", res.Cell(0, 0).Failed)
 	}
@@ -295,7 +296,7 @@ func (c *compensator) Evict(e *policies.Eviction) error {
 func TestCompensationByHand(t *testing.T) {
 	pol := &compensator{}
 	sp := PolicySpec{Name: "comp", New: func() (policies.Policy, error) { return pol, nil }}
-	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []Budget{{Tokens: 2}}, Threads: 1})
+	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{sp}, Options{Budgets: []host.Budget{{Tokens: 2}}, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,16 +337,16 @@ func TestCompensationByHand(t *testing.T) {
 // every token, the window keeps exactly its share of the top set.
 func TestSizesFromInput(t *testing.T) {
 	w := []PolicySpec{spec("window", window.New, map[string]any{"sink": 1.0})}
-	for _, b := range []Budget{{Tokens: math.MaxInt}, {Tokens: MaxBudgetTokens + 1}, {Tokens: -1}, {Fraction: 2}} {
-		if _, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{b}, Threads: 1}); err == nil {
+	for _, b := range []host.Budget{{Tokens: math.MaxInt}, {Tokens: host.MaxBudgetTokens + 1}, {Tokens: -1}, {Fraction: 2}} {
+		if _, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []host.Budget{b}, Threads: 1}); err == nil {
 			t.Errorf("budget %+v accepted", b)
 		}
 	}
-	huge, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{{Tokens: 2}}, TopK: 1 << 40, Threads: 1})
+	huge, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []host.Budget{{Tokens: 2}}, TopK: 1 << 40, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []Budget{{Tokens: 2}}, TopK: 6, Threads: 1})
+	all, err := Replay(context.Background(), []Source{handTrace()}, w, Options{Budgets: []host.Budget{{Tokens: 2}}, TopK: 6, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"fmt"
-	"math"
-	"strconv"
+	"github.com/kvsim/kvsim/policies/host"
 
 	"github.com/kvsim/kvsim/sim/stats"
 )
@@ -11,33 +9,6 @@ import (
 // KVBytesPerValue is the size of one key or value element in the KV bytes replay
 // reports: fp16, the precision OPT models are served in, whatever the trace stores.
 const KVBytesPerValue = 2
-
-// Budget is a cache budget: a fraction of each sample's prompt length, or a fixed
-// number of tokens.
-type Budget struct {
-	Fraction float64 `json:"fraction,omitempty"` // in (0, 1]; used when Tokens is 0
-	Tokens   int     `json:"tokens,omitempty"`
-}
-
-// MaxBudgetTokens bounds a budget in tokens: 16 Mi tokens is beyond any model's
-// context, and keeps Budget+Slack and the slot width far from overflow.
-const MaxBudgetTokens = 1 << 24
-
-// TokensFor resolves the budget for a prompt of p tokens (at least one token).
-func (b Budget) TokensFor(p int) int {
-	if b.Tokens > 0 {
-		return b.Tokens
-	}
-	return max(1, int(math.Round(b.Fraction*float64(p))))
-}
-
-// String labels the budget in tables: "5%" or "64 tok".
-func (b Budget) String() string {
-	if b.Tokens > 0 {
-		return fmt.Sprintf("%d tok", b.Tokens)
-	}
-	return strconv.FormatFloat(b.Fraction*100, 'f', -1, 64) + "%"
-}
 
 // Metrics are one cell's averages. JSON names are part of the result file format.
 type Metrics struct {
@@ -133,7 +104,7 @@ type Result struct {
 	Policies []string `json:"policies"`
 	Budgets  []string `json:"budgets"` // labels, as in the tables
 	// BudgetSpecs are the budgets as given, parallel to Budgets.
-	BudgetSpecs []Budget `json:"budget_specs"`
+	BudgetSpecs []host.Budget `json:"budget_specs"`
 	// Accounting is the scenario's accounting mode; a policy may override it
 	// (Cell.Accounting).
 	Accounting string `json:"accounting"`

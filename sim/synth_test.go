@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"reflect"
 	"testing"
@@ -42,7 +43,7 @@ func synthSources(t testing.TB, opts synth.Options, samples int) []sim.Source {
 	return out
 }
 
-var budgets = []sim.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
+var budgets = []host.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
 
 // withoutTimings zeroes the figures that measure time, the only ones allowed to vary.
 func withoutTimings(r *sim.Result) *sim.Result {
@@ -59,7 +60,7 @@ func withoutTimings(r *sim.Result) *sim.Result {
 // 2 and 5 workers, in every accounting mode.
 func TestDeterministicAcrossThreads(t *testing.T) {
 	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 3, Heads: 4, PromptLen: 96, GenLen: 12, Seed: 3, WithV: true}, 2)
-	for _, mode := range []sim.Accounting{sim.Nominal, sim.Peak, sim.Mean} {
+	for _, mode := range []host.Accounting{host.Nominal, host.Peak, host.Mean} {
 		specs := builtinSpecs(t, "full", "window", "random", "h2o", "oracle", "auv")
 		for i := range specs {
 			specs[i].Accounting = mode
@@ -67,7 +68,7 @@ func TestDeterministicAcrossThreads(t *testing.T) {
 		var first *sim.Result
 		for _, threads := range []int{1, 2, 5} {
 			// Budgets of 5, 10 and 19 tokens, so that every policy fits every cap.
-			res, err := sim.Replay(context.Background(), src, specs, sim.Options{Budgets: []sim.Budget{{Fraction: 0.05}, {Fraction: 0.1}, {Fraction: 0.2}},
+			res, err := sim.Replay(context.Background(), src, specs, sim.Options{Budgets: []host.Budget{{Fraction: 0.05}, {Fraction: 0.1}, {Fraction: 0.2}},
 				Threads: threads, Seed: 11, BlockRows: 7, Compare: "h2o"})
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +115,7 @@ func TestOrdering(t *testing.T) {
 	}
 }
 
-func budgetTokens(b sim.Budget, p int) int { return b.TokensFor(p) }
+func budgetTokens(b host.Budget, p int) int { return b.TokensFor(p) }
 
 // TestReplayMatchesReferenceHost: the victims sim's H2O picks give the same resident
 // sets as policytest's plain float64 host, so the fast engine and the reference agree
@@ -133,7 +134,7 @@ func TestH2OAgreesWithReferenceHost(t *testing.T) {
 	// Replay the same logits through sim: keys are one-hot rows of the logit matrix.
 	src := logitSource(seq)
 	spec := builtinSpecs(t, "h2o")
-	res, err := sim.Replay(context.Background(), []sim.Source{src}, spec, sim.Options{Budgets: []sim.Budget{{Tokens: 6}}, Threads: 1, BlockRows: 5})
+	res, err := sim.Replay(context.Background(), []sim.Source{src}, spec, sim.Options{Budgets: []host.Budget{{Tokens: 6}}, Threads: 1, BlockRows: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

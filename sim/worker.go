@@ -70,9 +70,9 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 		}
 		var err error
 		switch in.spec.Accounting {
-		case Peak:
+		case host.Peak:
 			r.nominal[i], err = in.startPeak(cfg)
-		case Mean:
+		case host.Mean:
 			err = in.start(cfg)
 			if err == nil && !in.layout.Unbounded && l.gen > 0 {
 				searches[i] = &meanSearch{target: b, max: meta.Tokens()}

@@ -12,6 +12,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"maps"
 	"reflect"
 	"slices"
@@ -54,10 +55,10 @@ var (
 	noGenBudgets = tokens(1, 16, 32, 40)
 )
 
-func tokens(n ...int) []sim.Budget {
-	var b []sim.Budget
+func tokens(n ...int) []host.Budget {
+	var b []host.Budget
 	for _, t := range n {
-		b = append(b, sim.Budget{Tokens: t})
+		b = append(b, host.Budget{Tokens: t})
 	}
 	return b
 }
@@ -159,7 +160,7 @@ func Same(ctx context.Context, want, got policies.New, params map[string]any) er
 type replay struct {
 	trace     synth.Options
 	samples   int
-	budgets   []sim.Budget
+	budgets   []host.Budget
 	blockRows int
 }
 

@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"github.com/kvsim/kvsim/policies/host"
 	"testing"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
@@ -20,7 +21,7 @@ func BenchmarkBuiltinFuel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	budgets := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Fraction: 0.5}}
+	budgets := []host.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Fraction: 0.5}}
 	for _, name := range builtin.Names() {
 		b.Run(name, func(b *testing.B) {
 			native, _ := builtin.Lookup(name)

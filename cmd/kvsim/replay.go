@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"slices"
 	"strings"
@@ -25,7 +26,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf), and quality against memory into FILE-frontier")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
 	progress := fs.String("progress", "auto", progressUsage)
-	accounting := fs.String("accounting", "", "what budgets bound for every policy, overriding the scenario: "+strings.Join(sim.Accountings, ", "))
+	accounting := fs.String("accounting", "", "what budgets bound for every policy, overriding the scenario: "+strings.Join(host.Accountings, ", "))
 	compare := fs.String("compare", "", "print each policy's paired difference from `POLICY` (overrides the scenario's compare)")
 	shardFlag := fs.String("shard", "", shardUsage+"; writes a shard file to -out for kvsim merge")
 	if err := parse(fs, args); err != nil {
@@ -38,9 +39,9 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if sp != nil && (*out == "" || *plotPath != "" || *format != "table") {
 		return usageError{fmt.Errorf("replay: -shard writes a shard file to -out, which kvsim merge turns into tables, -format and -plot")}
 	}
-	var mode sim.Accounting
+	var mode host.Accounting
 	if *accounting != "" {
-		if mode, err = sim.ParseAccounting(*accounting); err != nil {
+		if mode, err = host.ParseAccounting(*accounting); err != nil {
 			return usageError{fmt.Errorf("replay: -accounting: %w", err)}
 		}
 	}

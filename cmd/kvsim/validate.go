@@ -177,7 +177,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	for _, spec := range specs {
-		if spec.Accounting == sim.Mean {
+		if spec.Accounting == host.Mean {
 			return usageError{fmt.Errorf("validate: policy %q: mean accounting is replay's only (its budget search reruns each sequence); set accounting = \"peak\" or \"nominal\" in %s", spec.Name, sc.Path)}
 		}
 		if i := slices.Index(replay.Policies, spec.Name); i >= 0 && len(replay.Budgets) > 0 {
@@ -414,7 +414,7 @@ func validationFigure(res *validation) report.Figure {
 }
 
 // simulatedHitRate is replay's hit rate for (policy, budget), or nil.
-func simulatedHitRate(r *sim.Result, policy string, budget sim.Budget) *float64 {
+func simulatedHitRate(r *sim.Result, policy string, budget host.Budget) *float64 {
 	if r == nil {
 		return nil
 	}
@@ -455,7 +455,7 @@ func rankAgreement(cells []validatedCell, seed uint64) []agreement {
 // cellKey names a validated cell by policy and budget value.
 type cellKey struct {
 	policy string
-	budget sim.Budget
+	budget host.Budget
 }
 
 // maxStateBytes bounds the state file read on resume: a cell's line is under
@@ -496,7 +496,7 @@ func readCells(path string) (map[cellKey]validate.Cell, error) {
 		if err != nil {
 			return nil, fmt.Errorf("state %s:%d: %w", path, line, err)
 		}
-		if c.BudgetSpec == (sim.Budget{}) {
+		if c.BudgetSpec == (host.Budget{}) {
 			return nil, fmt.Errorf("state %s:%d: cell %s @ %s has no budget_spec (written by an older kvsim): give this run a new -state", path, line, c.Policy, c.Budget)
 		}
 		cells[cellKey{c.Policy, c.BudgetSpec}] = c

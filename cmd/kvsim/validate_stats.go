@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"io"
 	"math"
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/validate"
-	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/stats"
@@ -93,7 +93,7 @@ func pairedDiff(c, ref *validate.Cell, name string) *validationDiff {
 // addIntervals fills each cell's intervals and, with a reference policy, its paired
 // differences from the reference's cell at the same budget.
 func addIntervals(res *validation) {
-	refs := map[sim.Budget]*validate.Cell{}
+	refs := map[host.Budget]*validate.Cell{}
 	for i := range res.Cells {
 		c := &res.Cells[i]
 		c.CI = cellIntervals(&c.Cell)

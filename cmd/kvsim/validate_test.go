@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestRankAgreement(t *testing.T) {
 
 func TestReadCells(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.jsonl")
-	tenth := sim.Budget{Fraction: 0.1}
+	tenth := host.Budget{Fraction: 0.1}
 	for _, c := range []validate.Cell{{Policy: "h2o", Budget: "10%", BudgetSpec: tenth, NLL: 1.5}, {Policy: "auv", Budget: "10%", BudgetSpec: tenth, NLL: 1.25}} {
 		if err := appendCell(path, &c); err != nil {
 			t.Fatal(err)
@@ -145,18 +146,18 @@ func TestTauInterval(t *testing.T) {
 // budgets that print alike (or a label formatted differently) cannot be confused.
 func TestSimulatedHitRateByValue(t *testing.T) {
 	tenth := 0.1
-	a, b := sim.Budget{Fraction: 0.3}, sim.Budget{Fraction: tenth + 0.2} // 0.3 and 0.30000000000000004
-	r := &sim.Result{Policies: []string{"h2o"}, Budgets: []string{"30%", "30%"}, BudgetSpecs: []sim.Budget{a, b},
+	a, b := host.Budget{Fraction: 0.3}, host.Budget{Fraction: tenth + 0.2} // 0.3 and 0.30000000000000004
+	r := &sim.Result{Policies: []string{"h2o"}, Budgets: []string{"30%", "30%"}, BudgetSpecs: []host.Budget{a, b},
 		Cells: []sim.Cell{{Policy: "h2o", Metrics: sim.Metrics{HitRate: 0.25}}, {Policy: "h2o", Metrics: sim.Metrics{HitRate: 0.75}}}}
 	for _, c := range []struct {
-		budget sim.Budget
+		budget host.Budget
 		want   float64
 	}{{a, 0.25}, {b, 0.75}} {
 		if got := simulatedHitRate(r, "h2o", c.budget); got == nil || *got != c.want {
 			t.Errorf("budget %v: hit rate %v, want %g", c.budget, got, c.want)
 		}
 	}
-	if got := simulatedHitRate(r, "h2o", sim.Budget{Tokens: 30}); got != nil {
+	if got := simulatedHitRate(r, "h2o", host.Budget{Tokens: 30}); got != nil {
 		t.Errorf("a budget replay did not run: %v", *got)
 	}
 }

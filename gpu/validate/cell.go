@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/rouge"
 )
 
@@ -28,10 +28,10 @@ type Baseline struct {
 // CellOptions configure the runs of one policy × budget cell.
 type CellOptions struct {
 	// Budget is resolved against each sample's prompt length.
-	Budget sim.Budget
+	Budget host.Budget
 	// Accounting is what the budget bounds: nominal or peak (mean accounting
 	// searches budgets by rerunning sequences, which only replay does).
-	Accounting sim.Accounting
+	Accounting host.Accounting
 	MaxNew     int
 	IgnoreEOS  bool
 	Seed       uint64
@@ -49,8 +49,8 @@ type Cell struct {
 	Budget string `json:"budget"` // the label replay's tables use, for display only
 	// BudgetSpec is the budget itself: what cells are matched by (with replay's
 	// Result.BudgetSpecs, and on resume), never the label.
-	BudgetSpec sim.Budget `json:"budget_spec"`
-	// Accounting is what the budget bounds (sim.Accounting).
+	BudgetSpec host.Budget `json:"budget_spec"`
+	// Accounting is what the budget bounds (host.Accounting).
 	Accounting string `json:"accounting"`
 	// BudgetTokens is the resolved budget, averaged over samples.
 	BudgetTokens float64 `json:"budget_tokens"`
@@ -165,11 +165,11 @@ func RunSample(ctx context.Context, e *gpu.Engine, name string, newPolicy func()
 	if o.Detokenize == nil {
 		return nil, errors.New("validate: no detokenizer")
 	}
-	if o.Accounting != sim.Nominal && o.Accounting != sim.Peak {
+	if o.Accounting != host.Nominal && o.Accounting != host.Peak {
 		return nil, fmt.Errorf("policy %q: %s accounting is replay's only (its budget search reruns each sequence); validate with nominal or peak", name, o.Accounting)
 	}
 	budget := o.Budget.TokensFor(len(s.Prompt))
-	opts := Options{Budget: budget, Peak: o.Accounting == sim.Peak, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: index, Seed: o.Seed}
+	opts := Options{Budget: budget, Peak: o.Accounting == host.Peak, MaxNew: o.MaxNew, IgnoreEOS: o.IgnoreEOS, Sample: index, Seed: o.Seed}
 	d, err := Decode(ctx, e, s.Prompt, newPolicy, opts)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q at budget %s, sample %d: %w", name, o.Budget, index, err)

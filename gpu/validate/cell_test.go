@@ -3,13 +3,13 @@ package validate_test
 import (
 	"context"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/validate"
-	"github.com/kvsim/kvsim/sim"
 )
 
 func TestAgreement(t *testing.T) {
@@ -48,7 +48,7 @@ func TestRunCell(t *testing.T) {
 		{Prompt: prompt, Reference: "w1 w2 w3"},
 		{Prompt: prompt[3:], Reference: ""},
 	}
-	o := validate.CellOptions{Budget: sim.Budget{Tokens: 4}, MaxNew: gen, IgnoreEOS: true, Detokenize: words}
+	o := validate.CellOptions{Budget: host.Budget{Tokens: 4}, MaxNew: gen, IgnoreEOS: true, Detokenize: words}
 	baselines, err := validate.FullCache(ctx, e, samples, o)
 	if err != nil {
 		t.Fatal(err)

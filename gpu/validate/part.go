@@ -2,8 +2,7 @@ package validate
 
 import (
 	"fmt"
-
-	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // Part is a validation of some of its samples: every cell's runs of those samples.
@@ -21,9 +20,9 @@ type Part struct {
 
 // PartCell is one cell's runs of a part's samples.
 type PartCell struct {
-	Policy     string     `json:"policy"`
-	Budget     sim.Budget `json:"budget"`
-	Accounting string     `json:"accounting"`
+	Policy     string      `json:"policy"`
+	Budget     host.Budget `json:"budget"`
+	Accounting string      `json:"accounting"`
 	// SimulatedHitRate is replay's hit rate for the cell; nil without one.
 	SimulatedHitRate *float64    `json:"simulated_hit_rate"`
 	Runs             []SampleRun `json:"runs"` // of Part.Covered, in order
@@ -39,7 +38,7 @@ type MergedCell struct {
 // cells, in the first part's cell order. names label the parts in errors.
 func MergeParts(parts []*Part, names []string) ([]MergedCell, error) {
 	first := parts[0]
-	if first.Samples < 1 || first.Samples > sim.MaxSamples {
+	if first.Samples < 1 || first.Samples > host.MaxSamples {
 		return nil, fmt.Errorf("merge: %s: %d samples", names[0], first.Samples)
 	}
 	owner := make([]int, first.Samples) // part index + 1
@@ -80,7 +79,7 @@ func MergeParts(parts []*Part, names []string) ([]MergedCell, error) {
 				runs[k] = p.Cells[ci].Runs[i]
 			}
 		}
-		acc, err := sim.ParseAccounting(f.Accounting)
+		acc, err := host.ParseAccounting(f.Accounting)
 		if err != nil {
 			return nil, fmt.Errorf("merge: %s: %s @ %s: %w", names[0], f.Policy, f.Budget, err)
 		}

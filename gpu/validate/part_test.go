@@ -1,10 +1,9 @@
 package validate
 
 import (
+	"github.com/kvsim/kvsim/policies/host"
 	"strings"
 	"testing"
-
-	"github.com/kvsim/kvsim/sim"
 )
 
 func run(rouge float64, nll *float64, peak int64) SampleRun {
@@ -15,7 +14,7 @@ func run(rouge float64, nll *float64, peak int64) SampleRun {
 // order to the means computed by hand.
 func TestMergeParts(t *testing.T) {
 	one, three := 1.0, 3.0
-	budget := sim.Budget{Tokens: 4}
+	budget := host.Budget{Tokens: 4}
 	a := &Part{Samples: 3, Covered: []int{0, 2}, Seed: 5, Cells: []PartCell{{Policy: "h2o", Budget: budget, Accounting: "peak",
 		Runs: []SampleRun{run(0.1, &one, 100), run(0.4, nil, 300)}}}}
 	b := &Part{Samples: 3, Covered: []int{1}, Seed: 5, Cells: []PartCell{{Policy: "h2o", Budget: budget, Accounting: "peak",

@@ -1,9 +1,10 @@
 // Package host is the host's half of the eviction-policy protocol (package policies),
-// written once: the per-head slot table, how many victims a head
-// owes, the checks on the victims a policy returns, the compensation merge, the
-// per-(sample, layer) seed, peak accounting's budget search, and the guard around every
-// policy call. Replay (package sim) and in-loop decoding (gpu and gpu/validate) both
-// drive policies through it, so that a policy meets the same host in both.
+// written once: budgets and what they bound (Budget, Accounting), the per-head slot
+// table, how many victims a head owes, the checks on the victims a policy returns, the
+// compensation merge, the per-(sample, layer) seed, peak accounting's budget search,
+// and the guard around every policy call. Replay (package sim) and in-loop decoding
+// (gpu and gpu/validate) both drive policies through it, so that a policy meets the
+// same host in both.
 //
 // policies/policytest is deliberately not built on it: it is the independent
 // reference the host is checked against.

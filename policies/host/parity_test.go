@@ -61,12 +61,12 @@ func TestReplayAndDecodeAgree(t *testing.T) {
 					return &recorder{Policy: p, log: r}, err
 				}
 			}
-			acc := sim.Nominal
+			acc := host.Nominal
 			if c.peak {
-				acc = sim.Peak
+				acc = host.Peak
 			}
 			res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{{Name: c.policy, New: newFor(replayed), Accounting: acc}},
-				sim.Options{Budgets: []sim.Budget{{Tokens: c.budget}}, Threads: 1, Seed: 9, BlockRows: prompt})
+				sim.Options{Budgets: []host.Budget{{Tokens: c.budget}}, Threads: 1, Seed: 9, BlockRows: prompt})
 			if err != nil {
 				t.Fatal(err)
 			}

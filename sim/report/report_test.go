@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"os"
 	"path/filepath"
@@ -149,7 +150,7 @@ func TestFrontier(t *testing.T) {
 func TestPlot(t *testing.T) {
 	dir := t.TempDir()
 	r := result()
-	r.BudgetSpecs = []sim.Budget{{Fraction: 0.02}, {Tokens: 64}}
+	r.BudgetSpecs = []host.Budget{{Fraction: 0.02}, {Tokens: 64}}
 	r.Cells[0].Evictions, r.Cells[1].Evictions, r.Cells[1].MeanKVBytes = 1, 1, 4096
 	for _, name := range []string{"p.png", "p.svg"} {
 		path := filepath.Join(dir, name)

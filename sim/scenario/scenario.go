@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +36,7 @@ type Scenario struct {
 	Synth   *Synth `toml:"synth"`
 	Budgets []any  `toml:"budgets"`
 	// Accounting is what a budget bounds: "nominal", "peak" (the default) or "mean"
-	// (see sim.Accounting). A [[policy]] may override it.
+	// (see host.Accounting). A [[policy]] may override it.
 	Accounting string `toml:"accounting"`
 	// Compare names the reference policy of the paired differences.
 	Compare string   `toml:"compare"`
@@ -45,8 +46,8 @@ type Scenario struct {
 	// Validate configures `kvsim validate` (see validate.go).
 	Validate *Validate `toml:"validate"`
 
-	budgets    []sim.Budget
-	accounting sim.Accounting
+	budgets    []host.Budget
+	accounting host.Accounting
 	specs      []sim.PolicySpec // resolved by check, so that modules load once
 	lines      keyLines
 }
@@ -89,7 +90,7 @@ type Policy struct {
 
 // DefaultAccounting is the accounting of a scenario that sets none: budgets cap the
 // entries a head holds while attending, so that equal budgets mean equal memory.
-const DefaultAccounting = sim.Peak
+const DefaultAccounting = host.Peak
 
 var typeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
@@ -142,7 +143,7 @@ func Parse(path string, data []byte) (*Scenario, error) {
 }
 
 // maxTopK bounds metrics.top_k: no trace kvsim can replay attends to more tokens.
-const maxTopK = sim.MaxBudgetTokens
+const maxTopK = host.MaxBudgetTokens
 
 // checkSeeds refuses negative seeds, which the decoder would silently wrap into
 // huge unsigned ones: TOML integers are signed.
@@ -187,7 +188,7 @@ func (s *Scenario) check() error {
 	}
 	s.accounting = DefaultAccounting
 	if s.Accounting != "" {
-		a, err := sim.ParseAccounting(s.Accounting)
+		a, err := host.ParseAccounting(s.Accounting)
 		if err != nil {
 			return s.errorf("accounting", "%v", err)
 		}
@@ -221,7 +222,7 @@ func (s *Scenario) check() error {
 			return s.errorf(key+".limits", "policy %q: %v", p.Name, err)
 		}
 		if p.Accounting != "" {
-			if _, err := sim.ParseAccounting(p.Accounting); err != nil {
+			if _, err := host.ParseAccounting(p.Accounting); err != nil {
 				return s.errorf(key+".accounting", "policy %q: %v", p.Name, err)
 			}
 		}
@@ -291,15 +292,15 @@ func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
 }
 
 // policyAccounting is p's accounting: its own key, else the scenario's.
-func (s *Scenario) policyAccounting(p Policy) sim.Accounting {
-	if a, err := sim.ParseAccounting(p.Accounting); err == nil {
+func (s *Scenario) policyAccounting(p Policy) host.Accounting {
+	if a, err := host.ParseAccounting(p.Accounting); err == nil {
 		return a
 	}
 	return s.accounting
 }
 
 // SetAccounting puts every policy under mode, overriding the scenario's keys.
-func (s *Scenario) SetAccounting(mode sim.Accounting) {
+func (s *Scenario) SetAccounting(mode host.Accounting) {
 	s.accounting = mode
 	for i := range s.Policy {
 		s.Policy[i].Accounting = ""

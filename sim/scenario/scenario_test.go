@@ -1,13 +1,13 @@
 package scenario
 
 import (
+	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/scenarios"
-	"github.com/kvsim/kvsim/sim"
 )
 
 const base = `seed = 3
@@ -28,7 +28,7 @@ func TestParseValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := s.Options()
-	want := []sim.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Tokens: 64}}
+	want := []host.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Tokens: 64}}
 	if len(o.Budgets) != 3 || o.Budgets[0] != want[0] || o.Budgets[1] != want[1] || o.Budgets[2] != want[2] {
 		t.Errorf("budgets %v", o.Budgets)
 	}
@@ -56,7 +56,7 @@ func TestAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	specs, _ := s.Specs()
-	if o := s.Options(); o.Accounting != sim.Peak || specs[0].Accounting != sim.Peak || specs[1].Accounting != sim.Nominal || o.Compare != "" {
+	if o := s.Options(); o.Accounting != host.Peak || specs[0].Accounting != host.Peak || specs[1].Accounting != host.Nominal || o.Compare != "" {
 		t.Errorf("default: scenario %v, policies %v %v", o.Accounting, specs[0].Accounting, specs[1].Accounting)
 	}
 	s, err = Parse("s.toml", []byte("accounting = \"mean\"\ncompare = \"h2o\"\n"+base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
@@ -64,12 +64,12 @@ func TestAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	specs, _ = s.Specs()
-	if o := s.Options(); o.Accounting != sim.Mean || specs[0].Accounting != sim.Mean || specs[1].Accounting != sim.Nominal || o.Compare != "h2o" {
+	if o := s.Options(); o.Accounting != host.Mean || specs[0].Accounting != host.Mean || specs[1].Accounting != host.Nominal || o.Compare != "h2o" {
 		t.Errorf("mean: scenario %v, policies %v %v, compare %q", o.Accounting, specs[0].Accounting, specs[1].Accounting, o.Compare)
 	}
-	s.SetAccounting(sim.Peak)
+	s.SetAccounting(host.Peak)
 	specs, _ = s.Specs()
-	if s.Options().Accounting != sim.Peak || specs[1].Accounting != sim.Peak {
+	if s.Options().Accounting != host.Peak || specs[1].Accounting != host.Peak {
 		t.Errorf("after SetAccounting(peak): %v %v", s.Options().Accounting, specs[1].Accounting)
 	}
 	if err := s.SetCompare("auv"); err != nil || s.Options().Compare != "auv" {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"slices"
 
@@ -39,7 +40,7 @@ type Validate struct {
 	ReplayResult string `toml:"replay_result"`
 	Device       string `toml:"device"`
 
-	budgets []sim.Budget
+	budgets []host.Budget
 	names   []string // nil: all
 }
 
@@ -88,24 +89,24 @@ func (s *Scenario) checkValidate() error {
 
 // parseBudgets reads a list of budgets: fractions of the prompt or token counts,
 // each at most once.
-func (s *Scenario) parseBudgets(key string, raw []any) ([]sim.Budget, error) {
-	var out []sim.Budget
+func (s *Scenario) parseBudgets(key string, raw []any) ([]host.Budget, error) {
+	var out []host.Budget
 	for i, b := range raw {
-		var budget sim.Budget
+		var budget host.Budget
 		switch x := b.(type) {
 		case float64:
 			if !(x > 0 && x <= 1) {
 				return nil, s.errorf(key, "%s[%d] = %g: a fraction of the prompt must be in (0, 1]; write token counts as integers", key, i, x)
 			}
-			budget = sim.Budget{Fraction: x}
+			budget = host.Budget{Fraction: x}
 		case int64:
 			if x < 1 {
 				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at least 1", key, i, x)
 			}
-			if x > sim.MaxBudgetTokens {
-				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at most %d (1.0 keeps the whole prompt)", key, i, x, sim.MaxBudgetTokens)
+			if x > host.MaxBudgetTokens {
+				return nil, s.errorf(key, "%s[%d] = %d: a token count must be at most %d (1.0 keeps the whole prompt)", key, i, x, host.MaxBudgetTokens)
 			}
-			budget = sim.Budget{Tokens: int(x)}
+			budget = host.Budget{Tokens: int(x)}
 		default:
 			return nil, s.errorf(key, "%s[%d] = %v: want a fraction (0.05) or a token count (64)", key, i, b)
 		}
@@ -118,7 +119,7 @@ func (s *Scenario) parseBudgets(key string, raw []any) ([]sim.Budget, error) {
 }
 
 // ValidateBudgets are the budgets validation runs at.
-func (s *Scenario) ValidateBudgets() []sim.Budget { return slices.Clone(s.Validate.budgets) }
+func (s *Scenario) ValidateBudgets() []host.Budget { return slices.Clone(s.Validate.budgets) }
 
 // RelativePath resolves a path of the [validate] table against the scenario's
 // directory.

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"github.com/kvsim/kvsim/policies/host"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func TestValidateTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.ValidateBudgets(); !slices.Equal(got, []sim.Budget{{Tokens: 8}, {Fraction: 0.5}}) {
+	if got := s.ValidateBudgets(); !slices.Equal(got, []host.Budget{{Tokens: 8}, {Fraction: 0.5}}) {
 		t.Errorf("budgets %v", got)
 	}
 	if s.Validate.GenTokens != 64 || s.Validate.Device != "cpu" || s.RelativePath("m") != "/d/m" {
@@ -43,7 +44,7 @@ func TestValidateTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.ValidateBudgets(); !slices.Equal(got, []sim.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Tokens: 64}}) {
+	if got := s.ValidateBudgets(); !slices.Equal(got, []host.Budget{{Fraction: 0.02}, {Fraction: 0.1}, {Tokens: 64}}) {
 		t.Errorf("default budgets %v", got)
 	}
 	names, err = s.ValidateCandidates([]string{"win"})

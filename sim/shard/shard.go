@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"io"
 	"os"
 	"runtime/debug"
@@ -226,8 +227,8 @@ func Read(path string) (*File, error) {
 	if (f.Part == nil) == (f.Validation == nil) || (f.Part != nil && f.Part.Header == nil) {
 		return nil, fmt.Errorf("shard %s: want a replay part with its header, or a validation part", path)
 	}
-	if n := f.total(); n < 1 || n > sim.MaxSamples {
-		return nil, fmt.Errorf("shard %s: %d samples, want 1 to %d", path, n, sim.MaxSamples)
+	if n := f.total(); n < 1 || n > host.MaxSamples {
+		return nil, fmt.Errorf("shard %s: %d samples, want 1 to %d", path, n, host.MaxSamples)
 	}
 	for _, k := range f.covered() {
 		if k < 0 || !f.Shard.Has(k) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -91,7 +92,7 @@ func shards(t testing.TB, dir string, n int, seed uint64) []string {
 	var paths []string
 	for i := 0; i < n; i++ {
 		sp := Spec{i, n}
-		part, err := sim.ReplayPart(context.Background(), sources, specs, sim.Options{Budgets: []sim.Budget{{Tokens: 4}}, Seed: seed, Threads: 1}, sp.Has)
+		part, err := sim.ReplayPart(context.Background(), sources, specs, sim.Options{Budgets: []host.Budget{{Tokens: 4}}, Seed: seed, Threads: 1}, sp.Has)
 		if err != nil {
 			t.Fatal(err)
 		}
