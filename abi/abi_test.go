@@ -3,7 +3,6 @@ package abi_test
 import (
 	"context"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )

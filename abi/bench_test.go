@@ -2,7 +2,6 @@ package abi_test
 
 import (
 	"context"
-	"github.com/kvsim/kvsim/policies/host"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/kvsim/kvsim/abi/plugin"
 	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/tova"
 	"github.com/kvsim/kvsim/policies/window"
 	"github.com/kvsim/kvsim/sim"

@@ -2,12 +2,12 @@ package sim
 
 import (
 	"context"
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/window"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/sim/stats"

@@ -2,11 +2,11 @@ package sim_test
 
 import (
 	"context"
-	"github.com/kvsim/kvsim/policies/host"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )

@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // Part is the replay of some of a scenario's samples: the sums each (sample, layer)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/kvsim/kvsim/policies/host"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

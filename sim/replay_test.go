@@ -3,13 +3,13 @@ package sim
 import (
 	"context"
 	"errors"
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/window"
 	"github.com/kvsim/kvsim/sim/kvtrace"

@@ -2,13 +2,13 @@ package sim_test
 
 import (
 	"context"
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"reflect"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/policytest"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/kvtrace"

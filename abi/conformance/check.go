@@ -12,13 +12,13 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/policytest"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"

@@ -2,12 +2,12 @@ package wasmhost
 
 import (
 	"context"
-	"github.com/kvsim/kvsim/policies/host"
 	"testing"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/kvsim/kvsim/internal/opt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
 )

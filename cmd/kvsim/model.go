@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/internal/opt"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/opt"
 )
 
 const modelUsage = `Usage: kvsim model <subcommand> [flags]

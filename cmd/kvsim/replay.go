@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"slices"
 	"strings"
 
 	"golang.org/x/term"
 
+	"github.com/kvsim/kvsim/abi/source"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/scenarios"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/report"
@@ -59,7 +60,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err := checkOutputs(*out, *plotPath); err != nil {
 		return err
 	}
-	sc, err := loadScenario(fs.Arg(0))
+	sc, err := loadScenario(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -115,16 +116,26 @@ func writeResult(e *env, res *sim.Result, title, format, out, plotPath string) e
 	return report.Write(e.stdout, res, format)
 }
 
-// loadScenario reads a scenario file, or the embedded demo when path is empty.
-func loadScenario(path string) (*scenario.Scenario, error) {
+// loadScenario reads a scenario file, or the embedded demo when path is empty, and
+// opens its policies' sources.
+func loadScenario(ctx context.Context, path string) (*scenario.Scenario, error) {
+	var sc *scenario.Scenario
+	var err error
 	if path != "" {
-		return scenario.Load(path)
+		sc, err = scenario.Load(path)
+	} else {
+		var data []byte
+		if data, err = scenarios.FS.ReadFile(scenarios.Demo); err == nil {
+			sc, err = scenario.Parse("(embedded) scenarios/"+scenarios.Demo, data)
+		}
 	}
-	data, err := scenarios.FS.ReadFile(scenarios.Demo)
 	if err != nil {
 		return nil, err
 	}
-	return scenario.Parse("(embedded) scenarios/"+scenarios.Demo, data)
+	if err := sc.OpenPolicies(source.Opener(ctx)); err != nil {
+		return nil, err
+	}
+	return sc, nil
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/internal/opt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kernel"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/sim/synth"

@@ -141,7 +141,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err := checkOutputs(*out, *plotPath, *state); err != nil {
 		return err
 	}
-	sc, err := scenario.Load(fs.Arg(0))
+	sc, err := loadScenario(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"io"
 	"math"
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/stats"

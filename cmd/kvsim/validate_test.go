@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 )
 

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/kvsim/kvsim/internal/opt"
 	"io"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/opt"
 )
 
 // tiny is a two-layer model small enough to write in a millisecond.

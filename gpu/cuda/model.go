@@ -4,10 +4,10 @@ package cuda
 
 import (
 	"fmt"
-	"github.com/kvsim/kvsim/internal/buf"
 	"math"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/sim/half"
 )
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim/rouge"
 )
 

@@ -3,13 +3,13 @@ package validate_test
 import (
 	"context"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 func TestAgreement(t *testing.T) {

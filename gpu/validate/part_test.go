@@ -1,9 +1,10 @@
 package validate
 
 import (
-	"github.com/kvsim/kvsim/policies/host"
 	"strings"
 	"testing"
+
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 func run(rouge float64, nll *float64, peak int64) SampleRun {

@@ -2,9 +2,9 @@ package auv
 
 import (
 	"fmt"
-	"github.com/kvsim/kvsim/internal/buf"
 	"math"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
 )
 

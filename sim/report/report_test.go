@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"github.com/kvsim/kvsim/policies/host"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/stats"
 )

@@ -1,11 +1,6 @@
 package scenario
 
-import (
-	"fmt"
-	"time"
-
-	"github.com/kvsim/kvsim/abi/wasmhost"
-)
+import "fmt"
 
 // Limits is a [policy.limits] table: the sandbox of a wasm: policy.
 type Limits struct {
@@ -34,26 +29,4 @@ func (l *Limits) check() error {
 		return fmt.Errorf("limits.deadline_ms = %d: want milliseconds, or 0 for no deadline", *d)
 	}
 	return nil
-}
-
-// wasmOptions turns the limits into the WASM host's options; unset limits keep the
-// host's defaults.
-func (l *Limits) wasmOptions() wasmhost.Options {
-	var o wasmhost.Options
-	if l == nil {
-		return o
-	}
-	if l.MemoryPages != nil {
-		o.MemoryPages = uint32(*l.MemoryPages)
-	}
-	if l.Fuel != nil {
-		o.Fuel = *l.Fuel
-	}
-	if d := l.DeadlineMS; d != nil {
-		o.Deadline = time.Duration(*d) * time.Millisecond
-		if *d == 0 {
-			o.Deadline = wasmhost.NoDeadline
-		}
-	}
-	return o
 }

@@ -4,24 +4,19 @@
 package scenario
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/kvsim/kvsim/abi/plugin"
-	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 )
 
@@ -48,7 +43,7 @@ type Scenario struct {
 
 	budgets    []host.Budget
 	accounting host.Accounting
-	specs      []sim.PolicySpec // resolved by check, so that modules load once
+	specs      []sim.PolicySpec // opened by OpenPolicies
 	lines      keyLines
 }
 
@@ -226,11 +221,6 @@ func (s *Scenario) check() error {
 				return s.errorf(key+".accounting", "policy %q: %v", p.Name, err)
 			}
 		}
-		spec, err := s.resolve(p)
-		if err != nil {
-			return s.policyErrorf(i, err)
-		}
-		s.specs = append(s.specs, spec)
 	}
 	if s.Compare != "" && !seen[s.Compare] {
 		return s.errorf("compare", "compare = %q: no [[policy]] has that name", s.Compare)
@@ -241,42 +231,41 @@ func (s *Scenario) check() error {
 	return nil
 }
 
-// resolve turns a [[policy]] table into a replay row, checking its params by building
-// one instance. wasm: and plugin: paths are relative to the scenario's directory.
-func (s *Scenario) resolve(p Policy) (sim.PolicySpec, error) {
+// Opener opens a policy source (builtin:NAME, wasm:PATH or plugin:PATH, paths
+// relative to dir) into its constructor; limits are the [policy.limits] table, nil
+// when absent. Package abi/source provides it; parsing never opens anything.
+type Opener func(source, dir string, limits *Limits) (policies.New, error)
+
+// OpenPolicies opens every [[policy]]'s source with open and checks its params by
+// building one instance, so that Specs can hand out the replay rows. Modules load
+// once, here. Errors name the policy's line.
+func (s *Scenario) OpenPolicies(open Opener) error {
+	specs := make([]sim.PolicySpec, len(s.Policy))
+	for i, p := range s.Policy {
+		spec, err := s.resolve(p, open)
+		if err != nil {
+			return s.policyErrorf(i, err)
+		}
+		specs[i] = spec
+	}
+	s.specs = specs
+	return nil
+}
+
+// resolve opens a [[policy]] table into a replay row, checking its params by building
+// one instance.
+func (s *Scenario) resolve(p Policy, open Opener) (sim.PolicySpec, error) {
 	source := p.Source
 	if source == "" {
 		source = "builtin:" + p.Name
-	}
-	scheme, rest, ok := strings.Cut(source, ":")
-	if !ok {
-		return sim.PolicySpec{}, fmt.Errorf("source %q: want builtin:NAME, wasm:PATH or plugin:PATH", source)
 	}
 	paramsJSON, err := json.Marshal(p.Params)
 	if err != nil {
 		return sim.PolicySpec{}, fmt.Errorf("params: %w", err)
 	}
-	if p.Limits != nil && scheme != "wasm" {
-		return sim.PolicySpec{}, fmt.Errorf("source %q: limits apply to wasm: policies only (a %s policy runs natively, outside any sandbox)", source, scheme)
-	}
-	var newPolicy policies.New
-	switch scheme {
-	case "builtin":
-		if newPolicy, ok = builtin.Lookup(rest); !ok {
-			return sim.PolicySpec{}, fmt.Errorf("source %q: no builtin policy %q (have %s)", source, rest, strings.Join(builtin.Names(), ", "))
-		}
-	case "wasm":
-		m, err := wasmhost.Load(context.Background(), s.relative(rest), p.Limits.wasmOptions())
-		if err != nil {
-			return sim.PolicySpec{}, fmt.Errorf("source %q: %w", source, err)
-		}
-		newPolicy = m.New
-	case "plugin":
-		if newPolicy, err = plugin.Open(s.relative(rest)); err != nil {
-			return sim.PolicySpec{}, fmt.Errorf("source %q: %w", source, err)
-		}
-	default:
-		return sim.PolicySpec{}, fmt.Errorf("source %q: unknown scheme %q (want builtin, wasm or plugin)", source, scheme)
+	newPolicy, err := open(source, filepath.Dir(s.Path), p.Limits)
+	if err != nil {
+		return sim.PolicySpec{}, err
 	}
 	make := func() (policies.Policy, error) {
 		params, err := policies.ParseParams(paramsJSON)
@@ -342,20 +331,13 @@ func (s *Scenario) relative(path string) string {
 	return filepath.Join(filepath.Dir(s.Path), path)
 }
 
-// Specs resolves every policy, in scenario order.
+// Specs are the replay rows of every policy, in scenario order, once OpenPolicies
+// has opened them.
 func (s *Scenario) Specs() ([]sim.PolicySpec, error) {
-	if len(s.specs) == len(s.Policy) {
-		return slices.Clone(s.specs), nil
+	if s.specs == nil {
+		return nil, fmt.Errorf("scenario %s: policies not opened yet (OpenPolicies)", s.Path)
 	}
-	var specs []sim.PolicySpec
-	for i, p := range s.Policy {
-		spec, err := s.resolve(p)
-		if err != nil {
-			return nil, s.policyErrorf(i, err)
-		}
-		specs = append(specs, spec)
-	}
-	return specs, nil
+	return slices.Clone(s.specs), nil
 }
 
 // TracePaths expands the trace globs, relative to the scenario's directory, sorted

@@ -1,14 +1,43 @@
 package scenario
 
 import (
-	"github.com/kvsim/kvsim/policies/host"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/scenarios"
 )
+
+// openBuiltin opens builtin: sources only; abi/source's tests open wasm: and plugin:
+// sources through scenarios.
+func openBuiltin(source, dir string, limits *Limits) (policies.New, error) {
+	name, ok := strings.CutPrefix(source, "builtin:")
+	if !ok {
+		return nil, fmt.Errorf("source %q: the scenario tests open builtins only", source)
+	}
+	newPolicy, ok := builtin.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("source %q: no builtin policy %q", source, name)
+	}
+	return newPolicy, nil
+}
+
+// parseOpen is Parse, then OpenPolicies with the builtins.
+func parseOpen(path string, data []byte) (*Scenario, error) {
+	s, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.OpenPolicies(openBuiltin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 const base = `seed = 3
 budgets = [0.02, 0.1, 64]
@@ -23,7 +52,7 @@ params = { recent_share = 0.25 }
 `
 
 func TestParseValid(t *testing.T) {
-	s, err := Parse("s.toml", []byte(base+"[metrics]\ntop_k = 4\noutput_error = false\n[run]\nthreads = 3\n"))
+	s, err := parseOpen("s.toml", []byte(base+"[metrics]\ntop_k = 4\noutput_error = false\n[run]\nthreads = 3\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +80,7 @@ func TestParseValid(t *testing.T) {
 // Accounting: peak unless the scenario says otherwise; a policy may override it, and
 // SetAccounting overrides both.
 func TestAccounting(t *testing.T) {
-	s, err := Parse("s.toml", []byte(base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
+	s, err := parseOpen("s.toml", []byte(base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +88,7 @@ func TestAccounting(t *testing.T) {
 	if o := s.Options(); o.Accounting != host.Peak || specs[0].Accounting != host.Peak || specs[1].Accounting != host.Nominal || o.Compare != "" {
 		t.Errorf("default: scenario %v, policies %v %v", o.Accounting, specs[0].Accounting, specs[1].Accounting)
 	}
-	s, err = Parse("s.toml", []byte("accounting = \"mean\"\ncompare = \"h2o\"\n"+base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
+	s, err = parseOpen("s.toml", []byte("accounting = \"mean\"\ncompare = \"h2o\"\n"+base+"[[policy]]\nname = \"auv\"\naccounting = \"nominal\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +123,6 @@ func TestErrors(t *testing.T) {
 		{strings.Replace(base, "budgets = [0.02, 0.1, 64]\n", "", 1), `s.toml: no budgets`},
 		{strings.Replace(base, "samples = 2", "samples = 0", 1), `s.toml:7: synth.samples = 0: want at least 1`},
 		{strings.Replace(base, `"opt-125m"`, `"opt-7b"`, 1), `s.toml:3: synth options: Preset: `},
-		{strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"wasm:p.wasm\"", 1), `s.toml:10: policy "h2o": source "wasm:p.wasm": wasm policy: open p.wasm: no such file or directory`},
-		{strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"ftp:x\"", 1), `unknown scheme "ftp"`},
 		{strings.Replace(base, "recent_share = 0.25", "recent_share = 2", 1), `policy "h2o": param "recent_share": must be in [0, 1), got 2`},
 		{strings.Replace(base, "recent_share = 0.25", "colour = 2", 1), `policy "h2o": unknown param "colour"`},
 		{base + "[[policy]]\nname = \"h2o\"\n", `policy "h2o": name used twice`},
@@ -116,7 +143,7 @@ func TestErrors(t *testing.T) {
 		{base + "accounting = \"most\"\n", `s.toml:11: policy "h2o": accounting "most": want one of nominal, peak, mean`},
 		{"compare = \"auv\"\n" + base, `s.toml:1: compare = "auv": no [[policy]] has that name`},
 	} {
-		s, err := Parse("s.toml", []byte(tc.body))
+		s, err := parseOpen("s.toml", []byte(tc.body))
 		if err == nil {
 			_, err = s.Sources()
 		}
@@ -158,7 +185,7 @@ func TestShippedScenarios(t *testing.T) {
 	}
 	for _, e := range entries {
 		data, _ := scenarios.FS.ReadFile(e.Name())
-		if _, err := Parse(e.Name(), data); err != nil {
+		if _, err := parseOpen(e.Name(), data); err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
 	}

@@ -1,11 +1,11 @@
 package scenario
 
 import (
-	"github.com/kvsim/kvsim/policies/host"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 )
 
@@ -17,7 +17,7 @@ name = "full"
 `
 
 func TestValidateTable(t *testing.T) {
-	s, err := Parse("/d/s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x.jsonl\"\npolicies = [\"win\", \"h2o\"]\nbudgets = [8, 0.5]\n"))
+	s, err := parseOpen("/d/s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x.jsonl\"\npolicies = [\"win\", \"h2o\"]\nbudgets = [8, 0.5]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestValidateTable(t *testing.T) {
 	}
 
 	// Without budgets of its own, [validate] takes the scenario's; "all" every policy.
-	s, err = Parse("s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x.jsonl\"\npolicies = \"all\"\n"))
+	s, err = parseOpen("s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x.jsonl\"\npolicies = \"all\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestValidateTableErrors(t *testing.T) {
 		{"model = \"m\"\ndata = \"x\"\nbudgets = [0]\n", "at least 1"},
 		{"model = \"m\"\ndata = \"x\"\nsamples = -1\n", "≥ 0"},
 	} {
-		_, err := Parse("s.toml", []byte(validateBase+"[validate]\n"+c.table))
+		_, err := parseOpen("s.toml", []byte(validateBase+"[validate]\n"+c.table))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want %q", c.table, err, c.want)
 		}
@@ -80,7 +80,7 @@ func TestTopPolicies(t *testing.T) {
 	if got := TopPolicies(r, 5, []string{"c", "a"}); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("top 5 of a, c: %v", got)
 	}
-	s, err := Parse("s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x\"\ntop = 1\n"))
+	s, err := parseOpen("s.toml", []byte(validateBase+"[validate]\nmodel = \"m\"\ndata = \"x\"\ntop = 1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/policies/host"
 	"io"
 	"os"
 	"runtime/debug"
@@ -25,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/atomicfile"
 )

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/internal/opt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

@@ -3,7 +3,6 @@ package synth
 import (
 	"context"
 	"errors"
-	"github.com/kvsim/kvsim/internal/opt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

@@ -3,6 +3,7 @@ package synth
 import (
 	"errors"
 	"fmt"
+
 	"github.com/kvsim/kvsim/internal/opt"
 )
 

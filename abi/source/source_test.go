@@ -1,4 +1,4 @@
-package scenario
+package source_test
 
 import (
 	"context"
@@ -8,8 +8,22 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/abi/gobuild"
+	"github.com/kvsim/kvsim/abi/source"
 	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/scenario"
 )
+
+// load is scenario.Load, then OpenPolicies with source.Opener.
+func load(path string) (*scenario.Scenario, error) {
+	s, err := scenario.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.OpenPolicies(source.Opener(context.Background())); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 const wasmScenario = `seed = 1
 budgets = [8, 16]
@@ -44,7 +58,7 @@ func TestWASMSource(t *testing.T) {
 	if err := os.WriteFile(path, []byte(wasmScenario), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Load(path)
+	s, err := load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +94,7 @@ func TestWASMSource(t *testing.T) {
 		if err := os.WriteFile(path, []byte(strings.Replace(wasmScenario, tc.from, tc.to, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Load(path)
+		_, err := load(path)
 		if got := strings.ReplaceAll(errString(err), path, "s.toml"); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
 		}
@@ -97,9 +111,33 @@ func errString(err error) string {
 // TestPluginSourceIsRelative: a plugin: path is anchored at the scenario's directory,
 // like a wasm: path.
 func TestPluginSourceIsRelative(t *testing.T) {
-	body := strings.Replace(base, `name = "h2o"`, `name = "h2o"`+"\nsource = \"plugin:p/h2o.so\"", 1)
-	_, err := Parse(filepath.Join("dir", "s.toml"), []byte(body))
-	if err == nil || !strings.Contains(err.Error(), `policy "h2o": source "plugin:p/h2o.so": plugin dir/p/h2o.so: `) {
+	open := source.Opener(context.Background())
+	_, err := open("plugin:p/h2o.so", "dir", nil)
+	if err == nil || !strings.Contains(err.Error(), `source "plugin:p/h2o.so": plugin dir/p/h2o.so: `) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestBadSources: what Open refuses, and the error that says why.
+func TestBadSources(t *testing.T) {
+	limits := &scenario.Limits{}
+	for _, c := range []struct {
+		source string
+		limits *scenario.Limits
+		want   string
+	}{
+		{"wasm:p.wasm", nil, `source "wasm:p.wasm": wasm policy: open d/p.wasm: no such file or directory`},
+		{"ftp:x", nil, `source "ftp:x": unknown scheme "ftp" (want builtin, wasm or plugin)`},
+		{"h2o", nil, `source "h2o": want builtin:NAME, wasm:PATH or plugin:PATH`},
+		{"builtin:nope", nil, `source "builtin:nope": no builtin policy "nope" (have `},
+		{"builtin:h2o", limits, `limits apply to wasm: policies only (a builtin policy runs natively, outside any sandbox)`},
+	} {
+		_, err := source.Open(context.Background(), c.source, "d", c.limits)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.source, err, c.want)
+		}
+	}
+	if _, err := source.Open(context.Background(), "builtin:h2o", "d", nil); err != nil {
+		t.Errorf("builtin:h2o: %v", err)
 	}
 }
