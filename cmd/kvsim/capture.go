@@ -13,9 +13,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
@@ -89,12 +86,12 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	if sp != nil {
 		records = slices.DeleteFunc(records, func(r tracecap.Sample) bool { return !sp.Has(r.Index) })
 	}
-	model, err := checkpoint.Load(*modelDir)
+	om, err := openModel(*modelDir)
 	if err != nil {
 		return err
 	}
-	defer model.Close()
-	cfg := model.Config
+	defer om.Close()
+	cfg := om.model.Config
 	opts := tracecap.Options{Template: *template, MaxPromptTokens: *maxPrompt, GenTokens: *gen, IgnoreEOS: *ignoreEOS,
 		NoV: *noV, DType: dt, Model: cfg.NameOrPath, Dataset: filepath.Base(*data)}
 	if opts.Model == "" {
@@ -106,16 +103,10 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	if opts.Heads, err = parseIndices("heads", *heads, cfg.NumAttentionHeads); err != nil {
 		return err
 	}
-	tok, err := tokenizer.Load(*modelDir)
-	if err != nil {
+	if err := om.start(*device, *threads); err != nil {
 		return err
 	}
-	backend, err := openBackend(*device, model, *threads)
-	if err != nil {
-		return err
-	}
-	defer backend.Close()
-	capturer, err := tracecap.New(gpu.New(backend), tok, opts)
+	capturer, err := tracecap.New(om.engine, om.tok, opts)
 	if err != nil {
 		return usageError{err}
 	}

@@ -17,8 +17,6 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
@@ -285,21 +283,16 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 		return nil, err
 	}
 	modelDir := sc.RelativePath(v.Model)
-	model, err := checkpoint.Load(modelDir)
+	om, err := openModel(modelDir)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] model: %w", sc.Path, err)
 	}
-	tok, err := tokenizer.Load(modelDir)
-	if err != nil {
-		model.Close()
+	if err := om.start(device, threads); err != nil {
+		om.Close()
 		return nil, err
 	}
-	backend, err := openBackend(device, model, threads)
-	if err != nil {
-		model.Close()
-		return nil, err
-	}
-	in := &validationInputs{engine: gpu.New(backend), close: func() { backend.Close(); model.Close() }}
+	model, tok := om.model, om.tok
+	in := &validationInputs{engine: om.engine, close: om.Close}
 
 	maxPrompt := v.MaxPromptTokens
 	if maxPrompt == 0 {
