@@ -159,9 +159,9 @@ func runMerge(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		res := validation{Compare: v.Compare}
+		res := validate.Validation{Compare: v.Compare}
 		for _, c := range cells {
-			res.Cells = append(res.Cells, validatedCell{Cell: c.Cell, SimulatedHitRate: c.SimulatedHitRate})
+			res.Cells = append(res.Cells, validate.ValidatedCell{Cell: c.Cell, SimulatedHitRate: c.SimulatedHitRate})
 		}
 		return finishValidation(e, &res, v.Seed, *format, *out, *plotPath)
 	}

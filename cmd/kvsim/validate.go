@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -9,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,52 +18,10 @@ import (
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/atomicfile"
-	"github.com/kvsim/kvsim/sim/rank"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
-	"github.com/kvsim/kvsim/sim/stats"
 	"github.com/kvsim/kvsim/tracecap"
 )
-
-// validation is what `kvsim validate` prints: the cells, and how well the simulated
-// hit rate ranks them on each metric.
-type validation struct {
-	Cells     []validatedCell `json:"cells"`
-	Agreement []agreement     `json:"agreement,omitempty"`
-	// Compare is the reference policy of the paired differences (validatedCell.Diff).
-	Compare string `json:"compare,omitempty"`
-}
-
-// validatedCell is a validated cell with the hit rate replay simulated for it.
-type validatedCell struct {
-	validate.Cell
-	// SimulatedHitRate is replay's hit rate for the same policy and budget; absent
-	// without a replay result.
-	SimulatedHitRate *float64 `json:"simulated_hit_rate,omitempty"`
-	// CI holds each metric's 95% interval over samples.
-	CI   map[string]stats.Interval `json:"ci,omitempty"`
-	Diff *validationDiff           `json:"diff,omitempty"`
-}
-
-// agreement is the rank agreement between simulated hit rate and one metric. A
-// correlation is null when undefined: when either side is constant over the cells.
-type agreement struct {
-	Metric     string   `json:"metric"`
-	Cells      int      `json:"cells"`
-	KendallTau *float64 `json:"kendall_tau"`
-	// KendallTauCI is τ's 95% percentile-bootstrap interval over samples, seeded
-	// with the scenario seed; absent when the cells lack per-sample values.
-	KendallTauCI *stats.Interval `json:"kendall_tau_ci,omitempty"`
-	Spearman     *float64        `json:"spearman_rho"`
-}
-
-// defined is x, or nil when x is NaN.
-func defined(x float64) *float64 {
-	if math.IsNaN(x) {
-		return nil
-	}
-	return &x
-}
 
 // formatCorrelation prints a correlation, "-" when undefined.
 func formatCorrelation(x *float64) string {
@@ -74,25 +29,6 @@ func formatCorrelation(x *float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(*x, 'f', 3, 64)
-}
-
-// metric is a validated metric, by the name the tables use.
-type metric struct {
-	name string
-	get  func(*validate.Cell) float64
-}
-
-// metrics are the validated metrics, by the names the tables use; for NLL lower is
-// better, which shows as a negative correlation.
-var metrics = []metric{
-	{"rouge1_ref", func(c *validate.Cell) float64 { return c.Rouge1Ref }},
-	{"rouge2_ref", func(c *validate.Cell) float64 { return c.Rouge2Ref }},
-	{"rougeL_ref", func(c *validate.Cell) float64 { return c.RougeLRef }},
-	{"rouge1_full", func(c *validate.Cell) float64 { return c.Rouge1Full }},
-	{"rouge2_full", func(c *validate.Cell) float64 { return c.Rouge2Full }},
-	{"rougeL_full", func(c *validate.Cell) float64 { return c.RougeLFull }},
-	{"agreement", func(c *validate.Cell) float64 { return c.Agreement }},
-	{"nll", func(c *validate.Cell) float64 { return c.NLL }},
 }
 
 func runValidate(ctx context.Context, e *env, args []string) error {
@@ -108,7 +44,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
 	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
 	threads := fs.Int("threads", 0, "CPU threads for the backend and for replay (0: one per CPU)")
-	plotPath := fs.String("plot", "", "also draw each validated metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
+	plotPath := fs.String("plot", "", "also draw each validated validate.Metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
 	progress := fs.String("progress", "auto", progressUsage)
 	compare := fs.String("compare", "", "print each cell's paired difference from `POLICY`'s at the same budget (overrides the scenario's compare)")
 	shardFlag := fs.String("shard", "", strings.Replace(shardUsage, "index", "number in the [validate] data", 1)+"; writes a shard file to -out for kvsim merge")
@@ -187,11 +123,11 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if sp != nil {
 		return validateShard(ctx, e, sc, in, specs, replay, *sp, *out)
 	}
-	done, err := readCells(*state)
+	done, err := validate.ReadState(*state)
 	if err != nil {
 		return err
 	}
-	res := validation{Compare: sc.Compare}
+	res := validate.Validation{Compare: sc.Compare}
 	var baselines []validate.Baseline // full-cache outputs, decoded when a cell first needs them
 	budgets := sc.ValidateBudgets()
 	total := len(specs) * len(budgets) * len(samples)
@@ -200,10 +136,10 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		for j, b := range budgets {
 			first := (i*len(budgets) + j) * len(samples) // this cell's first sample, in the bar
 			bar(first, total)
-			cell, ok := done[cellKey{spec.Name, b}]
-			if ok && accountingOf(&cell) != spec.Accounting.String() {
+			cell, ok := done[validate.StateKey{Policy: spec.Name, Budget: b}]
+			if ok && validate.AccountingOf(&cell) != spec.Accounting.String() {
 				return fmt.Errorf("validate: state %s holds %s @ %s under %s accounting, the scenario asks for %s: give this run its own -state",
-					*state, spec.Name, b, accountingOf(&cell), spec.Accounting)
+					*state, spec.Name, b, validate.AccountingOf(&cell), spec.Accounting)
 			}
 			if !ok {
 				if baselines == nil {
@@ -220,12 +156,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 					}
 					return err
 				}
-				if err := appendCell(*state, c); err != nil {
+				if err := validate.AppendState(*state, c); err != nil {
 					return err
 				}
 				cell = *c
 			}
-			res.Cells = append(res.Cells, validatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b)})
+			res.Cells = append(res.Cells, validate.ValidatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b)})
 		}
 	}
 	bar(total, total)
@@ -234,9 +170,9 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 
 // finishValidation adds the rank agreement and the intervals to the cells, draws
 // them into plotPath when set, and writes them in format to out, or to stdout.
-func finishValidation(e *env, res *validation, seed uint64, format, out, plotPath string) error {
-	res.Agreement = rankAgreement(res.Cells, seed)
-	addIntervals(res)
+func finishValidation(e *env, res *validate.Validation, seed uint64, format, out, plotPath string) error {
+	res.Agreement = validate.RankAgreement(res.Cells, seed)
+	validate.AddIntervals(res)
 	if plotPath != "" {
 		if err := report.PlotFigure(plotPath, validationFigure(res)); err != nil {
 			return err
@@ -363,11 +299,11 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	return sim.Replay(ctx, sources, specs, opts)
 }
 
-// validationFigure plots validated metrics, one panel each and one line per
+// validationFigure plots validated validate.Metrics, one panel each and one line per
 // policy over its budgets, against the simulated hit rate when every cell has one
 // (a simulator that ranks right makes rising lines, falling for NLL), else against
 // the budget in tokens.
-func validationFigure(res *validation) report.Figure {
+func validationFigure(res *validate.Validation) report.Figure {
 	bySimulation := true
 	for i := range res.Cells {
 		bySimulation = bySimulation && res.Cells[i].SimulatedHitRate != nil
@@ -383,7 +319,7 @@ func validationFigure(res *validation) report.Figure {
 		{"nll", "teacher-forced NLL of the full-cache output (lower is better)"},
 		{"rougeL_ref", "ROUGE-L F1 against the references"},
 	} {
-		get := metrics[slices.IndexFunc(metrics, func(x metric) bool { return x.name == m.name })].get
+		get := validate.Metrics[slices.IndexFunc(validate.Metrics, func(x validate.Metric) bool { return x.Name == m.name })].Get
 		panel := report.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
 		for i := range res.Cells {
 			c := &res.Cells[i]
@@ -419,115 +355,11 @@ func simulatedHitRate(r *sim.Result, policy string, budget host.Budget) *float64
 	return &hit
 }
 
-// rankAgreement correlates the simulated hit rate with each metric over the cells
-// that have one; none with fewer than two such cells. seed seeds τ's bootstrap.
-func rankAgreement(cells []validatedCell, seed uint64) []agreement {
-	var hit []float64
-	var with []*validate.Cell
-	for i := range cells {
-		if cells[i].SimulatedHitRate != nil {
-			hit = append(hit, *cells[i].SimulatedHitRate)
-			with = append(with, &cells[i].Cell)
-		}
-	}
-	if len(with) < 2 {
-		return nil
-	}
-	var out []agreement
-	for _, m := range metrics {
-		y := make([]float64, len(with))
-		for i, c := range with {
-			y[i] = m.get(c)
-		}
-		out = append(out, agreement{Metric: m.name, Cells: len(with), KendallTau: defined(rank.KendallTau(hit, y)),
-			KendallTauCI: tauInterval(hit, with, m.name, seed), Spearman: defined(rank.Spearman(hit, y))})
-	}
-	return out
-}
-
-// cellKey names a validated cell by policy and budget value.
-type cellKey struct {
-	policy string
-	budget host.Budget
-}
-
-// maxStateBytes bounds the state file read on resume: a cell's line is under
-// 1 KiB, so this is room for a quarter of a million cells.
-const maxStateBytes = 256 << 20
-
-// readCells reads the finished cells of a state file; a missing file has none. A
-// torn last line (an interrupted write, a full disk) is cut off the file, so that
-// the next cell appended starts a line of its own.
-func readCells(path string) (map[cellKey]validate.Cell, error) {
-	cells := map[cellKey]validate.Cell{}
-	if path == "" {
-		return cells, nil
-	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return cells, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("state %s: %w", path, err)
-	}
-	if len(data) > maxStateBytes {
-		return nil, fmt.Errorf("state %s: larger than %d MiB; is it a state file?", path, maxStateBytes>>20)
-	}
-	complete := 0 // bytes of whole, readable lines
-	for line := 1; complete < len(data); line++ {
-		text, rest, ended := bytes.Cut(data[complete:], []byte("\n"))
-		var c validate.Cell
-		err := json.Unmarshal(text, &c)
-		if !ended || (err != nil && len(bytes.TrimSpace(rest)) == 0) {
-			break // the last line, torn by an interruption
-		}
-		if err != nil {
-			return nil, fmt.Errorf("state %s:%d: %w", path, line, err)
-		}
-		if c.BudgetSpec == (host.Budget{}) {
-			return nil, fmt.Errorf("state %s:%d: cell %s @ %s has no budget_spec (written by an older kvsim): give this run a new -state", path, line, c.Policy, c.Budget)
-		}
-		cells[cellKey{c.Policy, c.BudgetSpec}] = c
-		complete += len(text) + 1
-	}
-	if complete < len(data) {
-		if err := os.Truncate(path, int64(complete)); err != nil {
-			return nil, fmt.Errorf("state %s: cutting off the torn last line: %w", path, err)
-		}
-	}
-	return cells, nil
-}
-
-// appendCell adds a finished cell to the state file.
-func appendCell(path string, c *validate.Cell) error {
-	if path == "" {
-		return nil
-	}
-	line, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("state %s: %w", path, err)
-	}
-	return f.Close()
-}
-
 // validationColumns are the table's columns, after policy and budget.
 var validationColumns = []string{"sim hit", "R-1 ref", "R-2 ref", "R-L ref", "R-1 full", "R-2 full", "R-L full",
 	"agree", "NLL", "tok/s", "policy µs/tok", "slots µs/tok", "evict %", "peak KV MiB"}
 
-func (c *validatedCell) row() []string {
+func cellRow(c *validate.ValidatedCell) []string {
 	f := func(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
 	hit := "-"
 	if c.SimulatedHitRate != nil {
@@ -540,11 +372,11 @@ func (c *validatedCell) row() []string {
 }
 
 // writeValidation renders res as a table, CSV, JSON or Markdown.
-func writeValidation(w io.Writer, res *validation, format string) error {
+func writeValidation(w io.Writer, res *validate.Validation, format string) error {
 	header := append([]string{"policy", "budget"}, validationColumns...)
 	rows := make([][]string, len(res.Cells))
 	for i := range res.Cells {
-		rows[i] = res.Cells[i].row()
+		rows[i] = cellRow(&res.Cells[i])
 	}
 	switch format {
 	case "json":
@@ -555,7 +387,7 @@ func writeValidation(w io.Writer, res *validation, format string) error {
 		cw := csv.NewWriter(w)
 		cw.Write(append(header, intervalColumns()...))
 		for i := range rows {
-			cw.Write(append(rows[i], res.Cells[i].intervalFields()...))
+			cw.Write(append(rows[i], intervalFields(&res.Cells[i])...))
 		}
 		cw.Flush()
 		return cw.Error()
@@ -571,7 +403,7 @@ func writeValidation(w io.Writer, res *validation, format string) error {
 		return nil
 	}
 	heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
-		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, tauBootstrapReps))
+		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, validate.TauBootstrapReps))
 	rows = rows[:0]
 	for _, a := range res.Agreement {
 		ci := "-"

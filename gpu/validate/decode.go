@@ -19,6 +19,15 @@
 // Positions stay the tokens' original positions: OPT adds a learned absolute
 // position embedding to each input, so a token's position is baked into its key and
 // value; after eviction a query at position p sees fewer tokens, not renumbered ones.
+//
+// # The stage
+//
+// Besides decoding, the package is the validate stage's home: a cell's metrics
+// (RunCell, Aggregate), the resume state of finished cells (ReadState,
+// AppendState, keyed by policy and budget value), shard parts and their merge, and
+// the results kvsim validate prints (Validation: intervals, paired differences and
+// the rank agreement with replay). The [validate] table is read by package scenario;
+// the command line keeps flags and rendering.
 package validate
 
 import (
