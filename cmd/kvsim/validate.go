@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -123,48 +122,19 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if sp != nil {
 		return validateShard(ctx, e, sc, in, specs, replay, *sp, *out)
 	}
-	done, err := validate.ReadState(*state)
+	var pols []validate.Policy
+	for _, spec := range specs {
+		pols = append(pols, validate.Policy{Name: spec.Name, New: spec.New, Accounting: spec.Accounting})
+	}
+	res := validate.Validation{Compare: sc.Compare}
+	bar := newProgress(e, *progress, "validate (sample·cell)")
+	total := len(specs) * len(sc.ValidateBudgets()) * len(samples)
+	res.Cells, err = validate.Run(ctx, engine, pols, sc.ValidateBudgets(), samples, validate.RunOptions{Cell: opts, State: *state,
+		Simulated: func(policy string, b host.Budget) *float64 { return simulatedHitRate(replay, policy, b) },
+		Progress:  func(done int) { bar(done, total) }})
 	if err != nil {
 		return err
 	}
-	res := validate.Validation{Compare: sc.Compare}
-	var baselines []validate.Baseline // full-cache outputs, decoded when a cell first needs them
-	budgets := sc.ValidateBudgets()
-	total := len(specs) * len(budgets) * len(samples)
-	bar := newProgress(e, *progress, "validate (sample·cell)")
-	for i, spec := range specs {
-		for j, b := range budgets {
-			first := (i*len(budgets) + j) * len(samples) // this cell's first sample, in the bar
-			bar(first, total)
-			cell, ok := done[validate.StateKey{Policy: spec.Name, Budget: b}]
-			if ok && validate.AccountingOf(&cell) != spec.Accounting.String() {
-				return fmt.Errorf("validate: state %s holds %s @ %s under %s accounting, the scenario asks for %s: give this run its own -state",
-					*state, spec.Name, b, validate.AccountingOf(&cell), spec.Accounting)
-			}
-			if !ok {
-				if baselines == nil {
-					if baselines, err = validate.FullCache(ctx, engine, samples, opts); err != nil {
-						return err
-					}
-				}
-				opts.Budget, opts.Accounting = b, spec.Accounting
-				opts.Progress = func(n int) { bar(first+n, total) }
-				c, err := validate.RunCell(ctx, engine, spec.Name, spec.New, samples, baselines, opts)
-				if err != nil {
-					if errors.Is(err, context.Canceled) {
-						return errors.New("validate interrupted; run the same command again to resume from the finished cells")
-					}
-					return err
-				}
-				if err := validate.AppendState(*state, c); err != nil {
-					return err
-				}
-				cell = *c
-			}
-			res.Cells = append(res.Cells, validate.ValidatedCell{Cell: cell, SimulatedHitRate: simulatedHitRate(replay, spec.Name, b)})
-		}
-	}
-	bar(total, total)
 	return finishValidation(e, &res, sc.Seed, *format, *out, *plotPath)
 }
 
