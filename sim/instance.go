@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/internal/buf"
+	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/host"
-	"github.com/kvsim/kvsim/sim/kernel"
 )
 
 // instance is one (policy, budget) state on the layer a job is replaying: the policy

@@ -4,8 +4,8 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/internal/buf"
+	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/sim/kernel"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

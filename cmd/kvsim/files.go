@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/kvsim/kvsim/sim/atomicfile"
+	"github.com/kvsim/kvsim/internal/atomicfile"
 )
 
 // checkOutputs checks, before any work starts, that each named output file

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/internal/opt"
-	"github.com/kvsim/kvsim/sim/kernel"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/sim/synth"
 )

@@ -14,9 +14,9 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/atomicfile"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
 	"github.com/kvsim/kvsim/tracecap"

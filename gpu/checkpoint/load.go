@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kvsim/kvsim/sim/mapfile"
+	"github.com/kvsim/kvsim/internal/mapfile"
 )
 
 // Format is a set of weights file formats.

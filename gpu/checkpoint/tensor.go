@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // DType is the element type of a tensor the engine can use.

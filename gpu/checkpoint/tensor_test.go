@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // handTensor is [[1, -2, 0.5], [65280, 2^-24, -0]] in dtype d (values exact in all

@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/sim/kernel"
+	"github.com/kvsim/kvsim/internal/kernel"
 )
 
 // probsBuffers returns the buffers a layer's observed probabilities go to, or nils.

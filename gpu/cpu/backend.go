@@ -35,7 +35,7 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/sim/kernel"
+	"github.com/kvsim/kvsim/internal/kernel"
 )
 
 // Options configures the CPU backend.

@@ -10,7 +10,7 @@ import (
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // randomModel builds an in-memory checkpoint of config c with dtype d: weights

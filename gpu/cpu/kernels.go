@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/sim/half"
-	"github.com/kvsim/kvsim/sim/kernel"
+	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/kernel"
 )
 
 // The weight kernels read rows of a weight matrix in its stored dtype. Each set

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // encodeRows stores values (rows × k) as dtype with a row stride of ldw bytes.

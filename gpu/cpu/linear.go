@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/sim/kernel"
+	"github.com/kvsim/kvsim/internal/kernel"
 )
 
 // matrix is a weight matrix in its stored dtype, a view of the checkpoint's mapping.

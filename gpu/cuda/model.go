@@ -8,7 +8,7 @@ import (
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/internal/buf"
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // linearWeights is a Linear layer on the device: W [Out][In] fp16, B [Out] fp16 or 0.

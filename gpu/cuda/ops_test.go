@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/sim/half"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // These tests need an NVIDIA GPU: gorgonia.org/cu's init exits the process without a

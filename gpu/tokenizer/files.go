@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/kvsim/kvsim/sim/atomicfile"
+	"github.com/kvsim/kvsim/internal/atomicfile"
 )
 
 // File names of a Hugging Face GPT-2-style tokenizer.

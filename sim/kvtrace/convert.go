@@ -1,6 +1,6 @@
 package kvtrace
 
-import "github.com/kvsim/kvsim/sim/half"
+import "github.com/kvsim/kvsim/internal/half"
 
 // decodeFloats converts little-endian elements of dtype in src to dst, which holds
 // exactly len(src)/dtype.size() values.

@@ -9,7 +9,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/kvsim/kvsim/sim/mapfile"
+	"github.com/kvsim/kvsim/internal/mapfile"
 )
 
 // Trace is an open kvtrace file. Its tensors stay in the file (memory-mapped where

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kvsim/kvsim/sim/half"
 	"io/fs"
 	"math"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // smallMeta is a trace small enough to check by hand: 7 tokens, so 28 bytes of

@@ -18,8 +18,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/atomicfile"
 )
 
 // Figure is a grid of line plots, written by PlotFigure.

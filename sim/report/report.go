@@ -15,8 +15,8 @@ import (
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 
+	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/atomicfile"
 	"github.com/kvsim/kvsim/sim/stats"
 )
 

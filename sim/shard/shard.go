@@ -24,9 +24,9 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/atomicfile"
 )
 
 // MaxCount bounds n in i/n: more shards than this is a typo, not a cluster.
