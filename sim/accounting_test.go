@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/window"
 	"github.com/kvsim/kvsim/sim/kvtrace"
-	"github.com/kvsim/kvsim/sim/stats"
 )
 
 // longTrace: one head, head_dim 2, 8 prompt and 8 generated tokens; key j is

@@ -3,7 +3,7 @@ package sim
 import (
 	"github.com/kvsim/kvsim/policies/host"
 
-	"github.com/kvsim/kvsim/sim/stats"
+	"github.com/kvsim/kvsim/internal/stats"
 )
 
 // KVBytesPerValue is the size of one key or value element in the KV bytes replay

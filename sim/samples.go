@@ -3,7 +3,7 @@ package sim
 import (
 	"slices"
 
-	"github.com/kvsim/kvsim/sim/stats"
+	"github.com/kvsim/kvsim/internal/stats"
 )
 
 // mergeSamples fills each cell's per-sample figures, its accounting, nominal budget

@@ -7,8 +7,8 @@ import (
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/sim/report"
-	"github.com/kvsim/kvsim/sim/stats"
 )
 
 // writeIntervals prints the quality validate.Metrics with their intervals and, with a

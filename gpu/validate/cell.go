@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/gpu/validate/rouge"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/host"
-	"github.com/kvsim/kvsim/sim/rouge"
 )
 
 // Sample is one validation input: a tokenized prompt and, when the dataset has

@@ -3,9 +3,9 @@ package validate
 import (
 	"math"
 
+	"github.com/kvsim/kvsim/gpu/validate/rank"
+	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/policies/host"
-	"github.com/kvsim/kvsim/sim/rank"
-	"github.com/kvsim/kvsim/sim/stats"
 )
 
 // Validation is what `kvsim validate` prints: the cells, and how well the simulated

@@ -16,8 +16,8 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/kvsim/kvsim/internal/atomicfile"
+	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/stats"
 )
 
 // Formats lists the output formats.

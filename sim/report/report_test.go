@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/stats"
 )
 
 func result() *sim.Result {
