@@ -1,6 +1,7 @@
 package policytest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
@@ -34,4 +35,44 @@ func Decode(t testing.TB, p policies.Policy, pos, stride int, slots []int32, row
 	if err := p.Observe(a); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Evict asks p for need[h] victims of each head, with victim lists stride long, and
+// returns each head's victims sorted. Policy unit tests use it to drive Evict by hand.
+func Evict(p policies.Policy, phase policies.Phase, pos, stride int, need []int32) ([][]int32, error) {
+	heads := len(need)
+	e := &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: need, Stride: stride,
+		Count: make([]int32, heads), Victims: make([]int32, heads*stride)}
+	if err := p.Evict(e); err != nil {
+		return nil, err
+	}
+	out := make([][]int32, heads)
+	for h := range heads {
+		out[h] = slices.Sorted(slices.Values(e.Victims[h*stride : h*stride+int(e.Count[h])]))
+	}
+	return out, nil
+}
+
+// MustEvict is Evict, failing t on an error.
+func MustEvict(t testing.TB, p policies.Policy, phase policies.Phase, pos, stride int, need []int32) [][]int32 {
+	t.Helper()
+	victims, err := Evict(p, phase, pos, stride, need)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return victims
+}
+
+// UniformPrompt returns n causal attention rows, row i spread evenly over tokens
+// 0..i, with the rows of last replacing the final ones.
+func UniformPrompt(n int, last ...[]float32) [][]float32 {
+	rows := make([][]float32, n)
+	for i := range n - len(last) {
+		rows[i] = make([]float32, i+1)
+		for j := range rows[i] {
+			rows[i][j] = 1 / float32(i+1)
+		}
+	}
+	copy(rows[n-len(last):], last)
+	return rows
 }

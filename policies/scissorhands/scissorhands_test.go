@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/policytest"
 )
 
 func newPolicy(t *testing.T, params map[string]any) *policy {
@@ -19,36 +20,13 @@ func newPolicy(t *testing.T, params map[string]any) *policy {
 // prefill sends the prompt of one head as one block.
 func prefill(t *testing.T, p policies.Policy, stride int, rows [][]float32) {
 	t.Helper()
-	a := &policies.Attention{Phase: policies.Prefill, Rows: len(rows), Heads: 1, Stride: stride,
-		Probs: make([]float32, len(rows)*stride)}
-	for r, row := range rows {
-		copy(a.Row(0, r), row)
-	}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
+	policytest.Prefill(t, p, stride, [][][]float32{rows})
 }
 
-// decode sends one decode row, indexed by slot.
+// decode sends one decode row of one head, indexed by slot.
 func decode(t *testing.T, p policies.Policy, pos int, slot int32, row []float32) {
 	t.Helper()
-	a := &policies.Attention{Phase: policies.Decode, Pos: pos, Rows: 1, Heads: 1, Stride: len(row),
-		Probs: row, Slot: []int32{slot}}
-	if err := p.Observe(a); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// evict asks for need victims and returns them sorted.
-func evict(t *testing.T, p policies.Policy, phase policies.Phase, pos int, need int32) []int32 {
-	t.Helper()
-	const stride = 16
-	e := &policies.Eviction{Phase: phase, Pos: pos, Heads: 1, Need: []int32{need}, Stride: stride,
-		Count: make([]int32, 1), Victims: make([]int32, stride)}
-	if err := p.Evict(e); err != nil {
-		t.Fatal(err)
-	}
-	return slices.Sorted(slices.Values(e.Victims[:e.Count[0]]))
+	policytest.Decode(t, p, pos, len(row), []int32{slot}, [][]float32{row})
 }
 
 // Rows i attend to i+1 tokens, so the thresholds are 1, 1/2, 1/3, 1/4, 1/5.
@@ -83,7 +61,7 @@ func TestCountsAndVictims(t *testing.T) {
 		if got := p.count[:5]; !slices.Equal(got, tt.wantCounts) {
 			t.Errorf("history %d: counts %v, want %v", tt.history, got, tt.wantCounts)
 		}
-		if got := evict(t, p, policies.Prefill, 4, int32(5-tt.budget)); !slices.Equal(got, tt.want) {
+		if got := policytest.MustEvict(t, p, policies.Prefill, 4, 16, []int32{int32(5 - tt.budget)})[0]; !slices.Equal(got, tt.want) {
 			t.Errorf("history %d, budget %d: victims %v, want %v", tt.history, tt.budget, got, tt.want)
 		}
 	}
@@ -96,7 +74,7 @@ func TestTiesGoToOlderToken(t *testing.T) {
 	}
 	// Tokens 1 and 2 both have no hits and a sum of 0.2.
 	prefill(t, p, 3, [][]float32{{1}, {0.9, 0.1}, {0.7, 0.1, 0.2}})
-	if got := evict(t, p, policies.Prefill, 2, 1); !slices.Equal(got, []int32{1}) {
+	if got := policytest.MustEvict(t, p, policies.Prefill, 2, 16, []int32{1})[0]; !slices.Equal(got, []int32{1}) {
 		t.Errorf("victims %v, want [1]", got)
 	}
 }
@@ -117,7 +95,7 @@ func TestWindowExpiryInDecode(t *testing.T) {
 	if got := p.count[:4]; !slices.Equal(got, []int32{2, 2, 1, 0}) {
 		t.Fatalf("counts after the prompt %v, want [2 2 1 0]", got)
 	}
-	if got := evict(t, p, policies.Prefill, 3, 1); !slices.Equal(got, []int32{2}) {
+	if got := policytest.MustEvict(t, p, policies.Prefill, 3, 16, []int32{1})[0]; !slices.Equal(got, []int32{2}) {
 		t.Fatalf("compression victims %v, want [2]", got)
 	}
 
@@ -127,7 +105,7 @@ func TestWindowExpiryInDecode(t *testing.T) {
 		t.Fatalf("counts after step 4 %v, want [1 2 1 1]", got)
 	}
 	// Tokens 0 and 3 tie at one hit; token 3 has the lower sum (0.48 < 2.3).
-	if got := evict(t, p, policies.Decode, 4, 1); !slices.Equal(got, []int32{3}) {
+	if got := policytest.MustEvict(t, p, policies.Decode, 4, 16, []int32{1})[0]; !slices.Equal(got, []int32{3}) {
 		t.Fatalf("victims at step 4 %v, want [3]", got)
 	}
 
@@ -137,7 +115,7 @@ func TestWindowExpiryInDecode(t *testing.T) {
 	if got := p.count[:4]; !slices.Equal(got, []int32{0, 1, 1, 1}) {
 		t.Fatalf("counts after step 5 %v, want [0 1 1 1]", got)
 	}
-	if got := evict(t, p, policies.Decode, 5, 1); !slices.Equal(got, []int32{0}) {
+	if got := policytest.MustEvict(t, p, policies.Decode, 5, 16, []int32{1})[0]; !slices.Equal(got, []int32{0}) {
 		t.Fatalf("victims at step 5 %v, want [0]", got)
 	}
 }
@@ -149,7 +127,7 @@ func TestRecentShrinksToBudget(t *testing.T) {
 	}
 	prefill(t, p, 4, [][]float32{{1}, {0.5, 0.5}, {0.4, 0.4, 0.2}, {0.1, 0.1, 0.1, 0.7}})
 	// Only tokens 2 and 3 stay protected; 0 and 1 go.
-	if got := evict(t, p, policies.Prefill, 3, 2); !slices.Equal(got, []int32{0, 1}) {
+	if got := policytest.MustEvict(t, p, policies.Prefill, 3, 16, []int32{2})[0]; !slices.Equal(got, []int32{0, 1}) {
 		t.Errorf("victims %v, want [0 1]", got)
 	}
 }
@@ -181,7 +159,7 @@ func TestNoAllocationsPerCall(t *testing.T) {
 		}
 	}
 	prefill(t, p, prompt, rows)
-	victims := evict(t, p, policies.Prefill, prompt-1, prompt-budget)
+	victims := policytest.MustEvict(t, p, policies.Prefill, prompt-1, 16, []int32{prompt - budget})[0]
 	a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: 1, Stride: prompt,
 		Probs: make([]float32, prompt), Slot: []int32{0}}
 	for s := range a.Probs {

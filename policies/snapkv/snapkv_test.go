@@ -19,35 +19,6 @@ func newPolicy(t *testing.T, params map[string]any) policies.Policy {
 	return p
 }
 
-// evict asks for need[h] victims and returns each head's victims, sorted.
-func evict(t *testing.T, p policies.Policy, phase policies.Phase, pos, stride int, need []int32) ([][]int32, error) {
-	t.Helper()
-	heads := len(need)
-	e := &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: need, Stride: stride,
-		Count: make([]int32, heads), Victims: make([]int32, heads*stride)}
-	if err := p.Evict(e); err != nil {
-		return nil, err
-	}
-	out := make([][]int32, heads)
-	for h := range heads {
-		out[h] = slices.Sorted(slices.Values(e.Victims[h*stride : h*stride+int(e.Count[h])]))
-	}
-	return out, nil
-}
-
-// prompt returns uniform causal rows with the given rows at the end.
-func prompt(n int, last ...[]float32) [][]float32 {
-	rows := make([][]float32, n)
-	for i := range n - len(last) {
-		rows[i] = make([]float32, i+1)
-		for j := range rows[i] {
-			rows[i][j] = 1 / float32(i+1)
-		}
-	}
-	copy(rows[n-len(last):], last)
-	return rows
-}
-
 func TestPool(t *testing.T) {
 	tests := []struct {
 		line   []float64
@@ -76,7 +47,7 @@ func TestPool(t *testing.T) {
 func TestCompressionVictims(t *testing.T) {
 	// Voters are rows 6 and 7; on tokens 0..5 their summed vote is
 	// [0.50 0.06 0.12 0.06 0.30 0.16]. Budget 5 keeps the window (6, 7) and 3 others.
-	rows := prompt(8,
+	rows := policytest.UniformPrompt(8,
 		[]float32{0.30, 0.02, 0.10, 0.02, 0.20, 0.06, 0.30},
 		[]float32{0.20, 0.04, 0.02, 0.04, 0.10, 0.10, 0.20, 0.30})
 	tests := []struct {
@@ -101,7 +72,7 @@ func TestCompressionVictims(t *testing.T) {
 			t.Errorf("append layout slack %d, want MaxLen 12", layout.Slack)
 		}
 		policytest.Prefill(t, p, 8, [][][]float32{rows})
-		got, err := evict(t, p, policies.Prefill, 7, 12, []int32{3})
+		got, err := policytest.Evict(p, policies.Prefill, 7, 12, []int32{3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,8 +87,8 @@ func TestWindowClampedToBudget(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 6, MaxLen: 6, Budget: 3}); err != nil {
 		t.Fatal(err)
 	}
-	policytest.Prefill(t, p, 6, [][][]float32{prompt(6)})
-	got, err := evict(t, p, policies.Prefill, 5, 6, []int32{3})
+	policytest.Prefill(t, p, 6, [][][]float32{policytest.UniformPrompt(6)})
+	got, err := policytest.Evict(p, policies.Prefill, 5, 6, []int32{3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +111,10 @@ func compressSmall(t *testing.T, params map[string]any, want []int32) policies.P
 	if layout.Slack != 0 {
 		t.Fatalf("decode=%v: slack %d, want 0", params["decode"], layout.Slack)
 	}
-	policytest.Prefill(t, p, 6, [][][]float32{prompt(6,
+	policytest.Prefill(t, p, 6, [][][]float32{policytest.UniformPrompt(6,
 		[]float32{0.3, 0.1, 0.2, 0.1, 0.3},
 		[]float32{0.4, 0.05, 0.3, 0.05, 0.1, 0.1})})
-	got, err := evict(t, p, policies.Prefill, 5, 10, []int32{2})
+	got, err := policytest.Evict(p, policies.Prefill, 5, 10, []int32{2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +139,7 @@ func TestRecencyDecode(t *testing.T) {
 	for i, st := range steps {
 		pos := 6 + i
 		policytest.Decode(t, p, pos, 10, []int32{st.slot}, [][]float32{row})
-		got, err := evict(t, p, policies.Decode, pos, 10, []int32{1})
+		got, err := policytest.Evict(p, policies.Decode, pos, 10, []int32{1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +169,7 @@ func TestRescoreDecode(t *testing.T) {
 	for _, tt := range tests {
 		p := compressSmall(t, map[string]any{"decode": "rescore", "kernel": tt.kernel}, tt.compression)
 		policytest.Decode(t, p, 6, 10, []int32{tt.slot}, [][]float32{tt.row6})
-		got, err := evict(t, p, policies.Decode, 6, 10, []int32{1})
+		got, err := policytest.Evict(p, policies.Decode, 6, 10, []int32{1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,9 +184,9 @@ func TestAppendRefusesDecodeEviction(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 2, MaxLen: 4, Budget: 2}); err != nil {
 		t.Fatal(err)
 	}
-	policytest.Prefill(t, p, 2, [][][]float32{prompt(2)})
+	policytest.Prefill(t, p, 2, [][][]float32{policytest.UniformPrompt(2)})
 	policytest.Decode(t, p, 2, 4, []int32{2}, [][]float32{{0.3, 0.3, 0.4, 0}})
-	if _, err := evict(t, p, policies.Decode, 2, 4, []int32{1}); err == nil || !strings.Contains(err.Error(), "append") {
+	if _, err := policytest.Evict(p, policies.Decode, 2, 4, []int32{1}); err == nil || !strings.Contains(err.Error(), "append") {
 		t.Fatalf("err = %v, want a refusal naming decode=append", err)
 	}
 }
@@ -249,7 +220,7 @@ func TestNoAllocationsPerCall(t *testing.T) {
 			}
 		}
 		policytest.Prefill(t, p, stride, [][][]float32{rows})
-		victims, err := evict(t, p, policies.Prefill, prompt-1, stride, []int32{prompt - budget})
+		victims, err := policytest.Evict(p, policies.Prefill, prompt-1, stride, []int32{prompt - budget})
 		if err != nil {
 			t.Fatal(err)
 		}

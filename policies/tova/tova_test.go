@@ -18,37 +18,6 @@ func newPolicy(t *testing.T, params map[string]any) policies.Policy {
 	return p
 }
 
-// evict asks for need[h] victims and returns each head's victims, sorted.
-func evict(t *testing.T, p policies.Policy, phase policies.Phase, pos, stride int, need []int32) [][]int32 {
-	t.Helper()
-	heads := len(need)
-	e := &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: need, Stride: stride,
-		Count: make([]int32, heads), Victims: make([]int32, heads*stride)}
-	if err := p.Evict(e); err != nil {
-		t.Fatal(err)
-	}
-	out := make([][]int32, heads)
-	for h := range heads {
-		out[h] = slices.Sorted(slices.Values(e.Victims[h*stride : h*stride+int(e.Count[h])]))
-	}
-	return out
-}
-
-// causal returns a prompt whose rows before the last are uniform and whose last row
-// is last.
-func causal(last []float32) [][]float32 {
-	n := len(last)
-	rows := make([][]float32, n)
-	for i := range n - 1 {
-		rows[i] = make([]float32, i+1)
-		for j := range rows[i] {
-			rows[i][j] = 1 / float32(i+1)
-		}
-	}
-	rows[n-1] = last
-	return rows
-}
-
 func TestPerHeadCompressionAndDecode(t *testing.T) {
 	p := newPolicy(t, nil)
 	cfg := policies.Config{Heads: 2, PromptLen: 5, MaxLen: 7, Budget: 3}
@@ -61,10 +30,10 @@ func TestPerHeadCompressionAndDecode(t *testing.T) {
 	}
 	const stride = 8
 	policytest.Prefill(t, p, stride, [][][]float32{
-		causal([]float32{0.30, 0.05, 0.40, 0.15, 0.10}),
-		causal([]float32{0.05, 0.50, 0.20, 0.05, 0.20}),
+		policytest.UniformPrompt(5, []float32{0.30, 0.05, 0.40, 0.15, 0.10}),
+		policytest.UniformPrompt(5, []float32{0.05, 0.50, 0.20, 0.05, 0.20}),
 	})
-	got := evict(t, p, policies.Prefill, 4, stride, []int32{2, 2})
+	got := policytest.MustEvict(t, p, policies.Prefill, 4, stride, []int32{2, 2})
 	// Head 0: the two lowest are slots 1 (0.05) and 4 (0.10). Head 1: slots 0 and 3 tie
 	// at 0.05 and are the two lowest.
 	want := [][]int32{{1, 4}, {0, 3}}
@@ -77,7 +46,7 @@ func TestPerHeadCompressionAndDecode(t *testing.T) {
 		{0.4, 0.1, 0.3, 0.2, 0, 0, 0, 0}, // resident slots 0, 1, 2, 3
 		{0.1, 0.5, 0.3, 0, 0.1, 0, 0, 0}, // resident slots 0, 1, 2, 4
 	})
-	got = evict(t, p, policies.Decode, 5, stride, []int32{1, 1})
+	got = policytest.MustEvict(t, p, policies.Decode, 5, stride, []int32{1, 1})
 	// Head 0: the new token itself (slot 1, 0.1) is the least attended. Head 1: slots
 	// 0 (position 5) and 4 (position 4) tie at 0.1; the older, slot 4, goes.
 	want = [][]int32{{1}, {4}}
@@ -91,8 +60,8 @@ func TestTiesEvictOlderToken(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 1, PromptLen: 4, MaxLen: 4, Budget: 2}); err != nil {
 		t.Fatal(err)
 	}
-	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.25, 0.25, 0.25, 0.25})})
-	got := evict(t, p, policies.Prefill, 3, 4, []int32{2})
+	policytest.Prefill(t, p, 4, [][][]float32{policytest.UniformPrompt(4, []float32{0.25, 0.25, 0.25, 0.25})})
+	got := policytest.MustEvict(t, p, policies.Prefill, 3, 4, []int32{2})
 	if !slices.Equal(got[0], []int32{0, 1}) {
 		t.Fatalf("victims %v, want [0 1]", got[0])
 	}
@@ -107,10 +76,10 @@ func TestLayerwiseAveragesHeads(t *testing.T) {
 	const stride = 6
 	// Per head the minima are slots 3 and 0; the averages are 0.3, 0.2, 0.25, 0.25.
 	policytest.Prefill(t, p, stride, [][][]float32{
-		causal([]float32{0.5, 0.3, 0.2, 0.0}),
-		causal([]float32{0.1, 0.1, 0.3, 0.5}),
+		policytest.UniformPrompt(4, []float32{0.5, 0.3, 0.2, 0.0}),
+		policytest.UniformPrompt(4, []float32{0.1, 0.1, 0.3, 0.5}),
 	})
-	got := evict(t, p, policies.Prefill, 3, stride, []int32{1, 1})
+	got := policytest.MustEvict(t, p, policies.Prefill, 3, stride, []int32{1, 1})
 	want := [][]int32{{1}, {1}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("compression victims %v, want %v", got, want)
@@ -120,7 +89,7 @@ func TestLayerwiseAveragesHeads(t *testing.T) {
 		{0.6, 0.1, 0.2, 0.1, 0, 0},
 		{0.1, 0.2, 0.4, 0.3, 0, 0},
 	})
-	got = evict(t, p, policies.Decode, 4, stride, []int32{1, 1})
+	got = policytest.MustEvict(t, p, policies.Decode, 4, stride, []int32{1, 1})
 	want = [][]int32{{1}, {1}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("decode victims %v, want %v", got, want)
@@ -132,7 +101,7 @@ func TestLayerwiseRejectsMisalignedSlots(t *testing.T) {
 	if _, err := p.Init(policies.Config{Heads: 2, PromptLen: 2, MaxLen: 4, Budget: 3}); err != nil {
 		t.Fatal(err)
 	}
-	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.5, 0.5}), causal([]float32{0.5, 0.5})})
+	policytest.Prefill(t, p, 4, [][][]float32{policytest.UniformPrompt(2, []float32{0.5, 0.5}), policytest.UniformPrompt(2, []float32{0.5, 0.5})})
 	a := &policies.Attention{Phase: policies.Decode, Pos: 2, Rows: 1, Heads: 2, Stride: 4,
 		Probs: make([]float32, 8), Slot: []int32{2, 3}}
 	err := p.Observe(a)
@@ -162,7 +131,7 @@ func TestProtocolErrors(t *testing.T) {
 	if err := p.Observe(a); err == nil {
 		t.Error("out-of-order prefill block accepted")
 	}
-	policytest.Prefill(t, p, 4, [][][]float32{causal([]float32{0.2, 0.3, 0.5})})
+	policytest.Prefill(t, p, 4, [][][]float32{policytest.UniformPrompt(3, []float32{0.2, 0.3, 0.5})})
 	e := &policies.Eviction{Phase: policies.Prefill, Heads: 1, Need: []int32{4}, Stride: 4,
 		Count: make([]int32, 1), Victims: make([]int32, 4)}
 	if err := p.Evict(e); err == nil {
@@ -187,8 +156,8 @@ func TestNoAllocationsPerCall(t *testing.T) {
 		for j := range last {
 			last[j] = float32(j%5+1) / 48
 		}
-		policytest.Prefill(t, p, stride, [][][]float32{causal(last), causal(last)})
-		victims := evict(t, p, policies.Prefill, prompt-1, stride, []int32{prompt - budget, prompt - budget})
+		policytest.Prefill(t, p, stride, [][][]float32{policytest.UniformPrompt(len(last), last), policytest.UniformPrompt(len(last), last)})
+		victims := policytest.MustEvict(t, p, policies.Prefill, prompt-1, stride, []int32{prompt - budget, prompt - budget})
 
 		a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: heads, Stride: stride,
 			Probs: make([]float32, heads*stride), Slot: make([]int32, heads)}
