@@ -27,7 +27,7 @@ func TestPackageOf(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	for pkg, want := range map[string]string{
 		"github.com/kvsim/kvsim/cmd/kvsim":     "build github.com/kvsim/kvsim/cmd/kvsim: github.com/kvsim/kvsim/cmd/kvsim is a main package: name the package that exports New",
-		"github.com/kvsim/kvsim/internal/half": "build github.com/kvsim/kvsim/internal/half (github.com/kvsim/kvsim/internal/half): go build: exit status 1:",
+		"github.com/kvsim/kvsim/policies/host": "build github.com/kvsim/kvsim/policies/host (github.com/kvsim/kvsim/policies/host): go build: exit status 1:",
 		"./no/such/dir":                        "build ./no/such/dir: go list: exit status 1:",
 	} {
 		t.Run(pkg, func(t *testing.T) {
@@ -38,7 +38,7 @@ func TestBuildErrors(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("got %v\nwant %s…", err, want)
 			}
-			if pkg == "github.com/kvsim/kvsim/internal/half" && err != nil && !strings.Contains(err.Error(), "undefined: policy.New") {
+			if pkg == "github.com/kvsim/kvsim/policies/host" && err != nil && !strings.Contains(err.Error(), "undefined: policy.New") {
 				t.Errorf("the compiler's reason is missing: %v", err)
 			}
 		})
