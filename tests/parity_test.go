@@ -79,12 +79,15 @@ type parityCase struct {
 }
 
 type paritySpec struct {
-	Models     []parityModel `json:"models"`
-	Cases      []parityCase  `json:"cases"`
-	Texts      []string      `json:"texts"`
-	Tokenizers []struct {
-		Dir string `json:"dir"`
-	} `json:"tokenizers"`
+	Models     []parityModel  `json:"models"`
+	Cases      []parityCase   `json:"cases"`
+	Texts      []string       `json:"texts"`
+	Tokenizers []tokenizerDir `json:"tokenizers"`
+}
+
+// tokenizerDir is a directory with vocab.json and merges.txt.
+type tokenizerDir struct {
+	Dir string `json:"dir"`
 }
 
 type parityResult struct {
@@ -138,31 +141,11 @@ func TestTransformersParity(t *testing.T) {
 	spec := paritySpec{Texts: tokenizerTexts(t)}
 	tokDir := filepath.Join(tmp, "tokenizer")
 	tok := writeTestTokenizer(t, tokDir)
-	spec.Tokenizers = append(spec.Tokenizers, struct {
-		Dir string `json:"dir"`
-	}{tokDir})
+	spec.Tokenizers = append(spec.Tokenizers, tokenizerDir{tokDir})
 	tokenizers := map[string]*tokenizer.Tokenizer{}
 	for i, mk := range randomModels {
-		mk.Layers, mk.Hidden, mk.Heads, mk.FFN, mk.Vocab, mk.Positions = 2, 64, 4, 256, 512, 1000+parityGen
-		mk.Proj, mk.Seed = 64, i+1
-		if !mk.PreLN {
-			mk.Proj = 32
-		}
-		if strings.HasSuffix(mk.Format, "-sharded") {
-			mk.ShardBytes = 150_000
-		}
-		name := fmt.Sprintf("%s-%s-%s", map[bool]string{true: "pre", false: "post"}[mk.PreLN], mk.DType, mk.Format)
-		spec.Models = append(spec.Models, parityModel{Name: name, Dir: filepath.Join(tmp, name), Make: &mk})
+		name := addRandomModel(&spec, tmp, mk, i+1)
 		tokenizers[name] = tok
-		rng := rand.New(rand.NewPCG(uint64(i+1), 13))
-		for _, n := range parityPromptLengths {
-			prompt := make([]int32, n)
-			prompt[0] = 2 // "</s>", as OPT's tokenizer starts every prompt
-			for j := 1; j < n; j++ {
-				prompt[j] = int32(4 + rng.IntN(mk.Vocab-4))
-			}
-			spec.Cases = append(spec.Cases, newParityCase(name, prompt))
-		}
 	}
 	trained, err := filepath.Abs(trainedModel)
 	if err != nil {
@@ -170,32 +153,7 @@ func TestTransformersParity(t *testing.T) {
 	}
 	haveTrained := fileExists(filepath.Join(trained, checkpoint.ConfigFile))
 	if haveTrained {
-		cfg, err := checkpoint.LoadConfig(trained)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ttok, err := tokenizer.Load(trained)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec.Models = append(spec.Models, parityModel{Name: "trained", Dir: trained})
-		spec.Tokenizers = append(spec.Tokenizers, struct {
-			Dir string `json:"dir"`
-		}{trained})
-		tokenizers["trained"] = ttok
-		text, err := os.ReadFile("../RATIONALE.md")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := ttok.EncodeWithBOS(strings.Repeat(string(text), 2))
-		for _, n := range parityPromptLengths {
-			n = min(n, cfg.MaxPositionEmbeddings-parityGen)
-			prompt := make([]int32, n)
-			for j := range prompt {
-				prompt[j] = int32(ids[j])
-			}
-			spec.Cases = append(spec.Cases, newParityCase("trained", prompt))
-		}
+		tokenizers["trained"] = addTrainedModel(t, &spec, trained)
 	}
 
 	out := filepath.Join(tmp, "hf")
@@ -291,6 +249,62 @@ func requireTransformers(t *testing.T) {
 		t.Skipf("skipped: %s cannot import Debian's torch and what transformers needs (apt-get install -y python3-torch "+
 			"python3-numpy python3-packaging python3-filelock python3-regex python3-tqdm): %v\n%s", python, err, out)
 	}
+}
+
+// addRandomModel completes mk (2 layers, hidden 64, 4 heads, 1032 positions) and adds
+// it to spec with a random prompt of each length; it returns the model's name.
+func addRandomModel(spec *paritySpec, dir string, mk modelMake, seed int) string {
+	mk.Layers, mk.Hidden, mk.Heads, mk.FFN, mk.Vocab, mk.Positions = 2, 64, 4, 256, 512, 1000+parityGen
+	mk.Proj, mk.Seed = 64, seed
+	if !mk.PreLN {
+		mk.Proj = 32 // project_in and project_out, as opt-350m
+	}
+	if strings.HasSuffix(mk.Format, "-sharded") {
+		mk.ShardBytes = 150_000 // 3 or 4 shards
+	}
+	name := fmt.Sprintf("%s-%s-%s", map[bool]string{true: "pre", false: "post"}[mk.PreLN], mk.DType, mk.Format)
+	spec.Models = append(spec.Models, parityModel{Name: name, Dir: filepath.Join(dir, name), Make: &mk})
+	rng := rand.New(rand.NewPCG(uint64(seed), 13))
+	for _, n := range parityPromptLengths {
+		prompt := make([]int32, n)
+		prompt[0] = 2 // "</s>", as OPT's tokenizer starts every prompt
+		for j := 1; j < n; j++ {
+			prompt[j] = int32(4 + rng.IntN(mk.Vocab-4))
+		}
+		spec.Cases = append(spec.Cases, newParityCase(name, prompt))
+	}
+	return name
+}
+
+// addTrainedModel adds the trained checkpoint in dir to spec, with prompts cut from
+// RATIONALE.md (at most the model's positions less the greedy tokens), and its
+// tokenizer to the tokenizer comparison; it returns the tokenizer.
+func addTrainedModel(t *testing.T, spec *paritySpec, dir string) *tokenizer.Tokenizer {
+	t.Helper()
+	cfg, err := checkpoint.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile("../RATIONALE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tok.EncodeWithBOS(strings.Repeat(string(text), 2))
+	spec.Models = append(spec.Models, parityModel{Name: "trained", Dir: dir})
+	spec.Tokenizers = append(spec.Tokenizers, tokenizerDir{dir})
+	for _, n := range parityPromptLengths {
+		n = min(n, cfg.MaxPositionEmbeddings-parityGen, len(ids))
+		prompt := make([]int32, n)
+		for j := range prompt {
+			prompt[j] = int32(ids[j])
+		}
+		spec.Cases = append(spec.Cases, newParityCase("trained", prompt))
+	}
+	return tok
 }
 
 func newParityCase(model string, prompt []int32) parityCase {
