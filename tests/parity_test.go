@@ -33,8 +33,9 @@ const (
 	// transformersDir is the transformers snapshot beside the repository (see its README).
 	transformersDir = "../../shared/reference/transformers"
 	parityScript    = "../scripts/parity/hf_opt.py"
-	// trainedModel is the trained OPT the repository ships, compared when present.
-	trainedModel = "../models/kvsim-opt-tiny"
+	// trainedModels holds the trained OPT checkpoints the repository ships, one
+	// directory each; every one there is compared.
+	trainedModels = "../models"
 
 	parityGen = 32 // greedy tokens per prompt
 	// Both sides compute in float32 from the same stored weights (transformers reads
@@ -147,13 +148,17 @@ func TestTransformersParity(t *testing.T) {
 		name := addRandomModel(&spec, tmp, mk, i+1)
 		tokenizers[name] = tok
 	}
-	trained, err := filepath.Abs(trainedModel)
+	configs, err := filepath.Glob(filepath.Join(trainedModels, "*", checkpoint.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	haveTrained := fileExists(filepath.Join(trained, checkpoint.ConfigFile))
-	if haveTrained {
-		tokenizers["trained"] = addTrainedModel(t, &spec, trained)
+	for _, config := range configs {
+		dir, err := filepath.Abs(filepath.Dir(config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(dir)
+		tokenizers[name] = addTrainedModel(t, &spec, name, dir)
 	}
 
 	out := filepath.Join(tmp, "hf")
@@ -201,9 +206,9 @@ func TestTransformersParity(t *testing.T) {
 			}
 		})
 	}
-	if !haveTrained {
+	if len(configs) == 0 {
 		t.Run("trained", func(t *testing.T) {
-			t.Skipf("no trained model at %s (the repository's checkpoint directory): nothing to compare", trainedModel)
+			t.Skipf("no trained model in %s (a directory with %s): nothing to compare", trainedModels, checkpoint.ConfigFile)
 		})
 	}
 
@@ -279,7 +284,7 @@ func addRandomModel(spec *paritySpec, dir string, mk modelMake, seed int) string
 // addTrainedModel adds the trained checkpoint in dir to spec, with prompts cut from
 // RATIONALE.md (at most the model's positions less the greedy tokens), and its
 // tokenizer to the tokenizer comparison; it returns the tokenizer.
-func addTrainedModel(t *testing.T, spec *paritySpec, dir string) *tokenizer.Tokenizer {
+func addTrainedModel(t *testing.T, spec *paritySpec, name, dir string) *tokenizer.Tokenizer {
 	t.Helper()
 	cfg, err := checkpoint.LoadConfig(dir)
 	if err != nil {
@@ -294,15 +299,17 @@ func addTrainedModel(t *testing.T, spec *paritySpec, dir string) *tokenizer.Toke
 		t.Fatal(err)
 	}
 	ids := tok.EncodeWithBOS(strings.Repeat(string(text), 2))
-	spec.Models = append(spec.Models, parityModel{Name: "trained", Dir: dir})
+	spec.Models = append(spec.Models, parityModel{Name: name, Dir: dir})
 	spec.Tokenizers = append(spec.Tokenizers, tokenizerDir{dir})
-	for _, n := range parityPromptLengths {
-		n = min(n, cfg.MaxPositionEmbeddings-parityGen, len(ids))
-		prompt := make([]int32, n)
-		for j := range prompt {
-			prompt[j] = int32(ids[j])
+	for i, n := range parityPromptLengths {
+		// "</s>", then the text from a different place for each length.
+		from := 1 + 97*i
+		n = min(n, cfg.MaxPositionEmbeddings-parityGen, len(ids)-from+1)
+		prompt := []int32{int32(ids[0])}
+		for _, id := range ids[from : from+n-1] {
+			prompt = append(prompt, int32(id))
 		}
-		spec.Cases = append(spec.Cases, newParityCase("trained", prompt))
+		spec.Cases = append(spec.Cases, newParityCase(name, prompt))
 	}
 	return tok
 }
