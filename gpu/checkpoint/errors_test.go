@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
 // rawTensor is a tensor for a hand-built checkpoint, in any stored dtype.
@@ -39,7 +41,7 @@ func tinyTensors(t *testing.T, prefix string) (Config, []rawTensor) {
 // that tests can write any dtype and any header.
 func encodeSafetensors(t testing.TB, ts []rawTensor) []byte {
 	t.Helper()
-	header := map[string]any{metadataKey: map[string]string{"format": "pt"}}
+	header := map[string]any{safetensors.MetadataKey: map[string]string{"format": "pt"}}
 	var body []byte
 	for _, tensor := range ts {
 		header[tensor.name] = map[string]any{

@@ -18,7 +18,7 @@ func smallTensors() []rawTensor {
 // exactly its elements.
 func checkStored(t *testing.T, tensors []storedTensor) {
 	for _, tensor := range tensors {
-		n, ok := checkedProduct(append(append([]int(nil), tensor.shape...), dtypeSizes[tensor.dtype]))
+		n, ok := checkedProduct(append(append([]int(nil), tensor.shape...), dtypeSize(tensor.dtype)))
 		if !ok || n != len(tensor.data) {
 			t.Fatalf("tensor %s: shape %v of %s with %d bytes", tensor.name, tensor.shape, tensor.dtype, len(tensor.data))
 		}
@@ -57,7 +57,7 @@ func FuzzUnpickleStateDict(f *testing.F) {
 			return
 		}
 		for _, p := range tensors {
-			size, ok := checkedProduct([]int{p.storage.numel, dtypeSizes[p.storage.dtype]})
+			size, ok := checkedProduct([]int{p.storage.numel, dtypeSize(p.storage.dtype)})
 			if !ok || size > 1<<16 {
 				continue
 			}

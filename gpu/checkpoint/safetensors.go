@@ -10,6 +10,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
 // storedTensor is a tensor as a weights file holds it, before the loader checks it
@@ -22,59 +24,20 @@ type storedTensor struct {
 	data  []byte
 }
 
-// dtypeSizes maps the safetensors dtype names to their element sizes.
-var dtypeSizes = map[string]int{
-	"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
-	"I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-	"I32": 4, "U32": 4, "F32": 4,
-	"I64": 8, "U64": 8, "F64": 8,
-}
-
-const (
-	// maxSafetensorsHeader bounds the JSON header, as the safetensors format does, so
-	// a corrupt length cannot make the parser scan gigabytes.
-	maxSafetensorsHeader = 100 << 20
-	safetensorsAlign     = 8
-	metadataKey          = "__metadata__"
-)
-
-// safetensorsEntry is one tensor's entry in a safetensors header.
-type safetensorsEntry struct {
-	DType       string  `json:"dtype"`
-	Shape       []int64 `json:"shape"`
-	DataOffsets []int64 `json:"data_offsets"`
-}
-
 // parseSafetensors indexes the tensors of a whole safetensors file held in memory;
 // their data alias file. Tensors come back sorted by name.
 func parseSafetensors(file []byte) ([]storedTensor, error) {
-	if len(file) < 8 {
-		return nil, fmt.Errorf("truncated: %d bytes, fewer than the 8-byte header length", len(file))
+	header, buffer, err := safetensors.Split(file)
+	if err != nil {
+		return nil, err
 	}
-	headerLen := binary.LittleEndian.Uint64(file)
-	if headerLen > maxSafetensorsHeader {
-		return nil, fmt.Errorf("header length %d is over the %d-byte limit", headerLen, maxSafetensorsHeader)
-	}
-	if int(headerLen) > len(file)-8 {
-		return nil, fmt.Errorf("truncated: header length says %d bytes, the file has %d after it",
-			headerLen, len(file)-8)
-	}
-	header := file[8 : 8+headerLen]
-	buffer := file[8+headerLen:]
-	var entries map[string]json.RawMessage
-	if err := json.Unmarshal(header, &entries); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
+	entries, _, _, err := safetensors.ParseHeader(header)
+	if err != nil {
+		return nil, err
 	}
 	tensors := make([]storedTensor, 0, len(entries))
 	for _, name := range slices.Sorted(maps.Keys(entries)) {
-		if name == metadataKey {
-			continue
-		}
-		var e safetensorsEntry
-		if err := json.Unmarshal(entries[name], &e); err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
-		}
-		t, err := e.resolve(name, buffer)
+		t, err := resolve(name, entries[name], buffer)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
@@ -84,8 +47,8 @@ func parseSafetensors(file []byte) ([]storedTensor, error) {
 }
 
 // resolve checks e against the data buffer and returns the tensor it describes.
-func (e safetensorsEntry) resolve(name string, buffer []byte) (storedTensor, error) {
-	size, ok := dtypeSizes[e.DType]
+func resolve(name string, e safetensors.Entry, buffer []byte) (storedTensor, error) {
+	size, ok := safetensors.DTypeSize(e.DType)
 	if !ok {
 		return storedTensor{}, fmt.Errorf("unknown dtype %q", e.DType)
 	}
@@ -153,7 +116,7 @@ func (s tensorSource) nbytes() int {
 // the metadata {"format": "pt"} that transformers expects.
 func writeSafetensors(w io.Writer, tensors []tensorSource) error {
 	var header bytes.Buffer
-	header.WriteString(`{"` + metadataKey + `":{"format":"pt"}`)
+	header.WriteString(`{"` + safetensors.MetadataKey + `":{"format":"pt"}`)
 	offset := 0
 	for _, t := range tensors {
 		name, err := json.Marshal(t.name)
@@ -172,7 +135,7 @@ func writeSafetensors(w io.Writer, tensors []tensorSource) error {
 		offset = end
 	}
 	header.WriteByte('}')
-	for (8+header.Len())%safetensorsAlign != 0 {
+	for (8+header.Len())%safetensors.Align != 0 {
 		header.WriteByte(' ')
 	}
 	var length [8]byte
@@ -196,4 +159,10 @@ func writeSafetensors(w io.Writer, tensors []tensorSource) error {
 		}
 	}
 	return nil
+}
+
+// dtypeSize is an element's size by its safetensors dtype name, 0 when unknown.
+func dtypeSize(dtype string) int {
+	n, _ := safetensors.DTypeSize(dtype)
+	return n
 }

@@ -83,7 +83,7 @@ func storageBytes(file []byte, records map[string]*zip.File, archive string, s *
 		return nil, fmt.Errorf("storage %s/data/%s is missing from the archive", archive, s.key)
 	}
 	limit := int64(MaxCopyBytes)
-	if want, ok := checkedProduct([]int{s.numel, dtypeSizes[s.dtype]}); ok && int64(want) < limit {
+	if want, ok := checkedProduct([]int{s.numel, dtypeSize(s.dtype)}); ok && int64(want) < limit {
 		limit = int64(want) // view refuses any other size; reading more would only waste memory
 	}
 	if f.Method == zip.Store {
@@ -108,7 +108,7 @@ const (
 // slice of data when it is contiguous, else a contiguous copy, as transformers'
 // load_state_dict copies any view into its parameters.
 func (t pickledTensor) view(data []byte) (storedTensor, error) {
-	size := dtypeSizes[t.storage.dtype]
+	size := dtypeSize(t.storage.dtype)
 	if want, ok := checkedProduct([]int{t.storage.numel, size}); !ok || len(data) != want {
 		return storedTensor{}, fmt.Errorf("storage %s holds %d bytes, the pickle says %d elements of %s",
 			t.storage.key, len(data), t.storage.numel, t.storage.dtype)

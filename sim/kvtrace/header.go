@@ -5,26 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
 const (
-	// maxHeaderLen bounds the JSON header, so a corrupt length cannot make Open
-	// allocate or scan gigabytes.
-	maxHeaderLen = 100 << 20
-	// headerAlign is the alignment of the data buffer within the file, as the
-	// safetensors writers pad it.
-	headerAlign = 8
-
 	tokensName  = "tokens"
 	tokensDType = "I32"
-	metadataKey = "__metadata__"
 )
 
 // tensorSpec is one tensor as a trace's metadata dictates it.
@@ -154,7 +147,7 @@ func metadataPairs(m Meta) [][2]string {
 // buffer that follows the 8-byte length starts aligned. m must have passed Validate.
 func encodeHeader(m Meta, dtype DType) ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(`{"` + metadataKey + `":{`)
+	b.WriteString(`{"` + safetensors.MetadataKey + `":{`)
 	for i, kv := range metadataPairs(m) {
 		if i > 0 {
 			b.WriteByte(',')
@@ -189,76 +182,14 @@ func encodeHeader(m Meta, dtype DType) ([]byte, error) {
 		offset = end
 	}
 	b.WriteByte('}')
-	for (8+b.Len())%headerAlign != 0 {
+	for (8+b.Len())%safetensors.Align != 0 {
 		b.WriteByte(' ')
 	}
-	if b.Len() > maxHeaderLen {
+	if b.Len() > safetensors.MaxHeader {
 		return nil, fmt.Errorf("header is %d bytes, more than the %d-byte limit (is the prompt text that long?)",
-			b.Len(), maxHeaderLen)
+			b.Len(), safetensors.MaxHeader)
 	}
 	return b.Bytes(), nil
-}
-
-// tensorEntry is one tensor's entry in a safetensors header.
-type tensorEntry struct {
-	DType       string  `json:"dtype"`
-	Shape       []int64 `json:"shape"`
-	DataOffsets []int64 `json:"data_offsets"`
-}
-
-// decodeHeader parses the JSON header into its tensor entries and metadata block,
-// rejecting duplicate keys, which encoding/json would silently collapse.
-func decodeHeader(header []byte) (map[string]tensorEntry, map[string]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(header))
-	if tok, err := dec.Token(); err != nil {
-		return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
-	} else if tok != json.Delim('{') {
-		return nil, nil, fmt.Errorf("invalid header JSON: want an object, got %v", tok)
-	}
-	entries := map[string]tensorEntry{}
-	var metadata map[string]string
-	sawMetadata := false
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, nil, fmt.Errorf("invalid header JSON: want a key, got %v", tok)
-		}
-		if key == metadataKey {
-			if sawMetadata {
-				return nil, nil, fmt.Errorf("invalid header JSON: duplicate key %q", key)
-			}
-			sawMetadata = true
-			if err := dec.Decode(&metadata); err != nil {
-				return nil, nil, fmt.Errorf("metadata: want an object of strings: %w", err)
-			}
-			continue
-		}
-		if _, dup := entries[key]; dup {
-			return nil, nil, fmt.Errorf("invalid header JSON: duplicate key %q", key)
-		}
-		var e tensorEntry
-		if err := dec.Decode(&e); err != nil {
-			return nil, nil, fmt.Errorf("tensor %s: invalid entry: %w", key, err)
-		}
-		entries[key] = e
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, nil, fmt.Errorf("invalid header JSON: %w", err)
-	}
-	if tok, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, nil, fmt.Errorf("invalid header JSON after the object: %w", err)
-		}
-		return nil, nil, fmt.Errorf("invalid header JSON: %v after the object", tok)
-	}
-	if !sawMetadata {
-		return nil, nil, fmt.Errorf("header has no %s block", metadataKey)
-	}
-	return entries, metadata, nil
 }
 
 // decodeMeta types the metadata block and validates it. HasV is left false: the

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/kvsim/kvsim/internal/mapfile"
+	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
 // Trace is an open kvtrace file. Its tensors stay in the file (memory-mapped where
@@ -76,18 +77,16 @@ func Open(path string) (*Trace, error) {
 
 // parse validates a whole trace file held in memory and indexes its tensors.
 func parse(path string, file []byte) (*Trace, error) {
-	headerLen := binary.LittleEndian.Uint64(file)
-	if headerLen > maxHeaderLen {
-		return nil, fmt.Errorf("header length %d is absurd (the limit is %d bytes)", headerLen, maxHeaderLen)
-	}
-	if int(headerLen) > len(file)-8 {
-		return nil, fmt.Errorf("truncated: header length says %d bytes of header, file has %d after the length",
-			headerLen, len(file)-8)
-	}
-	data := file[8+headerLen:]
-	entries, metadata, err := decodeHeader(file[8 : 8+headerLen])
+	header, data, err := safetensors.Split(file)
 	if err != nil {
 		return nil, err
+	}
+	entries, metadata, hasMetadata, err := safetensors.ParseHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	if !hasMetadata {
+		return nil, fmt.Errorf("header has no %s block", safetensors.MetadataKey)
 	}
 	meta, err := decodeMeta(metadata)
 	if err != nil {
