@@ -20,6 +20,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/tracecap"
 )
@@ -486,7 +487,7 @@ func compareCase(t *testing.T, engine *gpu.Engine, tok *tokenizer.Tokenizer, c p
 
 	// Capture: kvsim's greedy tokens, and the trace's q and k.
 	capturer, err := tracecap.New(engine, tok, tracecap.Options{Template: "{document}", GenTokens: c.Gen,
-		IgnoreEOS: true, DType: kvtrace.F32, Model: c.Model})
+		IgnoreEOS: true, DType: half.F32, Model: c.Model})
 	if err != nil {
 		t.Fatal(err)
 	}

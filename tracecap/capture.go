@@ -14,6 +14,7 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -28,8 +29,8 @@ type Options struct {
 	IgnoreEOS       bool // generate GenTokens tokens even past end-of-sequence
 	// Layers and Heads select what to keep, by model index; nil keeps all.
 	Layers, Heads []int
-	NoV           bool          // leave the values out
-	DType         kvtrace.DType // "" is F16
+	NoV           bool       // leave the values out
+	DType         half.DType // 0 is F16
 	// Model names the model in the metadata; "" takes the config's _name_or_path.
 	Model string
 	// Dataset names the data in the metadata, e.g. the file's base name.
@@ -54,8 +55,8 @@ func New(engine *gpu.Engine, tok *tokenizer.Tokenizer, o Options) (*Capturer, er
 	if o.Template == "" {
 		o.Template = DefaultTemplate
 	}
-	if o.DType == "" {
-		o.DType = kvtrace.F16
+	if o.DType == 0 {
+		o.DType = half.F16
 	}
 	if o.Model == "" {
 		o.Model = cfg.NameOrPath
@@ -83,9 +84,9 @@ func New(engine *gpu.Engine, tok *tokenizer.Tokenizer, o Options) (*Capturer, er
 		o.MaxPromptTokens = room
 	}
 	switch o.DType {
-	case kvtrace.F16, kvtrace.BF16, kvtrace.F32:
+	case half.F16, half.BF16, half.F32:
 	default:
-		return nil, fmt.Errorf("capture: dtype %q, want %s, %s or %s", o.DType, kvtrace.F16, kvtrace.BF16, kvtrace.F32)
+		return nil, fmt.Errorf("capture: dtype %q, want %s, %s or %s", o.DType, half.F16, half.BF16, half.F32)
 	}
 	c := &Capturer{engine: engine, tok: tok, opts: o, template: template, source: kvtrace.SourceGPU}
 	if engine.Backend().Name() == "cpu" {

@@ -16,6 +16,7 @@ import (
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -32,7 +33,7 @@ func tinyModel(t *testing.T) (*gpu.Engine, *tokenizer.Tokenizer) {
 	dir := filepath.Join(t.TempDir(), "model")
 	err := checkpoint.WriteSynth(dir, checkpoint.SynthOptions{
 		NumHiddenLayers: 2, HiddenSize: 64, NumAttentionHeads: 4, VocabSize: 400,
-		MaxPositionEmbeddings: 128, DType: checkpoint.F32, Seed: 5, Formats: checkpoint.Safetensors,
+		MaxPositionEmbeddings: 128, DType: half.F32, Seed: 5, Formats: checkpoint.Safetensors,
 		TokenizerCorpus: strings.Repeat(corpus, 3),
 	})
 	if err != nil {
@@ -131,7 +132,7 @@ func toInt32(ids []int) []int32 {
 // tokens 0..t, computed in float64, must equal them for every layer, head and token.
 func TestCaptureAttention(t *testing.T) {
 	engine, tok := tinyModel(t)
-	c, err := New(engine, tok, Options{GenTokens: 6, IgnoreEOS: true, DType: kvtrace.F32, Dataset: "test.jsonl"})
+	c, err := New(engine, tok, Options{GenTokens: 6, IgnoreEOS: true, DType: half.F32, Dataset: "test.jsonl"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestCaptureAttention(t *testing.T) {
 // finished samples and that a rerun with other options is refused.
 func TestCaptureSelectionAndResume(t *testing.T) {
 	engine, tok := tinyModel(t)
-	opts := Options{GenTokens: 5, Layers: []int{1}, Heads: []int{3, 1}, NoV: true, DType: kvtrace.BF16,
+	opts := Options{GenTokens: 5, Layers: []int{1}, Heads: []int{3, 1}, NoV: true, DType: half.BF16,
 		MaxPromptTokens: 60, Model: "tiny", Dataset: "test.jsonl"}
 	c, err := New(engine, tok, opts)
 	if err != nil {
@@ -242,7 +243,7 @@ func TestCaptureSelectionAndResume(t *testing.T) {
 		}
 		meta := tr.Meta()
 		p := jobs[i].Prompt
-		if meta.Layers != 1 || meta.Heads != 2 || meta.HasV || tr.DType() != kvtrace.BF16 || meta.Model != "tiny" ||
+		if meta.Layers != 1 || meta.Heads != 2 || meta.HasV || tr.DType() != half.BF16 || meta.Model != "tiny" ||
 			meta.PromptLen != len(p.Tokens) || meta.PromptLen > 60 || !p.Truncated {
 			t.Errorf("sample %d: metadata %+v, dtype %v", i, meta, tr.DType())
 		}
@@ -274,7 +275,7 @@ func TestCaptureSelectionAndResume(t *testing.T) {
 	}
 
 	// The trace's layer 0 is model layer 1; its heads are model heads 1 and 3.
-	full, err := New(engine, tok, Options{GenTokens: 5, MaxPromptTokens: 60, DType: kvtrace.BF16})
+	full, err := New(engine, tok, Options{GenTokens: 5, MaxPromptTokens: 60, DType: half.BF16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func TestCaptureOptionErrors(t *testing.T) {
 		{Options{Layers: []int{2}}, "layer 2 out of range [0, 2)"},
 		{Options{Heads: []int{1, 1}}, "head 1 selected twice"},
 		{Options{Layers: []int{}}, "no layers"},
-		{Options{DType: "F64"}, "dtype"},
+		{Options{DType: half.DType(9)}, "dtype"},
 	}
 	for _, c := range cases {
 		if _, err := New(engine, tok, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {

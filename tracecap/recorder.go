@@ -15,7 +15,7 @@ type recorder struct {
 	heads     []int // model heads kept
 	positions int   // room per head
 	headDim   int
-	dtype     kvtrace.DType
+	dtype     half.DType
 	size      int   // bytes per element
 	kept      []int // model layer → recorded layer, or -1
 	// data[i][kind] is recorded layer i's Q, K or V, [heads][positions][head_dim].
@@ -26,7 +26,7 @@ func newRecorder(c *Capturer, positions, headDim int) *recorder {
 	r := &recorder{heads: c.heads, positions: positions, headDim: headDim, dtype: c.opts.DType,
 		kept: make([]int, c.engine.Config().NumHiddenLayers)}
 	r.size = 2
-	if r.dtype == kvtrace.F32 {
+	if r.dtype == half.F32 {
 		r.size = 4
 	}
 	kinds := 3
@@ -99,9 +99,9 @@ func (r *recorder) write(path string, meta kvtrace.Meta, tokens []int32) error {
 
 func (r *recorder) encode(dst []byte, src []float32) {
 	switch r.dtype {
-	case kvtrace.F16:
+	case half.F16:
 		half.EncodeF16(dst, src)
-	case kvtrace.BF16:
+	case half.BF16:
 		half.EncodeBF16(dst, src)
 	default:
 		half.EncodeF32(dst, src)
@@ -110,9 +110,9 @@ func (r *recorder) encode(dst []byte, src []float32) {
 
 func (r *recorder) decode(dst []float32, src []byte) {
 	switch r.dtype {
-	case kvtrace.F16:
+	case half.F16:
 		half.DecodeF16(dst, src)
-	case kvtrace.BF16:
+	case half.BF16:
 		half.DecodeBF16(dst, src)
 	default:
 		half.DecodeF32(dst, src)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
@@ -67,7 +68,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	if *samples < 0 || *offset < 0 {
 		return usageError{fmt.Errorf("capture: -samples %d and -offset %d must not be negative", *samples, *offset)}
 	}
-	dt, err := parseDType(*dtype)
+	dt, err := half.ParseDType(*dtype)
 	if err != nil {
 		return usageError{fmt.Errorf("capture: %w", err)}
 	}

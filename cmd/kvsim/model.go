@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/opt"
 )
 
@@ -70,7 +71,7 @@ func runModelSynth(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{fmt.Errorf("model synth: want one OUT_DIR, got %d arguments", fs.NArg())}
 	}
-	dt, err := checkpoint.ParseDType(*dtype)
+	dt, err := half.ParseDType(*dtype)
 	if err != nil {
 		return usageError{fmt.Errorf("model synth: %w", err)}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kvtrace"
@@ -58,7 +59,7 @@ func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	if *out == "" {
 		return usageError{fmt.Errorf("trace synth: -out DIR is required")}
 	}
-	dt, err := parseDType(*dtype)
+	dt, err := half.ParseDType(*dtype)
 	if err != nil {
 		return usageError{fmt.Errorf("trace synth: %w", err)}
 	}
@@ -84,18 +85,6 @@ func runTraceSynth(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, path)
 	}
 	return nil
-}
-
-func parseDType(s string) (kvtrace.DType, error) {
-	switch strings.ToLower(s) {
-	case "f16", "fp16", "float16":
-		return kvtrace.F16, nil
-	case "bf16", "bfloat16":
-		return kvtrace.BF16, nil
-	case "f32", "fp32", "float32":
-		return kvtrace.F32, nil
-	}
-	return "", fmt.Errorf("dtype %q: want f16, bf16 or f32", s)
 }
 
 func runTraceInfo(e *env, args []string) error {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/internal/opt"
 )
@@ -116,7 +118,7 @@ func checkSynthWeights(t *testing.T, m *Model, o SynthOptions) {
 }
 
 func TestSynthRoundTrip(t *testing.T) {
-	for _, dtype := range []DType{F16, BF16, F32} {
+	for _, dtype := range []half.DType{half.F16, half.BF16, half.F32} {
 		t.Run(dtype.String(), func(t *testing.T) {
 			o := tiny()
 			o.DType = dtype
@@ -205,7 +207,7 @@ func TestNamePrefixes(t *testing.T) {
 func TestLMHeadTied(t *testing.T) {
 	c, ts := tinyTensors(t, "model.decoder.")
 	head := rawTensor{name: "lm_head.weight", dtype: "F16", shape: []int{c.VocabSize, c.WordEmbedProjDim},
-		data: synthTensor{shape: []int{c.VocabSize, c.WordEmbedProjDim}, std: 1, zeroRow: -1}.bytes(99, F16)}
+		data: synthTensor{shape: []int{c.VocabSize, c.WordEmbedProjDim}, std: 1, zeroRow: -1}.bytes(99, half.F16)}
 	files := map[string][]byte{SafetensorsFile: encodeSafetensors(t, append(ts, head))}
 	for _, tc := range []struct {
 		tie  any // nil: the key is absent
@@ -318,7 +320,7 @@ func TestShardedMatchesSingle(t *testing.T) {
 		c, _ := o.Config()
 		total := int64(0)
 		for _, st := range synthTensors(c) {
-			total += st.nbytes(F16)
+			total += st.nbytes(half.F16)
 		}
 		if name == SafetensorsIndexFile {
 			total += int64(c.VocabSize * c.WordEmbedProjDim * 2)
@@ -376,7 +378,7 @@ func TestPythonReadsSynth(t *testing.T) {
 	o := tiny()
 	o.WriteLMHead = true
 	o.Preset = "opt-350m"
-	o.DType = BF16
+	o.DType = half.BF16
 	dir := writeSynth(t, o)
 	untie(t, dir) // so that Load binds the stored lm_head.weight too
 	cmd := exec.Command(python, "testdata/crosscheck.py", dir)

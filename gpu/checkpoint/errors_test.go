@@ -13,6 +13,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
@@ -32,7 +34,7 @@ func tinyTensors(t *testing.T, prefix string) (Config, []rawTensor) {
 	}
 	var ts []rawTensor
 	for _, st := range synthTensors(c) {
-		ts = append(ts, rawTensor{prefix + st.name, "F16", st.shape, st.bytes(1, F16)})
+		ts = append(ts, rawTensor{prefix + st.name, "F16", st.shape, st.bytes(1, half.F16)})
 	}
 	return c, ts
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/internal/mapfile"
 )
 
@@ -317,7 +319,7 @@ func layerIndex(name string) (int, bool) {
 }
 
 // engineDTypes maps the stored dtypes the engine reads to DTypes.
-var engineDTypes = map[string]DType{"F16": F16, "BF16": BF16, "F32": F32}
+var engineDTypes = map[string]half.DType{"F16": half.F16, "BF16": half.BF16, "F32": half.F32}
 
 // binder takes tensors by canonical name, checking them against the config.
 type binder struct {

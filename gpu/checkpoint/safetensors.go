@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
@@ -102,7 +104,7 @@ func checkedProduct(factors []int) (product int, ok bool) {
 // tensor in memory at a time.
 type tensorSource struct {
 	name  string
-	dtype DType
+	dtype half.DType
 	shape []int
 	bytes func() ([]byte, error)
 }

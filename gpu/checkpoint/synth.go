@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/internal/opt"
 )
@@ -66,7 +68,7 @@ type SynthOptions struct {
 	// (opt-350m is post-LN, the others pre-LN); "" keeps the preset's.
 	LayerNorm string
 	// DType is the dtype of every tensor; 0 is F16, as published.
-	DType DType
+	DType half.DType
 	// Seed selects the random weights. Each tensor is drawn from its own stream, keyed
 	// by its name, so sharding, formats and prefixes leave the values unchanged.
 	Seed uint64
@@ -126,10 +128,10 @@ func (o SynthOptions) Config() (Config, error) {
 		return Config{}, fmt.Errorf("layer norm placement %q: want \"pre\" or \"post\"", o.LayerNorm)
 	}
 	dtype := o.dtype()
-	if dtype != F16 && dtype != BF16 && dtype != F32 {
+	if dtype != half.F16 && dtype != half.BF16 && dtype != half.F32 {
 		return Config{}, fmt.Errorf("dtype %v: want F16, BF16 or F32", dtype)
 	}
-	c.TorchDType = dtype.torchName()
+	c.TorchDType = torchName(dtype)
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -145,9 +147,9 @@ func (o SynthOptions) Config() (Config, error) {
 // holds in memory while it writes it (2^30: 2 GiB in f16, above opt-175b's largest).
 const MaxSynthTensor = 1 << 30
 
-func (o SynthOptions) dtype() DType {
+func (o SynthOptions) dtype() half.DType {
 	if o.DType == 0 {
-		return F16
+		return half.F16
 	}
 	return o.DType
 }
@@ -231,13 +233,13 @@ func synthTensors(c Config) []synthTensor {
 }
 
 // nbytes is the size of the tensor's data in dtype.
-func (t synthTensor) nbytes(dtype DType) int64 {
+func (t synthTensor) nbytes(dtype half.DType) int64 {
 	n, _ := checkedProduct(t.shape)
 	return int64(n) * int64(dtype.Size())
 }
 
 // bytes draws the tensor's elements from a stream keyed by seed and its name.
-func (t synthTensor) bytes(seed uint64, dtype DType) []byte {
+func (t synthTensor) bytes(seed uint64, dtype half.DType) []byte {
 	key := fnv.New64a()
 	key.Write([]byte(t.name))
 	rng := rand.New(rand.NewPCG(seed, key.Sum64()))
@@ -252,7 +254,7 @@ func (t synthTensor) bytes(seed uint64, dtype DType) []byte {
 		if r == t.zeroRow {
 			clear(row)
 		}
-		encode(data[r*rowBytes:(r+1)*rowBytes], row, dtype)
+		dtype.Encode(data[r*rowBytes:(r+1)*rowBytes], row)
 	}
 	return data
 }
@@ -260,7 +262,7 @@ func (t synthTensor) bytes(seed uint64, dtype DType) []byte {
 // synthPlan is a random checkpoint ready to write.
 type synthPlan struct {
 	config  Config
-	dtype   DType
+	dtype   half.DType
 	seed    uint64
 	prefix  string
 	tensors []synthTensor

@@ -10,22 +10,22 @@ import (
 
 // handTensor is [[1, -2, 0.5], [65280, 2^-24, -0]] in dtype d (values exact in all
 // three), bytes written out by hand for F16 and BF16.
-func handTensor(t *testing.T, d DType) *Tensor {
+func handTensor(t *testing.T, d half.DType) *Tensor {
 	t.Helper()
 	var bits []uint32
 	switch d {
-	case F16:
+	case half.F16:
 		bits = []uint32{0x3c00, 0xc000, 0x3800, 0x7bf8, 0x0001, 0x8000}
-	case BF16:
+	case half.BF16:
 		bits = []uint32{0x3f80, 0xc000, 0x3f00, 0x477f, 0x3380, 0x8000}
-	case F32:
+	case half.F32:
 		for _, v := range []float32{1, -2, 0.5, 65280, 1.0 / (1 << 24), float32(math.Copysign(0, -1))} {
 			bits = append(bits, math.Float32bits(v))
 		}
 	}
 	var data []byte
 	for _, b := range bits {
-		if d == F32 {
+		if d == half.F32 {
 			data = binary.LittleEndian.AppendUint32(data, b)
 		} else {
 			data = binary.LittleEndian.AppendUint16(data, uint16(b))
@@ -36,7 +36,7 @@ func handTensor(t *testing.T, d DType) *Tensor {
 
 func TestTensorRowAndFloat32(t *testing.T) {
 	want := []float32{1, -2, 0.5, 65280, 1.0 / (1 << 24), float32(math.Copysign(0, -1))}
-	for _, d := range []DType{F16, BF16, F32} {
+	for _, d := range []half.DType{half.F16, half.BF16, half.F32} {
 		tensor := handTensor(t, d)
 		all := tensor.Float32(nil)
 		for i := range want {
@@ -58,7 +58,7 @@ func TestTensorRowAndFloat32(t *testing.T) {
 }
 
 func TestRowPanicsOutOfRange(t *testing.T) {
-	tensor := handTensor(t, F16)
+	tensor := handTensor(t, half.F16)
 	for _, i := range []int{-1, 2} {
 		func() {
 			defer func() {
@@ -78,7 +78,7 @@ func TestPositionRow(t *testing.T) {
 		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(r)))
 		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(-r)))
 	}
-	w := Weights{EmbedPositions: &Tensor{DType: F32, Shape: []int{maxPositions + PositionOffset, 2}, Data: data}}
+	w := Weights{EmbedPositions: &Tensor{DType: half.F32, Shape: []int{maxPositions + PositionOffset, 2}, Data: data}}
 	for p := range maxPositions {
 		row := w.PositionRow(p, nil)
 		if row[0] != float32(p+2) || row[1] != float32(-p-2) {
@@ -94,13 +94,13 @@ func TestPositionRow(t *testing.T) {
 }
 
 func TestParseDType(t *testing.T) {
-	for in, want := range map[string]DType{"f16": F16, "float16": F16, "BF16": BF16, "bfloat16": BF16, "F32": F32, "float32": F32} {
-		if got, err := ParseDType(in); err != nil || got != want {
-			t.Errorf("ParseDType(%q) = %v, %v; want %v", in, got, err, want)
+	for in, want := range map[string]half.DType{"f16": half.F16, "float16": half.F16, "BF16": half.BF16, "bfloat16": half.BF16, "F32": half.F32, "float32": half.F32} {
+		if got, err := half.ParseDType(in); err != nil || got != want {
+			t.Errorf("half.ParseDType(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	if _, err := ParseDType("int8"); err == nil {
-		t.Error("ParseDType(int8) succeeded")
+	if _, err := half.ParseDType("int8"); err == nil {
+		t.Error("half.ParseDType(int8) succeeded")
 	}
 }
 
@@ -110,7 +110,7 @@ func BenchmarkRowF16(b *testing.B) {
 	for i := range rows * cols {
 		binary.LittleEndian.PutUint16(data[2*i:], half.Float32ToHalf(float32(i%1000)/1000))
 	}
-	tensor := &Tensor{DType: F16, Shape: []int{rows, cols}, Data: data}
+	tensor := &Tensor{DType: half.F16, Shape: []int{rows, cols}, Data: data}
 	dst := make([]float32, cols)
 	b.SetBytes(cols * 2)
 	for i := 0; b.Loop(); i++ {

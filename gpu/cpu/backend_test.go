@@ -10,6 +10,7 @@ import (
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -17,7 +18,7 @@ import (
 // the KV cache, and compares each step's logits with a fresh run over the whole
 // prefix; greedy generation must pick the recomputed argmax at every step.
 func TestCachedDecodeMatchesRecompute(t *testing.T) {
-	for _, o := range []checkpoint.SynthOptions{tinyOptions(checkpoint.F32), postLNOptions()} {
+	for _, o := range []checkpoint.SynthOptions{tinyOptions(half.F32), postLNOptions()} {
 		m := load(t, synth(t, o), checkpoint.Safetensors)
 		e := newEngine(t, m, 2)
 		V := m.Config.VocabSize
@@ -80,7 +81,7 @@ func argmax(x []float32) int32 {
 // TestThreadsDoNotChangeResults runs prefill and decode with 1, 2 and 5 workers and
 // requires bit-identical logits and probabilities.
 func TestThreadsDoNotChangeResults(t *testing.T) {
-	for _, d := range []checkpoint.DType{checkpoint.F16, checkpoint.F32} {
+	for _, d := range []half.DType{half.F16, half.F32} {
 		testThreads(t, load(t, synth(t, tinyOptions(d)), checkpoint.Safetensors))
 	}
 }
@@ -120,7 +121,7 @@ func testThreads(t *testing.T, m *checkpoint.Model) {
 // TestPyTorchMatchesSafetensors loads the two weight files of one synthesized model
 // and requires identical outputs.
 func TestPyTorchMatchesSafetensors(t *testing.T) {
-	dir := synth(t, tinyOptions(checkpoint.F16))
+	dir := synth(t, tinyOptions(half.F16))
 	tokens := randomTokens(4, 20, 300)
 	var outputs [][]float32
 	for _, f := range []checkpoint.Format{checkpoint.Safetensors, checkpoint.PyTorch} {
@@ -142,7 +143,7 @@ func TestPyTorchMatchesSafetensors(t *testing.T) {
 // (logit q·k' with k' the weighted mean of the folded keys). The new token must take
 // the lowest freed slot.
 func TestEvictionAndCompensation(t *testing.T) {
-	m := load(t, synth(t, tinyOptions(checkpoint.F32)), checkpoint.Safetensors)
+	m := load(t, synth(t, tinyOptions(half.F32)), checkpoint.Safetensors)
 	e := newEngine(t, m, 2)
 	cfg := m.Config
 	H, d := cfg.NumAttentionHeads, cfg.HeadDim()
@@ -273,7 +274,7 @@ func TestEvictionAndCompensation(t *testing.T) {
 
 // TestFeedErrors checks that bad input is reported, not panicked on.
 func TestFeedErrors(t *testing.T) {
-	m := load(t, synth(t, tinyOptions(checkpoint.F32)), checkpoint.Safetensors)
+	m := load(t, synth(t, tinyOptions(half.F32)), checkpoint.Safetensors)
 	e := newEngine(t, m, 1)
 	V := m.Config.VocabSize
 	cases := []struct {

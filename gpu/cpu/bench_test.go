@@ -16,7 +16,7 @@ import (
 // randomModel builds an in-memory checkpoint of config c with dtype d: weights
 // uniform in ±0.05 (a block of random values repeated, which is as good for timing
 // and fast to build), LayerNorm weights 1, biases 0.
-func randomModel(c checkpoint.Config, d checkpoint.DType) *checkpoint.Model {
+func randomModel(c checkpoint.Config, d half.DType) *checkpoint.Model {
 	rng := rand.New(rand.NewPCG(1, 1))
 	block := make([]float32, 1<<16+7) // an odd length, so rows do not repeat in step
 	for i := range block {
@@ -30,9 +30,9 @@ func randomModel(c checkpoint.Config, d checkpoint.DType) *checkpoint.Model {
 		}
 		t.Data = make([]byte, len(values)*d.Size())
 		switch d {
-		case checkpoint.F16:
+		case half.F16:
 			half.EncodeF16(t.Data, values)
-		case checkpoint.BF16:
+		case half.BF16:
 			half.EncodeBF16(t.Data, values)
 		default:
 			half.EncodeF32(t.Data, values)
@@ -80,7 +80,7 @@ func BenchmarkOPT125M(b *testing.B) {
 	if n := runtime.GOMAXPROCS(0); n > 1 {
 		threads = append(threads, n)
 	}
-	for _, d := range []checkpoint.DType{checkpoint.F16, checkpoint.F32} {
+	for _, d := range []half.DType{half.F16, half.F32} {
 		var model *checkpoint.Model // built on first use: -bench may select no case of d
 		for _, n := range threads {
 			b.Run(fmt.Sprintf("%v/threads=%d", d, n), func(b *testing.B) {

@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
@@ -14,11 +13,11 @@ import (
 type weightKernels struct {
 	name string
 	// widen converts len(dst) elements of dtype d from src.
-	widen func(d checkpoint.DType, dst []float32, src []byte)
+	widen func(d half.DType, dst []float32, src []byte)
 	// dotRows sets y[j] = Σ_p x[p]·w_j[p] for j < len(y), where row j of w starts
 	// at byte j*ldw and holds len(x) elements of dtype d. A row's result must not
 	// depend on len(y) or on the other rows.
-	dotRows func(d checkpoint.DType, x []float32, w []byte, ldw int, y []float32)
+	dotRows func(d half.DType, x []float32, w []byte, ldw int, y []float32)
 }
 
 var (
@@ -27,7 +26,7 @@ var (
 )
 
 // widen converts len(dst) elements of dtype d from src to float32.
-func widen(d checkpoint.DType, dst []float32, src []byte) {
+func widen(d half.DType, dst []float32, src []byte) {
 	if len(src) < len(dst)*d.Size() {
 		panic(fmt.Sprintf("cpu: widen %d elements from %d bytes of %v", len(dst), len(src), d))
 	}
@@ -35,18 +34,18 @@ func widen(d checkpoint.DType, dst []float32, src []byte) {
 }
 
 // dotRows sets y[j] to the dot product of x with row j of w; see weightKernels.
-func dotRows(d checkpoint.DType, x []float32, w []byte, ldw int, y []float32) {
+func dotRows(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	if len(y) > 0 && len(w) < (len(y)-1)*ldw+len(x)*d.Size() {
 		panic(fmt.Sprintf("cpu: dotRows of %d rows of %d %v at stride %d from %d bytes", len(y), len(x), d, ldw, len(w)))
 	}
 	kernels.dotRows(d, x, w, ldw, y)
 }
 
-func widenGeneric(d checkpoint.DType, dst []float32, src []byte) {
+func widenGeneric(d half.DType, dst []float32, src []byte) {
 	switch d {
-	case checkpoint.F16:
+	case half.F16:
 		half.DecodeF16(dst, src)
-	case checkpoint.BF16:
+	case half.BF16:
 		half.DecodeBF16(dst, src)
 	default:
 		half.DecodeF32(dst, src)
@@ -54,7 +53,7 @@ func widenGeneric(d checkpoint.DType, dst []float32, src []byte) {
 }
 
 // dotRowsGeneric widens each row in chunks on the stack and uses kernel.Dot.
-func dotRowsGeneric(d checkpoint.DType, x []float32, w []byte, ldw int, y []float32) {
+func dotRowsGeneric(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	const chunk = 256
 	var buf [chunk]float32
 	size := d.Size()

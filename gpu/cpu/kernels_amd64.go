@@ -5,8 +5,9 @@ package cpu
 import (
 	"unsafe"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"golang.org/x/sys/cpu"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 var avx2Kernels = weightKernels{name: "avx2+f16c", widen: widenAVX2, dotRows: dotRowsAVX2}
@@ -34,13 +35,13 @@ func dotRowsBF16AVX2(n, k int, x *float32, w *byte, ldw int, y *float32)
 //go:noescape
 func dotRowsF32AVX2(n, k int, x *float32, w *byte, ldw int, y *float32)
 
-func widenAVX2(d checkpoint.DType, dst []float32, src []byte) {
+func widenAVX2(d half.DType, dst []float32, src []byte) {
 	body := len(dst) &^ 7
 	if body > 0 {
 		switch d {
-		case checkpoint.F16:
+		case half.F16:
 			widenF16AVX2(&dst[0], &src[0], body)
-		case checkpoint.BF16:
+		case half.BF16:
 			widenBF16AVX2(&dst[0], &src[0], body)
 		default:
 			// amd64 is little-endian: the stored floats are the values, bit for bit.
@@ -51,7 +52,7 @@ func widenAVX2(d checkpoint.DType, dst []float32, src []byte) {
 	widenGeneric(d, dst[body:], src[body*d.Size():])
 }
 
-func dotRowsAVX2(d checkpoint.DType, x []float32, w []byte, ldw int, y []float32) {
+func dotRowsAVX2(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	n, k := len(y), len(x)
 	if n == 0 {
 		return
@@ -62,9 +63,9 @@ func dotRowsAVX2(d checkpoint.DType, x []float32, w []byte, ldw int, y []float32
 		return
 	}
 	switch d {
-	case checkpoint.F16:
+	case half.F16:
 		dotRowsF16AVX2(n, k, &x[0], &w[0], ldw, &y[0])
-	case checkpoint.BF16:
+	case half.BF16:
 		dotRowsBF16AVX2(n, k, &x[0], &w[0], ldw, &y[0])
 	default:
 		dotRowsF32AVX2(n, k, &x[0], &w[0], ldw, &y[0])

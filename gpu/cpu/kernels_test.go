@@ -6,20 +6,19 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 )
 
 // encodeRows stores values (rows × k) as dtype with a row stride of ldw bytes.
-func encodeRows(d checkpoint.DType, values []float32, rows, k, ldw int) []byte {
+func encodeRows(d half.DType, values []float32, rows, k, ldw int) []byte {
 	out := make([]byte, (rows-1)*ldw+k*d.Size())
 	for j := range rows {
 		dst := out[j*ldw : j*ldw+k*d.Size()]
 		src := values[j*k : (j+1)*k]
 		switch d {
-		case checkpoint.F16:
+		case half.F16:
 			half.EncodeF16(dst, src)
-		case checkpoint.BF16:
+		case half.BF16:
 			half.EncodeBF16(dst, src)
 		default:
 			half.EncodeF32(dst, src)
@@ -39,7 +38,7 @@ func TestWeightKernels(t *testing.T) {
 
 func testWeightKernels(t *testing.T, impl *weightKernels) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, d := range []checkpoint.DType{checkpoint.F16, checkpoint.BF16, checkpoint.F32} {
+	for _, d := range []half.DType{half.F16, half.BF16, half.F32} {
 		for _, k := range []int{1, 7, 8, 9, 31, 32, 33, 64, 100} {
 			const rows = 6
 			ldw := k*d.Size() + 6 // rows are not packed

@@ -4,13 +4,14 @@ import (
 	"sync"
 
 	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
 
 // matrix is a weight matrix in its stored dtype, a view of the checkpoint's mapping.
 type matrix struct {
 	rows, cols int
-	dtype      checkpoint.DType
+	dtype      half.DType
 	data       []byte
 	// panelRows is how many rows prefill widens at a time: a multiple of 32 whose
 	// float32 panel stays within about 512 KiB, so it is still in cache when the

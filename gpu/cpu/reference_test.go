@@ -9,10 +9,11 @@ import (
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // tinyOptions is a two-layer random OPT small enough to run in milliseconds.
-func tinyOptions(dtype checkpoint.DType) checkpoint.SynthOptions {
+func tinyOptions(dtype half.DType) checkpoint.SynthOptions {
 	return checkpoint.SynthOptions{
 		NumHiddenLayers: 2, HiddenSize: 64, NumAttentionHeads: 4,
 		VocabSize: 300, MaxPositionEmbeddings: 160, DType: dtype, Seed: 11,
@@ -22,7 +23,7 @@ func tinyOptions(dtype checkpoint.DType) checkpoint.SynthOptions {
 // postLNOptions is opt-350m's architecture shrunk: post-LayerNorm, no final
 // LayerNorm, and project_in/project_out around a narrower embedding.
 func postLNOptions() checkpoint.SynthOptions {
-	o := tinyOptions(checkpoint.F32)
+	o := tinyOptions(half.F32)
 	o.Preset = "opt-350m"
 	return o
 }
@@ -286,14 +287,14 @@ func relErr(got []float32, want []float64) float64 {
 // architecture variant and weight dtype: logits within 1e-5 relative error, and
 // attention probabilities within 4e-6.
 func TestMatchesReference(t *testing.T) {
-	bf16 := tinyOptions(checkpoint.BF16)
+	bf16 := tinyOptions(half.BF16)
 	bf16.Formats = checkpoint.Safetensors
 	cases := []struct {
 		name string
 		opts checkpoint.SynthOptions
 	}{
-		{"pre-LN f32", tinyOptions(checkpoint.F32)},
-		{"pre-LN f16", tinyOptions(checkpoint.F16)},
+		{"pre-LN f32", tinyOptions(half.F32)},
+		{"pre-LN f16", tinyOptions(half.F16)},
 		{"pre-LN bf16", bf16},
 		{"post-LN with projections (opt-350m)", postLNOptions()},
 	}

@@ -5,9 +5,9 @@ package cuda_test
 import (
 	"testing"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // TestBackendMatchesCPU runs tiny random OPTs of every architecture and dtype on the
@@ -16,12 +16,12 @@ import (
 func TestBackendMatchesCPU(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		dtype  checkpoint.DType
+		dtype  half.DType
 		postLN bool
 	}{
-		{"pre-LN f16", checkpoint.F16, false},
-		{"pre-LN bf16", checkpoint.BF16, false},
-		{"post-LN f32 with projections", checkpoint.F32, true},
+		{"pre-LN f16", half.F16, false},
+		{"pre-LN bf16", half.BF16, false},
+		{"post-LN f32 with projections", half.F32, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := loadModel(t, synthDir(t, c.dtype, c.postLN))

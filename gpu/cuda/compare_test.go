@@ -8,11 +8,12 @@ import (
 	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // synthDir writes a tiny random OPT (two layers, hidden 64, four heads) in dtype,
 // pre-LN or, with postLN, shaped like opt-350m (post-LN, project_in and project_out).
-func synthDir(t *testing.T, dtype checkpoint.DType, postLN bool) string {
+func synthDir(t *testing.T, dtype half.DType, postLN bool) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "model")
 	o := checkpoint.SynthOptions{NumHiddenLayers: 2, HiddenSize: 64, NumAttentionHeads: 4, VocabSize: 300,
@@ -37,7 +38,7 @@ func loadModel(t *testing.T, dir string) *checkpoint.Model {
 }
 
 // cpuBackend opens a tiny random OPT in dtype on the CPU backend.
-func cpuBackend(t *testing.T, dtype checkpoint.DType, threads int) *cpu.Backend {
+func cpuBackend(t *testing.T, dtype half.DType, threads int) *cpu.Backend {
 	t.Helper()
 	b, err := cpu.New(loadModel(t, synthDir(t, dtype, false)), cpu.Options{Threads: threads})
 	if err != nil {
@@ -59,7 +60,7 @@ func prompt(n int) []int32 {
 // TestCompareIdenticalBackends: the CPU backend is bit-identical at any thread
 // count, so every difference must be exactly zero, with and without eviction.
 func TestCompareIdenticalBackends(t *testing.T) {
-	ref, test := cpuBackend(t, checkpoint.F32, 1), cpuBackend(t, checkpoint.F32, 2)
+	ref, test := cpuBackend(t, half.F32, 1), cpuBackend(t, half.F32, 2)
 	r, err := cuda.CompareBackends(ref, test, cuda.CompareOptions{Prompt: prompt(20), Gen: 6, Budget: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func TestCompareIdenticalBackends(t *testing.T) {
 // differ by fp16 rounding (relative 2^-11 per weight), which the comparison must
 // see, at a size well under the 1e-2 the CUDA backend is held to.
 func TestCompareSeesRounding(t *testing.T) {
-	ref, test := cpuBackend(t, checkpoint.F32, 1), cpuBackend(t, checkpoint.F16, 1)
+	ref, test := cpuBackend(t, half.F32, 1), cpuBackend(t, half.F16, 1)
 	r, err := cuda.CompareBackends(ref, test, cuda.CompareOptions{Prompt: prompt(20), Gen: 4, Budget: 8})
 	if err != nil {
 		t.Fatal(err)

@@ -284,7 +284,7 @@ func (u *uploader) tensor(dst Ptr, t *checkpoint.Tensor, elems int) {
 		u.err = fmt.Errorf("tensor %s: shape %v (%d bytes), want %d elements", t.Name, t.Shape, len(t.Data), elems)
 		return
 	}
-	if t.DType == checkpoint.F16 {
+	if t.DType == half.F16 {
 		if err := u.d.Upload(dst, t.Data); err != nil {
 			u.err = fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
@@ -296,9 +296,9 @@ func (u *uploader) tensor(dst Ptr, t *checkpoint.Tensor, elems int) {
 		u.f32 = buf.Grow(u.f32, count)
 		src := t.Data[start*size : (start+count)*size]
 		switch t.DType {
-		case checkpoint.BF16:
+		case half.BF16:
 			half.DecodeBF16(u.f32, src)
-		case checkpoint.F32:
+		case half.F32:
 			half.DecodeF32(u.f32, src)
 		default:
 			u.err = fmt.Errorf("tensor %s: dtype %v", t.Name, t.DType)

@@ -3,6 +3,8 @@ package kvtrace
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // BenchmarkRead converts one OPT-13B-sized layer tensor (40 heads × 1024 tokens ×
@@ -15,7 +17,7 @@ func BenchmarkRead(b *testing.B) {
 		values[i] = float32(i%2001-1000) / 256
 	}
 	tokens := make([]int32, m.Tokens())
-	for _, dtype := range []DType{F16, BF16, F32} {
+	for _, dtype := range []half.DType{half.F16, half.BF16, half.F32} {
 		b.Run(string(dtype), func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "bench.safetensors")
 			err := Write(path, m, dtype, tokens, func(int) (_, _, _ []float32, _ error) { return values, values, nil, nil })
@@ -28,7 +30,7 @@ func BenchmarkRead(b *testing.B) {
 			}
 			defer tr.Close()
 			dst := make([]float32, len(values))
-			bytes := float64(len(values) * dtype.size())
+			bytes := float64(len(values) * dtype.Size())
 			for b.Loop() {
 				if dst, err = tr.Read(K, 0, dst); err != nil {
 					b.Fatal(err)

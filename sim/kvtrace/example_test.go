@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -21,7 +22,7 @@ func Example() {
 	// head_dim 2, without values.
 	meta := kvtrace.Meta{Model: "synthetic/opt-tiny", Layers: 2, Heads: 1, HeadDim: 2,
 		PromptLen: 2, GenLen: 1, Source: kvtrace.SourceSynthetic, SampleID: "sample-0"}
-	err = kvtrace.Write(path, meta, kvtrace.F16, []int32{2, 100, 7},
+	err = kvtrace.Write(path, meta, half.F16, []int32{2, 100, 7},
 		func(l int) (q, k, v []float32, err error) {
 			q = []float32{1, 0, 0, 1, 0.5, 0.5}
 			k = []float32{float32(l), 1, 2, 3, 4, 1.0 / 3}

@@ -5,21 +5,23 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // FuzzOpen feeds arbitrary files to Open: it must never panic, must name the file in
 // every error, and a trace it accepts must read back every tensor.
 func FuzzOpen(f *testing.F) {
 	for _, c := range []struct {
-		dtype DType
+		dtype half.DType
 		hasV  bool
-	}{{F16, true}, {BF16, false}, {F32, true}} {
+	}{{half.F16, true}, {half.BF16, false}, {half.F32, true}} {
 		valid, err := os.ReadFile(writeSmall(f, c.dtype, c.hasV))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(valid)
-		if c.dtype == F16 && c.hasV { // the trace the corruptions expect
+		if c.dtype == half.F16 && c.hasV { // the trace the corruptions expect
 			for _, c := range corruptions() {
 				f.Add(c.corrupt(f, slices.Clone(valid)))
 			}

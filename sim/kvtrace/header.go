@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/internal/safetensors"
 )
 
@@ -145,7 +147,7 @@ func metadataPairs(m Meta) [][2]string {
 
 // encodeHeader returns the JSON header of a trace, padded with spaces so the data
 // buffer that follows the 8-byte length starts aligned. m must have passed Validate.
-func encodeHeader(m Meta, dtype DType) ([]byte, error) {
+func encodeHeader(m Meta, dtype half.DType) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"` + safetensors.MetadataKey + `":{`)
 	for i, kv := range metadataPairs(m) {
@@ -166,7 +168,7 @@ func encodeHeader(m Meta, dtype DType) ([]byte, error) {
 	b.WriteByte('}')
 	offset := 0
 	for t := range m.tensors() {
-		elemType, elemSize := string(dtype), dtype.size()
+		elemType, elemSize := dtype.String(), dtype.Size()
 		if t.name == tokensName {
 			elemType, elemSize = tokensDType, 4
 		}

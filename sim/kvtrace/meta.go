@@ -3,21 +3,14 @@ package kvtrace
 import (
 	"fmt"
 	"slices"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // Format and Version identify kvtrace files in their metadata.
 const (
 	Format  = "kvtrace"
 	Version = 1
-)
-
-// DType is a tensor element type, spelled as safetensors spells it.
-type DType string
-
-const (
-	F16  DType = "F16"
-	BF16 DType = "BF16"
-	F32  DType = "F32"
 )
 
 // Kind names one of a layer's per-head tensors.
@@ -91,18 +84,6 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%#x)", byte(k))
 }
 
-// size is the number of bytes in one element of a layer tensor, or 0 for a dtype
-// kvtrace does not store.
-func (d DType) size() int {
-	switch d {
-	case F16, BF16:
-		return 2
-	case F32:
-		return 4
-	}
-	return 0
-}
-
 // Validate checks that m describes a trace kvtrace can store: positive dimensions,
 // at least one prompt token, a known source, and tensors whose sizes fit in memory.
 func (m Meta) Validate() error {
@@ -134,7 +115,7 @@ func (m Meta) Validate() error {
 		}
 	}
 	// The largest dtype with V present bounds every size computed from these dimensions.
-	if _, ok := dataSize(m, F32.size(), 3); !ok {
+	if _, ok := dataSize(m, half.F32.Size(), 3); !ok {
 		return fmt.Errorf("metadata: %d layers of %d heads × (%d+%d) tokens × %d head_dim are too large to address",
 			m.Layers, m.Heads, m.PromptLen, m.GenLen, m.HeadDim)
 	}

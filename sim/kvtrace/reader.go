@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/kvsim/kvsim/internal/half"
+
 	"github.com/kvsim/kvsim/internal/mapfile"
 	"github.com/kvsim/kvsim/internal/safetensors"
 )
@@ -26,7 +28,7 @@ import (
 type Trace struct {
 	path    string
 	meta    Meta
-	dtype   DType
+	dtype   half.DType
 	tokens  []int32
 	data    []byte    // the data buffer; nil once closed
 	layers  [][3]span // byte ranges in data, indexed [layer][Q, K, V]
@@ -122,21 +124,22 @@ func parse(path string, file []byte) (*Trace, error) {
 			return nil, fmt.Errorf("missing tensor %s", spec.name)
 		}
 		elemSize := 4
+		d, known := half.LookupDType(e.DType)
 		switch {
 		case spec.name == tokensName:
 			if e.DType != tokensDType {
 				return nil, fmt.Errorf("tensor %s: dtype %s, want %s", spec.name, e.DType, tokensDType)
 			}
-		case DType(e.DType).size() == 0:
-			return nil, fmt.Errorf("tensor %s: dtype %s, want %s, %s or %s", spec.name, e.DType, F16, BF16, F32)
-		case t.dtype == "":
-			t.dtype, firstLayer = DType(e.DType), spec.name
-			elemSize = t.dtype.size()
-		case DType(e.DType) != t.dtype:
+		case !known:
+			return nil, fmt.Errorf("tensor %s: dtype %s, want %s, %s or %s", spec.name, e.DType, half.F16, half.BF16, half.F32)
+		case t.dtype == 0:
+			t.dtype, firstLayer = d, spec.name
+			elemSize = t.dtype.Size()
+		case d != t.dtype:
 			return nil, fmt.Errorf("tensor %s: dtype %s, but %s is %s (all layer tensors share one dtype)",
 				spec.name, e.DType, firstLayer, t.dtype)
 		default:
-			elemSize = t.dtype.size()
+			elemSize = t.dtype.Size()
 		}
 		if !shapeIs(e.Shape, spec.shape) {
 			return nil, fmt.Errorf("tensor %s: shape %v, want %v", spec.name, e.Shape, spec.shape)
@@ -157,7 +160,7 @@ func parse(path string, file []byte) (*Trace, error) {
 
 	// Every tensor now has the size its shape asks for, so their total is the size of
 	// a well-formed data buffer.
-	total, _ := dataSize(meta, t.dtype.size(), len(meta.kinds()))
+	total, _ := dataSize(meta, t.dtype.Size(), len(meta.kinds()))
 	if total > len(data) {
 		return nil, fmt.Errorf("truncated: header says %d bytes of data, file has %d", total, len(data))
 	}
@@ -226,7 +229,7 @@ func (t *Trace) Tokens() []int32 { return t.tokens }
 func (t *Trace) HasV() bool { return t.meta.HasV }
 
 // DType returns the element type the layer tensors are stored in.
-func (t *Trace) DType() DType { return t.dtype }
+func (t *Trace) DType() half.DType { return t.dtype }
 
 // Read converts one layer tensor to float32, laid out [heads][tokens][head_dim] in
 // row-major order. It stores into dst when dst has the capacity, so a caller that
@@ -255,12 +258,12 @@ func (t *Trace) Read(kind Kind, layer int, dst []float32) ([]float32, error) {
 	}
 	s := t.layers[layer][index]
 	src := t.data[s.begin:s.end]
-	n := len(src) / t.dtype.size()
+	n := len(src) / t.dtype.Size()
 	if cap(dst) < n {
 		dst = make([]float32, n)
 	}
 	dst = dst[:n]
-	decodeFloats(dst, src, t.dtype)
+	t.dtype.Decode(dst, src)
 	if i := firstNonFinite(dst); i >= 0 {
 		T, d := t.meta.Tokens(), t.meta.HeadDim
 		return dst, fmt.Errorf("kvtrace %s: tensor %s (layer %d): %v at head %d, token %d, dim %d; a trace must hold finite values",

@@ -59,7 +59,7 @@ func smallLayer(m Meta) func(l int) (q, k, v []float32, err error) {
 }
 
 // writeSmall writes the small trace and returns its path.
-func writeSmall(t testing.TB, dtype DType, hasV bool) string {
+func writeSmall(t testing.TB, dtype half.DType, hasV bool) string {
 	t.Helper()
 	m := smallMeta(hasV)
 	path := filepath.Join(t.TempDir(), "small.safetensors")
@@ -77,7 +77,7 @@ func sameFloat(a, b float32) bool {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, dtype := range []DType{F16, BF16, F32} {
+	for _, dtype := range []half.DType{half.F16, half.BF16, half.F32} {
 		for _, hasV := range []bool{true, false} {
 			path := writeSmall(t, dtype, hasV)
 			tr, err := Open(path)
@@ -129,12 +129,12 @@ func TestRoundTripRounds(t *testing.T) {
 		q[i] = 1 + float32(i)*0x1p-12 // steps of a quarter of a half ulp at 1
 	}
 	for _, c := range []struct {
-		dtype DType
+		dtype half.DType
 		round func(float32) float32
 	}{
-		{F16, func(f float32) float32 { return half.HalfToFloat32(half.Float32ToHalf(f)) }},
-		{BF16, func(f float32) float32 { return half.BFloat16ToFloat32(half.Float32ToBFloat16(f)) }},
-		{F32, func(f float32) float32 { return f }},
+		{half.F16, func(f float32) float32 { return half.HalfToFloat32(half.Float32ToHalf(f)) }},
+		{half.BF16, func(f float32) float32 { return half.BFloat16ToFloat32(half.Float32ToBFloat16(f)) }},
+		{half.F32, func(f float32) float32 { return f }},
 	} {
 		path := filepath.Join(t.TempDir(), "r.safetensors")
 		err := Write(path, m, c.dtype, smallTokens, func(int) (_, _, _ []float32, _ error) { return q, q, nil, nil })
@@ -155,7 +155,7 @@ func TestRoundTripRounds(t *testing.T) {
 			}
 		}
 		// 1 + 2^-11 (i = 2) is a tie in F16: to even, 1.
-		if c.dtype == F16 && (got[2] != 1 || got[6] != 1+0x1p-9) {
+		if c.dtype == half.F16 && (got[2] != 1 || got[6] != 1+0x1p-9) {
 			t.Errorf("F16 ties: got %v and %v, want 1 and 1+2^-9", got[2], got[6])
 		}
 		tr.Close()
@@ -163,7 +163,7 @@ func TestRoundTripRounds(t *testing.T) {
 }
 
 func TestHeaderBytes(t *testing.T) {
-	path := writeSmall(t, F16, true)
+	path := writeSmall(t, half.F16, true)
 	file, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +400,7 @@ func corruptions() []corruption {
 }
 
 func TestOpenRejects(t *testing.T) {
-	valid, err := os.ReadFile(writeSmall(t, F16, true))
+	valid, err := os.ReadFile(writeSmall(t, half.F16, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +434,7 @@ func setTensor(name, dtype string) func(testing.TB, []byte) []byte {
 // TestOpenAcceptsAnyTensorOrder: safetensors only asks that the tensors tile the
 // data buffer, not that they follow the header's order.
 func TestOpenAcceptsAnyTensorOrder(t *testing.T) {
-	path := writeSmall(t, F16, true)
+	path := writeSmall(t, half.F16, true)
 	file, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +482,7 @@ func TestOpenFileErrors(t *testing.T) {
 }
 
 func TestReadErrors(t *testing.T) {
-	path := writeSmall(t, BF16, false)
+	path := writeSmall(t, half.BF16, false)
 	tr, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -542,14 +542,14 @@ func TestWriterErrors(t *testing.T) {
 
 	bad := m
 	bad.Heads = 0
-	if _, err := Create(path, bad, F16); err == nil || err.Error() != prefix+"metadata heads: 0, want at least 1" {
+	if _, err := Create(path, bad, half.F16); err == nil || err.Error() != prefix+"metadata heads: 0, want at least 1" {
 		t.Errorf("Create with 0 heads = %v", err)
 	}
-	if _, err := Create(path, m, "F64"); err == nil || err.Error() != prefix+`dtype "F64", want F16, BF16 or F32` {
-		t.Errorf("Create with F64 = %v", err)
+	if _, err := Create(path, m, half.DType(9)); err == nil || err.Error() != prefix+`dtype "DType(9)", want F16, BF16 or F32` {
+		t.Errorf("Create with an unknown dtype = %v", err)
 	}
 
-	w, err := Create(path, m, F16)
+	w, err := Create(path, m, half.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +585,7 @@ func TestWriterErrors(t *testing.T) {
 	}
 
 	noV := smallMeta(false)
-	w, err = Create(path, noV, F16)
+	w, err = Create(path, noV, half.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +603,7 @@ func TestWriterIsAtomic(t *testing.T) {
 	q, k, _, _ := smallLayer(m)(0)
 
 	// Abort leaves nothing behind.
-	w, err := Create(path, m, F32)
+	w, err := Create(path, m, half.F32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +615,7 @@ func TestWriterIsAtomic(t *testing.T) {
 	}
 
 	// An incomplete writer fails to Close and leaves nothing behind.
-	w, err = Create(path, m, F32)
+	w, err = Create(path, m, half.F32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +629,7 @@ func TestWriterIsAtomic(t *testing.T) {
 
 	// A failing layer callback leaves nothing behind.
 	boom := errors.New("boom")
-	err = Write(path, m, F32, smallTokens, func(l int) (_, _, _ []float32, _ error) { return nil, nil, nil, boom })
+	err = Write(path, m, half.F32, smallTokens, func(l int) (_, _, _ []float32, _ error) { return nil, nil, nil, boom })
 	if !errors.Is(err, boom) || err.Error() != "kvtrace "+path+": layer 0: boom" {
 		t.Errorf("Write with a failing callback = %v", err)
 	}
@@ -642,7 +642,7 @@ func TestWriterIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, complete := range []bool{false, true} {
-		w, err := Create(path, m, F32)
+		w, err := Create(path, m, half.F32)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -681,7 +681,7 @@ func TestWriterIOError(t *testing.T) {
 	m := smallMeta(false)
 	m.HeadDim = 10_000 // q and k of one layer overflow the 1 MiB write buffer
 	path := filepath.Join(t.TempDir(), "io.safetensors")
-	w, err := Create(path, m, F32)
+	w, err := Create(path, m, half.F32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,7 +714,7 @@ func TestExtraMetadata(t *testing.T) {
 	meta := Meta{Model: "m", Layers: 1, Heads: 1, HeadDim: 2, PromptLen: 2, Source: SourceCPU, SampleID: "x",
 		Extra: map[string]string{"template": "Summarize: {doc}", "temperature": "0"}}
 	path := filepath.Join(dir, "t.safetensors")
-	err := Write(path, meta, F32, []int32{2, 5}, func(int) (q, k, v []float32, err error) {
+	err := Write(path, meta, half.F32, []int32{2, 5}, func(int) (q, k, v []float32, err error) {
 		return make([]float32, 4), make([]float32, 4), nil, nil
 	})
 	if err != nil {
@@ -729,7 +729,7 @@ func TestExtraMetadata(t *testing.T) {
 		t.Errorf("extra %v, want %v", tr.Meta().Extra, meta.Extra)
 	}
 	meta.Extra = map[string]string{"heads": "3"}
-	if _, err := Create(filepath.Join(dir, "u.safetensors"), meta, F32); err == nil || !strings.Contains(err.Error(), `extra key "heads" is a kvtrace key`) {
+	if _, err := Create(filepath.Join(dir, "u.safetensors"), meta, half.F32); err == nil || !strings.Contains(err.Error(), `extra key "heads" is a kvtrace key`) {
 		t.Errorf("shadowing key: %v", err)
 	}
 }
@@ -759,7 +759,7 @@ func TestRemoveTemps(t *testing.T) {
 func TestReadNonFinite(t *testing.T) {
 	m := smallMeta(true)
 	path := filepath.Join(t.TempDir(), "nan.safetensors")
-	err := Write(path, m, BF16, smallTokens, func(l int) (q, k, v []float32, err error) {
+	err := Write(path, m, half.BF16, smallTokens, func(l int) (q, k, v []float32, err error) {
 		q, k, v = layerValues(m, l, Q), layerValues(m, l, K), layerValues(m, l, V)
 		if l == 2 {
 			v[(1*m.Tokens()+6)*m.HeadDim+3] = float32(math.NaN()) // head 1, token 6, dim 3

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kvsim/kvsim/internal/half"
 )
 
 // Writer streams a trace to disk one layer at a time, so no producer holds more
@@ -24,7 +26,7 @@ type Writer struct {
 	file    *os.File
 	buf     *bufio.Writer
 	meta    Meta
-	dtype   DType
+	dtype   half.DType
 
 	tokensWritten bool
 	layersWritten int
@@ -35,12 +37,12 @@ type Writer struct {
 // Create starts a trace at path with the given metadata, its layer tensors stored as
 // dtype. meta.HasV says whether WriteLayer will be given V tensors. The data goes to
 // a hidden temporary file next to path (TempPath), which Close renames onto path.
-func Create(path string, meta Meta, dtype DType) (*Writer, error) {
+func Create(path string, meta Meta, dtype half.DType) (*Writer, error) {
 	if err := meta.Validate(); err != nil {
 		return nil, fmt.Errorf("kvtrace %s: %w", path, err)
 	}
-	if dtype.size() == 0 {
-		return nil, fmt.Errorf("kvtrace %s: dtype %q, want %s, %s or %s", path, dtype, F16, BF16, F32)
+	if dtype.Size() == 0 {
+		return nil, fmt.Errorf("kvtrace %s: dtype %q, want %s, %s or %s", path, dtype, half.F16, half.BF16, half.F32)
 	}
 	header, err := encodeHeader(meta, dtype)
 	if err != nil {
@@ -127,7 +129,7 @@ func (w *Writer) WriteLayer(layer int, q, k, v []float32) error {
 
 // writeFloats converts values straight into the bufio buffer, flushing as it fills.
 func (w *Writer) writeFloats(values []float32) {
-	elemSize := w.dtype.size()
+	elemSize := w.dtype.Size()
 	for len(values) > 0 {
 		if w.buf.Available() < elemSize && w.buf.Flush() != nil {
 			return // check reports the error
@@ -135,7 +137,7 @@ func (w *Writer) writeFloats(values []float32) {
 		chunk := w.buf.AvailableBuffer()
 		n := min(len(values), cap(chunk)/elemSize)
 		chunk = chunk[:n*elemSize]
-		encodeFloats(chunk, values[:n], w.dtype)
+		w.dtype.Encode(chunk, values[:n])
 		w.buf.Write(chunk)
 		values = values[n:]
 	}
@@ -212,7 +214,7 @@ func (w *Writer) Abort() {
 
 // Write writes a whole trace: tokens, then layer(l) for each layer in order. The
 // callback may reuse its slices between calls.
-func Write(path string, meta Meta, dtype DType, tokens []int32,
+func Write(path string, meta Meta, dtype half.DType, tokens []int32,
 	layer func(l int) (q, k, v []float32, err error)) error {
 	w, err := Create(path, meta, dtype)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
@@ -21,7 +22,7 @@ const GeneratorVersion = 1
 // WriteFile writes the trace the options select to path as a kvtrace file, one layer at
 // a time. The file appears only when complete; a cancelled ctx stops the write
 // between layers and removes the temporary file.
-func WriteFile(ctx context.Context, path string, opts Options, dtype kvtrace.DType) error {
+func WriteFile(ctx context.Context, path string, opts Options, dtype half.DType) error {
 	tr, err := New(opts)
 	if err != nil {
 		return fmt.Errorf("synth: writing %s: %w", path, err)
@@ -74,7 +75,7 @@ func writeLayers(ctx context.Context, w *kvtrace.Writer, tr *Trace) error {
 // a hash of everything that shapes the bytes (options, dtype, GeneratorVersion), so
 // different options never share a file. Files already present are reused: WriteFile
 // only ever renames complete files into place.
-func Ensure(ctx context.Context, dir string, opts Options, samples int, dtype kvtrace.DType) ([]string, error) {
+func Ensure(ctx context.Context, dir string, opts Options, samples int, dtype half.DType) ([]string, error) {
 	if samples < 1 {
 		return nil, fmt.Errorf("synth cache %s: %d samples, want at least 1", dir, samples)
 	}
@@ -107,7 +108,7 @@ func Ensure(ctx context.Context, dir string, opts Options, samples int, dtype kv
 
 // cacheKey hashes what determines a cached file's bytes, with the overrides resolved so
 // that equal shapes share files.
-func cacheKey(shape opt.Shape, opts Options, dtype kvtrace.DType) string {
+func cacheKey(shape opt.Shape, opts Options, dtype half.DType) string {
 	canonical := fmt.Sprintf("synth v%d|%s|layers %d|heads %d|head_dim %d|prompt %d|gen %d|seed %d|v %t|%s",
 		GeneratorVersion, shape.Name, shape.Layers, shape.Heads, shape.HeadDim,
 		opts.PromptLen, opts.GenLen, opts.Seed, opts.WithV, dtype)

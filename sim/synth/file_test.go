@@ -10,13 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/opt"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
 func TestWriteFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "small.safetensors")
-	if err := WriteFile(context.Background(), path, small, kvtrace.F32); err != nil {
+	if err := WriteFile(context.Background(), path, small, half.F32); err != nil {
 		t.Fatal(err)
 	}
 	file, err := kvtrace.Open(path)
@@ -49,15 +50,15 @@ func TestWriteFileErrors(t *testing.T) {
 	bad := small
 	bad.PromptLen = 2
 	path := filepath.Join(dir, "bad.safetensors")
-	if err := WriteFile(context.Background(), path, bad, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "PromptLen") {
+	if err := WriteFile(context.Background(), path, bad, half.F16); err == nil || !strings.Contains(err.Error(), "PromptLen") {
 		t.Errorf("WriteFile with PromptLen 2 = %v, want a PromptLen error", err)
 	}
-	if err := WriteFile(context.Background(), path, small, kvtrace.DType("F8")); err == nil || !strings.Contains(err.Error(), "F8") {
-		t.Errorf("WriteFile with dtype F8 = %v, want a dtype error", err)
+	if err := WriteFile(context.Background(), path, small, half.DType(9)); err == nil || !strings.Contains(err.Error(), "DType(9)") {
+		t.Errorf("WriteFile with an unknown dtype = %v, want a dtype error", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := WriteFile(ctx, path, small, kvtrace.F16); !errors.Is(err, context.Canceled) {
+	if err := WriteFile(ctx, path, small, half.F16); !errors.Is(err, context.Canceled) {
 		t.Errorf("WriteFile with a cancelled context = %v, want context.Canceled", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -69,7 +70,7 @@ func TestEnsure(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	opts := small
 	opts.Sample = 5 // ignored: Ensure makes samples 0..n-1
-	paths, err := Ensure(context.Background(), dir, opts, 2, kvtrace.F16)
+	paths, err := Ensure(context.Background(), dir, opts, 2, half.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestEnsure(t *testing.T) {
 	if err := os.WriteFile(paths[1], stamp, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Ensure(context.Background(), dir, opts, 3, kvtrace.F16)
+	again, err := Ensure(context.Background(), dir, opts, 3, half.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,25 +118,25 @@ func TestEnsure(t *testing.T) {
 	} {
 		other := opts
 		change(&other)
-		if name := cacheKey(mustShape(t, other), other, kvtrace.F16); strings.Contains(paths[0], name) {
+		if name := cacheKey(mustShape(t, other), other, half.F16); strings.Contains(paths[0], name) {
 			t.Errorf("%+v shares the cache key %s", other, name)
 		}
 	}
-	if cacheKey(mustShape(t, opts), opts, kvtrace.F32) == cacheKey(mustShape(t, opts), opts, kvtrace.F16) {
+	if cacheKey(mustShape(t, opts), opts, half.F32) == cacheKey(mustShape(t, opts), opts, half.F16) {
 		t.Error("F32 and F16 share a cache key")
 	}
 	full := Options{Preset: "opt-125m", PromptLen: 8}
 	explicit := Options{Preset: "opt-125m", Layers: 12, Heads: 12, HeadDim: 64, PromptLen: 8}
-	if cacheKey(mustShape(t, full), full, kvtrace.F16) != cacheKey(mustShape(t, explicit), explicit, kvtrace.F16) {
+	if cacheKey(mustShape(t, full), full, half.F16) != cacheKey(mustShape(t, explicit), explicit, half.F16) {
 		t.Error("the preset's own shape, given explicitly, gets a different cache key")
 	}
 
-	if _, err := Ensure(context.Background(), dir, opts, 0, kvtrace.F16); err == nil {
+	if _, err := Ensure(context.Background(), dir, opts, 0, half.F16); err == nil {
 		t.Error("Ensure with 0 samples succeeded")
 	}
 	bad := opts
 	bad.Preset = "opt-7b"
-	if _, err := Ensure(context.Background(), dir, bad, 1, kvtrace.F16); err == nil || !strings.Contains(err.Error(), "opt-7b") {
+	if _, err := Ensure(context.Background(), dir, bad, 1, half.F16); err == nil || !strings.Contains(err.Error(), "opt-7b") {
 		t.Errorf("Ensure with an unknown preset = %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -38,7 +39,7 @@ type traceReader interface {
 	Name() string
 	Tokens() []int32
 	HasV() bool
-	DType() kvtrace.DType
+	DType() half.DType
 	Read(kind kvtrace.Kind, layer int, dst []float32) ([]float32, error)
 	Close() error
 }

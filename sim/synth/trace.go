@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -78,8 +79,8 @@ func (tr *Trace) Tokens() []int32 { return append([]int32(nil), tr.tokens...) }
 // HasV reports whether the trace has value tensors.
 func (tr *Trace) HasV() bool { return tr.meta.HasV }
 
-// DType is kvtrace.F32: the generator computes in float32 and rounds nothing.
-func (tr *Trace) DType() kvtrace.DType { return kvtrace.F32 }
+// DType is half.F32: the generator computes in float32 and rounds nothing.
+func (tr *Trace) DType() half.DType { return half.F32 }
 
 // Close releases the trace; later Reads fail.
 func (tr *Trace) Close() error {
