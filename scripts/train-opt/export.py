@@ -53,8 +53,9 @@ to capture, replay and validate on machines that cannot download published OPT w
 
 It is a toy by the standards of the OPT family: {tokens_seen:,} tokens of training
 ({epochs:.2f} epochs of a {train_tokens:,}-token corpus), and text that reads like the King James
-Bible and fortune cookies. Its attention formed in training (sinks, previous-token heads),
-which is what kvsim measures; its summaries and facts mean nothing.
+Bible and fortune cookies. What kvsim measures is its attention, which formed in training
+(`kvsim trace stats` on its captures; kvsim's README has the figures); its continuations
+and facts mean nothing.
 
 ## Data
 
@@ -83,7 +84,8 @@ step {steps} ({stop}) after {minutes:.1f} minutes of training.
 | held-out, all {heldout_blocks} blocks of {seq} tokens (transformers, f32 from these f16 weights) | {heldout_loss:.4f} | {heldout_ppl:.2f} |
 
 `loss.tsv` is the curve: train loss per logged interval and held-out loss on the first
-{eval_blocks} held-out blocks every {eval_every} steps.
+{eval_blocks} held-out blocks every {eval_every} steps (fortunes only: they come first by id, and are harder
+than the mix of the table above).
 
 The exact commands (from the repository root, with the packages of `scripts/train-opt/README.md`):
 

@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--max-minutes", type=float, default=60)
     ap.add_argument("--target-loss", type=float, default=0, help="stop when the held-out loss is at or below (0: never)")
     ap.add_argument("--max-docs", type=int, default=0, help="use only the first N documents of each split (smoke tests)")
+    ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (a fresh optimizer and schedule)")
     a = ap.parse_args()
 
     import torch
@@ -85,6 +86,12 @@ def main():
                     layerdrop=0.0, activation_function="relu", pad_token_id=1, bos_token_id=2, eos_token_id=2,
                     enable_bias=True, layer_norm_elementwise_affine=True)
     model = OPTForCausalLM(cfg)
+    if a.init_from:
+        model = OPTForCausalLM.from_pretrained(a.init_from, torch_dtype=torch.float32)
+        shape = ("vocab_size", "hidden_size", "num_hidden_layers", "ffn_dim", "num_attention_heads",
+                 "max_position_embeddings", "do_layer_norm_before")
+        if any(getattr(model.config, k) != getattr(cfg, k) for k in shape):
+            raise SystemExit(f"train: {a.init_from} is not shaped as the arguments ask ({', '.join(shape)})")
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters", flush=True)
 
