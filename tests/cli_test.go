@@ -110,18 +110,6 @@ func percent(t *testing.T, s string) float64 {
 	return f
 }
 
-// TestEmbeddedDemoMatchesFile: `kvsim replay` with no scenario runs the same demo.
-func TestEmbeddedDemoMatchesFile(t *testing.T) {
-	a := run(t, "replay", "-format", "csv", "../scenarios/demo.toml")
-	b := run(t, "replay", "-format", "csv")
-	if a.code != 0 || b.code != 0 {
-		t.Fatalf("exit %d/%d: %s %s", a.code, b.code, a.stderr, b.stderr)
-	}
-	if strip(a.stdout) != strip(b.stdout) {
-		t.Errorf("embedded demo differs from scenarios/demo.toml")
-	}
-}
-
 // strip drops the timing column, the one figure that varies between runs.
 func strip(csvText string) string {
 	recs, _ := csv.NewReader(strings.NewReader(csvText)).ReadAll()

@@ -34,7 +34,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"replay", "replay traces through eviction policies at many budgets", runReplay},
-		{"trace", "make and inspect trace files (trace synth, trace info)", runTrace},
+		{"trace", "make and inspect trace files (trace synth, trace info, trace stats)", runTrace},
 		{"policy", "build and check WASM and plugin policies (policy build, policy check)", runPolicy},
 		{"capture", "run an OPT checkpoint over a dataset and write a trace per sample", runCapture},
 		{"validate", "rerun decoding with policies in the loop and check the simulator's ranking", runValidate},
