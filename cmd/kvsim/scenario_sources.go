@@ -61,15 +61,7 @@ func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir str
 	if err != nil {
 		return nil, err
 	}
-	fields := tracecap.DefaultFields
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&fields.Document, c.DocumentField}, {&fields.Summary, c.SummaryField}, {&fields.ID, c.IDField}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
+	fields := datasetFields(c.DocumentField, c.SummaryField, c.IDField)
 	records, err := tracecap.ReadJSONL(data, fields, c.Offset, c.Samples)
 	if err != nil {
 		return nil, err
@@ -117,4 +109,19 @@ func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir str
 		paths[i] = jobs[i].Path
 	}
 	return paths, nil
+}
+
+// datasetFields are the JSONL field names a [capture] or [validate] table sets, with
+// tracecap's defaults where it sets none.
+func datasetFields(document, summary, id string) tracecap.Fields {
+	fields := tracecap.DefaultFields
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&fields.Document, document}, {&fields.Summary, summary}, {&fields.ID, id}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	return fields
 }

@@ -221,15 +221,7 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
 	}
-	fields := tracecap.DefaultFields
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&fields.Document, v.DocumentField}, {&fields.Summary, v.SummaryField}, {&fields.ID, v.IDField}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
+	fields := datasetFields(v.DocumentField, v.SummaryField, v.IDField)
 	data, err := sc.ResolvePath(v.Data)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,30 @@ def heldout_nll(model, data, batch):
     return out
 
 
+def write_curve(paths, runs, out):
+    """Joins the runs' loss curves, with a run column and steps and tokens counted from the first run."""
+    step0 = tokens0 = 0
+    with open(out, "w") as w:
+        w.write("run\tstep\ttokens\tminutes\tlr\ttrain_loss\theldout_loss\n")
+        for i, (p, r) in enumerate(zip(paths, runs)):
+            with open(p) as f:
+                for line in list(f)[1:]:
+                    c = line.rstrip("\n").split("\t")
+                    w.write("\t".join([str(i + 1), str(int(c[0]) + step0), str(int(c[1]) + tokens0)] + c[2:]) + "\n")
+            step0 += r["steps"]
+            tokens0 += r["tokens_seen"]
+
+
+def run_text(i, r):
+    """One sentence on one training run for the card."""
+    g = r["args"]
+    start = "random initialization" if i == 0 else f"the weights of run {i} with a fresh optimizer"
+    stop = {"steps": "the end of its schedule", "time": "the wall-time limit", "target": "the held-out loss target"}[r["stop"]]
+    return (f"Run {i + 1} started from {start}: peak learning rate {g['lr']}, {g['warmup']} warmup steps, a "
+            f"{g['steps']}-step schedule, seed {g['seed']}. It stopped at step {r['steps']} ({stop}) after "
+            f"{r['train_minutes']:.1f} minutes, {r['tokens_seen']:,} tokens.")
+
+
 def train_loss_tail(loss_tsv, rows):
     """Mean train loss of the last rows logged intervals."""
     with open(loss_tsv) as f:
@@ -74,16 +98,19 @@ layout (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3). Every document starts with `</
 
 transformers' `OPTForCausalLM` (4.31.0.dev0 snapshot) on Debian's `python3-torch` {torch}, CPU, 2
 threads; blocks of {seq} tokens packed from the shuffled documents, batches of {batch}; AdamW
-(β = 0.9, 0.95, weight decay {wd} on matrices), peak learning rate {lr}, {warmup} warmup steps then
-cosine decay to a tenth over a {sched_steps}-step schedule; no dropout; seed {seed}. It stopped at
-step {steps} ({stop}) after {minutes:.1f} minutes of training.
+(β = 0.9, 0.95, weight decay {wd} on matrices) with linear warmup then cosine decay to a tenth of
+the peak rate; no dropout.
+
+{runs}
+
+In all, {tokens_seen:,} tokens in {minutes:.1f} minutes of training.
 
 | | loss (nats/token) | perplexity |
 | --- | --- | --- |
 | train (mean of the last {tail} logged intervals) | {train_loss:.4f} | {train_ppl:.2f} |
 | held-out, all {heldout_blocks} blocks of {seq} tokens (transformers, f32 from these f16 weights) | {heldout_loss:.4f} | {heldout_ppl:.2f} |
 
-`loss.tsv` is the curve: train loss per logged interval and held-out loss on the first
+`loss.tsv` is the curve, run by run: train loss per logged interval and held-out loss on the first
 {eval_blocks} held-out blocks every {eval_every} steps (fortunes only: they come first by id, and are harder
 than the mix of the table above).
 
@@ -98,6 +125,8 @@ The exact commands (from the repository root, with the packages of `scripts/trai
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="train.py's --out")
+    ap.add_argument("--previous-run", action="append", default=[],
+                    help="train.py's --out of a run that --run continued (--init-from), oldest first; repeatable")
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="kvsim/opt-kjv-4l")
@@ -129,7 +158,11 @@ def main():
     for f in ("vocab.json", "merges.txt"):
         shutil.copy(os.path.join(ckpt, f), tmp)
     shutil.copy(os.path.join(a.corpus, "demo.jsonl"), os.path.join(tmp, "heldout.jsonl"))
-    shutil.copy(os.path.join(a.run, "loss.tsv"), tmp)
+    runs = []
+    for d in a.previous_run + [a.run]:
+        with open(os.path.join(d, "run.json")) as f:
+            runs.append(json.load(f))
+    write_curve([os.path.join(d, "loss.tsv") for d in a.previous_run + [a.run]], runs, os.path.join(tmp, "loss.tsv"))
 
     # Score what kvsim will read: the f16 weights, computed in f32.
     model = OPTForCausalLM.from_pretrained(tmp, torch_dtype=torch.float32)
@@ -153,13 +186,12 @@ def main():
     card = CARD.format(
         name=a.name, layers=cfg.num_hidden_layers, hidden=cfg.hidden_size, heads=cfg.num_attention_heads, ffn=cfg.ffn_dim,
         positions=cfg.max_position_embeddings, vocab=cfg.vocab_size, params=run["parameters"],
-        tokens_seen=run["tokens_seen"], epochs=run["epochs"], train_tokens=run["train_tokens"],
+        tokens_seen=sum(r["tokens_seen"] for r in runs), epochs=sum(r["epochs"] for r in runs),
+        train_tokens=run["train_tokens"],
         heldout_docs=corpus["documents"]["heldout"], heldout_tokens=run["heldout_tokens"],
         demo_docs=corpus["documents"]["demo"], torch=run["torch"], seq=args["seq"], batch=args["batch"],
-        wd=args["weight_decay"], lr=args["lr"], warmup=args["warmup"], sched_steps=args["steps"], seed=args["seed"],
-        steps=run["steps"], stop={"steps": "end of the schedule", "time": "wall-time limit",
-                                  "target": "held-out loss target"}[run["stop"]],
-        minutes=run["train_minutes"], tail=tail, train_loss=train_loss, train_ppl=math.exp(train_loss),
+        wd=args["weight_decay"], runs="\n\n".join(run_text(i, r) for i, r in enumerate(runs)),
+        minutes=sum(r["train_minutes"] for r in runs), tail=tail, train_loss=train_loss, train_ppl=math.exp(train_loss),
         heldout_blocks=len(nll), heldout_loss=held_loss, heldout_ppl=math.exp(held_loss),
         eval_blocks=args["eval_blocks"], eval_every=args["eval_every"], commands=commands)
     with open(os.path.join(tmp, "README.md"), "w") as f:

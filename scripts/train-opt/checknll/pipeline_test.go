@@ -59,11 +59,16 @@ func TestTrainingPipeline(t *testing.T) {
 	if err != nil || len(strings.Split(strings.TrimSpace(string(curve)), "\n")) != 3 {
 		t.Fatalf("loss.tsv: want a header and 2 rows: %v\n%s", err, curve)
 	}
+	// A second run continues the first from its weights.
+	run2 := filepath.Join(dir, "run2")
+	script("train.py", "--corpus", corpus, "--tokenizer", tok, "--out", run2, "--init-from", filepath.Join(run, "checkpoint"),
+		"--layers", "1", "--hidden", "32", "--heads", "2", "--ffn", "64", "--positions", "64", "--seq", "32", "--batch", "2",
+		"--steps", "2", "--warmup", "1", "--seed", "1", "--log-every", "1", "--eval-every", "2", "--eval-blocks", "2", "--threads", "1")
 	cmds := filepath.Join(dir, "commands.sh")
 	os.WriteFile(cmds, []byte("train.py --steps 4\n"), 0o644)
 	model := filepath.Join(dir, "model")
 	nll := filepath.Join(dir, "nll.json")
-	script("export.py", "--run", run, "--corpus", corpus, "--out", model, "--commands", cmds, "--nll-out", nll,
+	script("export.py", "--previous-run", run, "--run", run2, "--corpus", corpus, "--out", model, "--commands", cmds, "--nll-out", nll,
 		"--name", "kvsim/smoke", "--threads", "1")
 
 	m, err := checkpoint.Load(model)
@@ -75,10 +80,16 @@ func TestTrainingPipeline(t *testing.T) {
 	}
 	m.Close()
 	card, _ := os.ReadFile(filepath.Join(model, "README.md"))
-	for _, want := range []string{"# kvsim/smoke", "It stopped at\nstep 4 (end of the schedule)", "| held-out, all", "train.py --steps 4"} {
+	for _, want := range []string{"# kvsim/smoke", "Run 1 started from random initialization", "It stopped at step 4 (the end of its schedule)",
+		"Run 2 started from the weights of run 1 with a fresh optimizer", "In all, 384 tokens", "| held-out, all", "train.py --steps 4"} {
 		if !strings.Contains(string(card), want) {
 			t.Errorf("model card lacks %q:\n%s", want, card)
 		}
+	}
+	curve, _ = os.ReadFile(filepath.Join(model, "loss.tsv"))
+	if want := "run\tstep\ttokens\tminutes\tlr\ttrain_loss\theldout_loss\n1\t2\t128\t"; !strings.HasPrefix(string(curve), want) ||
+		!strings.Contains(string(curve), "\n2\t6\t384\t") {
+		t.Errorf("joined loss curve: want run 1 from step 2 and run 2 at step 6 (4 + 2):\n%s", curve)
 	}
 	if err := runCheck(model, nll, 1e-4, 0); err != nil {
 		t.Error(err)
