@@ -156,3 +156,33 @@ func cardHeldOutLoss(t *testing.T) float64 {
 	t.Fatal("the model card has no held-out loss row")
 	return 0
 }
+
+// Concurrent first uses all get the same complete copy: one rename wins and the
+// others find its files.
+func TestConcurrentFirstUse(t *testing.T) {
+	t.Setenv("KVSIM_MODEL_CACHE", t.TempDir())
+	const n = 4
+	dirs, errs := make([]string, n), make([]error, n)
+	done := make(chan int, n)
+	for i := range n {
+		go func() {
+			dirs[i], errs[i] = Dir(Default)
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	for i := range n {
+		if errs[i] != nil || dirs[i] != dirs[0] {
+			t.Errorf("call %d: %s, %v; want %s", i, dirs[i], errs[i], dirs[0])
+		}
+	}
+	if !complete(Default, dirs[0]) {
+		t.Errorf("%s is not a complete copy", dirs[0])
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dirs[0]), ".*tmp*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary directories left behind: %v", leftovers)
+	}
+}
