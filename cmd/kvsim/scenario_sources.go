@@ -44,6 +44,11 @@ func scenarioSources(ctx context.Context, e *env, sc *scenario.Scenario, threads
 			}
 			captured = append(captured, t)
 		}
+		// The traces are mapped now: on unix the files can go at once, so that a run
+		// killed later (by a closed pipe, say) leaves nothing behind.
+		if os.RemoveAll(tmp) == nil {
+			tmp = ""
+		}
 	}
 	if sources, err = sc.Sources(); err != nil {
 		return nil, close, err
