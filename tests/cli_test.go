@@ -112,16 +112,16 @@ func percent(t *testing.T, s string) float64 {
 	return f
 }
 
-// TestEmbeddedDemoMatchesFile: `kvsim replay` with no scenario runs the same demo.
-// The flag comes after the scenario, as --flag: both as git and kubectl take them.
-func TestEmbeddedDemoMatchesFile(t *testing.T) {
+// TestSyntheticDemoByName: `kvsim replay demo` runs scenarios/demo.toml. The flag
+// comes after the scenario, as --flag: both as git and kubectl take them.
+func TestSyntheticDemoByName(t *testing.T) {
 	a := run(t, "replay", "../scenarios/demo.toml", "--format", "csv")
-	b := run(t, "replay", "-format", "csv")
+	b := run(t, "replay", "-format", "csv", "demo")
 	if a.code != 0 || b.code != 0 {
 		t.Fatalf("exit %d/%d: %s %s", a.code, b.code, a.stderr, b.stderr)
 	}
 	if strip(a.stdout) != strip(b.stdout) {
-		t.Errorf("embedded demo differs from scenarios/demo.toml")
+		t.Errorf("kvsim replay demo differs from scenarios/demo.toml")
 	}
 }
 

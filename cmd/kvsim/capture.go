@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/models"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
@@ -29,8 +31,8 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 			"`kvsim replay`. Decoding is greedy. The default prompt is HELM's summarization\n"+
 			"prompt, as H2O and AUV evaluate OPT (see the README). A rerun into the same -out\n"+
 			"skips the samples already captured.")
-	modelDir := fs.String("model", "", "checkpoint `DIR` (required)")
-	data := fs.String("data", "", "dataset `FILE` in JSONL (required)")
+	modelDir := fs.String("model", "", "checkpoint `DIR`, or builtin:NAME for a model embedded in kvsim (required)")
+	data := fs.String("data", "", "dataset `FILE` in JSONL, or builtin:NAME/FILE (required)")
 	out := fs.String("out", "", "output `DIR`, created if missing (required)")
 	docField := fs.String("document-field", tracecap.DefaultFields.Document, "JSON field of the document")
 	sumField := fs.String("summary-field", tracecap.DefaultFields.Summary, "JSON field of the reference summary (\"\": none)")
@@ -78,6 +80,12 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
+	// builtin:NAME is a model embedded in kvsim, builtin:NAME/FILE a file beside it.
+	for _, p := range []*string{modelDir, data} {
+		if *p, err = models.Resolve(*p); err != nil {
+			return usageError{fmt.Errorf("capture: %w", err)}
+		}
+	}
 	// The dataset first: a mistake in it should not wait for a big model to load.
 	records, err := tracecap.ReadJSONL(*data, tracecap.Fields{Document: *docField, Summary: *sumField, ID: *idField},
 		*offset, *samples)
@@ -119,6 +127,24 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	sum, err := captureJobs(ctx, e, e.stdout, capturer, jobs, *progress)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "captured %d %s (%d tokens, %.1f tok/s), skipped %d already done\n",
+		sum.captured, plural(sum.captured, "sample"), sum.tokens, float64(sum.tokens)/max(sum.elapsed.Seconds(), 1e-9), sum.skipped)
+	return nil
+}
+
+// captureSummary is what captureJobs did.
+type captureSummary struct {
+	captured, skipped, tokens int
+	elapsed                   time.Duration
+}
+
+// captureJobs captures the jobs not done yet, writing one line per sample to w,
+// with a progress bar on stderr when progress asks for one.
+func captureJobs(ctx context.Context, e *env, w io.Writer, capturer *tracecap.Capturer, jobs []tracecap.Job, progress string) (captureSummary, error) {
 	total := 0
 	for i := range jobs {
 		if !jobs[i].Done {
@@ -126,7 +152,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	var bar *progressbar.ProgressBar
-	if total > 0 && (*progress == "on" || (*progress == "auto" && e.stderrIsTTY)) {
+	if total > 0 && (progress == "on" || (progress == "auto" && e.stderrIsTTY)) {
 		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr),
 			progressbar.OptionSetDescription("capture"), progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("tok"),
@@ -138,7 +164,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 			bar.Add(n)
 		}
 	}
-	var captured, skipped, tokens int
+	var sum captureSummary
 	start := time.Now()
 	for i := range jobs {
 		j := &jobs[i]
@@ -146,35 +172,33 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 			bar.Clear() // the line below would otherwise land in the middle of the bar
 		}
 		if j.Done {
-			skipped++
-			fmt.Fprintf(e.stdout, "%s  done earlier, skipped\n", j.Path)
+			sum.skipped++
+			fmt.Fprintf(w, "%s  done earlier, skipped\n", j.Path)
 			continue
 		}
 		res, err := capturer.Capture(ctx, j, advance)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
-				return fmt.Errorf("capture interrupted after %d of %d samples; run the same command again to resume", captured+skipped, len(jobs))
+				return sum, fmt.Errorf("capture interrupted after %d of %d samples; run the same command again to resume", sum.captured+sum.skipped, len(jobs))
 			}
-			return err
+			return sum, err
 		}
 		advance(capturer.MaxTokens(j) - res.PromptTokens - res.GeneratedTokens) // stopped early at end-of-sequence
-		captured++
-		tokens += res.PromptTokens + res.GeneratedTokens
+		sum.captured++
+		sum.tokens += res.PromptTokens + res.GeneratedTokens
 		truncated := ""
 		if j.Prompt.Truncated {
 			truncated = " (document cut)"
 		}
-		fmt.Fprintf(e.stdout, "%s  prompt %d%s + generated %d  prefill %.2f s, decode %.2f s  %.1f MiB\n", res.Path,
+		fmt.Fprintf(w, "%s  prompt %d%s + generated %d  prefill %.2f s, decode %.2f s  %.1f MiB\n", res.Path,
 			res.PromptTokens, truncated, res.GeneratedTokens, res.Prefill.Seconds(), res.Decode.Seconds(),
 			float64(res.Bytes)/(1<<20))
 	}
 	if bar != nil {
 		bar.Finish()
 	}
-	elapsed := time.Since(start)
-	fmt.Fprintf(e.stdout, "captured %d %s (%d tokens, %.1f tok/s), skipped %d already done\n",
-		captured, plural(captured, "sample"), tokens, float64(tokens)/max(elapsed.Seconds(), 1e-9), skipped)
-	return nil
+	sum.elapsed = time.Since(start)
+	return sum, nil
 }
 
 // parseIndices reads "all" (nil: every index) or a comma-separated list of indices

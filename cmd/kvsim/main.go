@@ -36,7 +36,7 @@ func init() {
 	commands = []command{
 		{"replay", "replay traces through eviction policies at many budgets", runReplay},
 		{"merge", "merge the shard files of replay or validate -shard into one run's results", runMerge},
-		{"trace", "make and inspect trace files (trace synth, trace info)", runTrace},
+		{"trace", "make and inspect trace files (trace synth, trace info, trace stats)", runTrace},
 		{"policy", "build and check WASM and plugin policies (policy build, policy check)", runPolicy},
 		{"capture", "run an OPT checkpoint over a dataset and write a trace per sample", runCapture},
 		{"validate", "rerun decoding with policies in the loop and check the simulator's ranking", runValidate},

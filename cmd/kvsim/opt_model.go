@@ -7,8 +7,8 @@ import (
 )
 
 // optModel is an OPT checkpoint directory opened for decoding: its weights and
-// tokenizer, and, once started, the engine on a backend. Capture and validate both
-// assemble it here.
+// tokenizer, and, once started, the engine on a backend. kvsim capture, a scenario's
+// [capture] table and validate all assemble it here.
 type optModel struct {
 	model   *checkpoint.Model
 	tok     *tokenizer.Tokenizer

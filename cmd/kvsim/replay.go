@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -18,10 +19,12 @@ import (
 )
 
 func runReplay(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "replay", "replay [flags] [SCENARIO.toml]",
+	fs := newFlags(e, "replay", "replay [flags] [SCENARIO.toml | NAME]",
 		"Replays a scenario's traces through its policies at all of its budgets in one pass,\n"+
-			"and prints hit-rate tables. Without a scenario it runs the embedded demo\n"+
-			"(synthetic traces, no downloads). See the README for the scenario reference.")
+			"and prints hit-rate tables. Without a scenario it runs the embedded demo: traces\n"+
+			"captured on the CPU from the embedded trained OPT, no downloads. SCENARIO may also\n"+
+			"name an embedded scenario: "+strings.Join(scenarios.Names(), ", ")+".\n"+
+			"See the README for the scenario reference.")
 	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf), and quality against memory into FILE-frontier")
@@ -76,14 +79,14 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sources, err := sc.Sources()
-	if err != nil {
-		return err
-	}
-	defer scenario.Close(sources)
 	opts := sc.Options()
 	if *threads > 0 {
 		opts.Threads = *threads
+	}
+	sources, closeSources, err := scenarioSources(ctx, e, sc, *threads, *progress)
+	defer closeSources()
+	if err != nil {
+		return err
 	}
 	opts.Progress = newProgress(e, *progress, "replay (sample·layer)")
 	if sp != nil {
@@ -116,19 +119,11 @@ func writeResult(e *env, res *sim.Result, title, format, out, plotPath string) e
 	return report.Write(e.stdout, res, format)
 }
 
-// loadScenario reads a scenario file, or the embedded demo when path is empty, and
-// opens its policies' sources.
+// loadScenario reads a scenario file, an embedded scenario by name ("paper" for
+// scenarios/paper.toml) when no such file exists, or the embedded demo when path
+// is empty, and opens its policies' sources.
 func loadScenario(ctx context.Context, path string) (*scenario.Scenario, error) {
-	var sc *scenario.Scenario
-	var err error
-	if path != "" {
-		sc, err = scenario.Load(path)
-	} else {
-		var data []byte
-		if data, err = scenarios.FS.ReadFile(scenarios.Demo); err == nil {
-			sc, err = scenario.Parse("(embedded) scenarios/"+scenarios.Demo, data)
-		}
-	}
+	sc, err := parseScenario(path)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +131,27 @@ func loadScenario(ctx context.Context, path string) (*scenario.Scenario, error) 
 		return nil, err
 	}
 	return sc, nil
+}
+
+// parseScenario finds and parses the scenario loadScenario names.
+func parseScenario(path string) (*scenario.Scenario, error) {
+	name := scenarios.Demo
+	if path != "" {
+		_, err := os.Stat(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(path, `/\.`) && !scenarios.Has(path):
+			return nil, usageError{fmt.Errorf("scenario %q: no such file, nor an embedded scenario of that name (have %s)",
+				path, strings.Join(scenarios.Names(), ", "))}
+		case err == nil || !scenarios.Has(path):
+			return scenario.Load(path)
+		}
+		name = path + ".toml"
+	}
+	data, err := scenarios.FS.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse("(embedded) scenarios/"+name, data)
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -21,6 +21,7 @@ const traceUsage = `Usage: kvsim trace <subcommand> [flags]
 Subcommands:
   synth   write deterministic synthetic traces shaped like an OPT model
   info    summarize trace files
+  stats   measure attention structure per head: sink, previous token, self
 `
 
 func runTrace(ctx context.Context, e *env, args []string) error {
@@ -33,8 +34,10 @@ func runTrace(ctx context.Context, e *env, args []string) error {
 		return runTraceSynth(ctx, e, args[1:])
 	case "info":
 		return runTraceInfo(e, args[1:])
+	case "stats":
+		return runTraceStats(e, args[1:])
 	}
-	return usageError{fmt.Errorf("trace: unknown subcommand %q (want synth or info)", args[0])}
+	return usageError{fmt.Errorf("trace: unknown subcommand %q (want synth, info or stats)", args[0])}
 }
 
 func runTraceSynth(ctx context.Context, e *env, args []string) error {

@@ -31,13 +31,14 @@ func formatCorrelation(x *float64) string {
 }
 
 func runValidate(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "validate", "validate [flags] SCENARIO.toml",
+	fs := newFlags(e, "validate", "validate [flags] [SCENARIO.toml | NAME]",
 		"Reruns real decoding with each policy deciding evictions inside the model, as the\n"+
 			"scenario's [validate] table says, and compares the outputs with full-cache decoding\n"+
 			"and the references: ROUGE, agreement with the full cache, teacher-forced NLL,\n"+
 			"throughput and peak KV memory. With a replay result it also prints how well the\n"+
 			"simulated hit rate ranks the cells (Kendall τ, Spearman ρ). Finished cells go to\n"+
-			"the -state file as they finish, so an interrupted run resumes.")
+			"the -state file as they finish, so an interrupted run resumes. Without a scenario\n"+
+			"it runs the embedded demo's [validate] table on the embedded trained OPT.")
 	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
@@ -65,7 +66,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if !slices.Contains(report.Formats, *format) {
 		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
 	}
 	if *state == "" && *out != "" && sp == nil {
@@ -175,20 +176,19 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
 	}
-	fields := tracecap.DefaultFields
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&fields.Document, v.DocumentField}, {&fields.Summary, v.SummaryField}, {&fields.ID, v.IDField}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
-	records, err := tracecap.ReadJSONL(sc.RelativePath(v.Data), fields, v.Offset, v.Samples)
+	fields := datasetFields(v.DocumentField, v.SummaryField, v.IDField)
+	data, err := sc.ResolvePath(v.Data)
 	if err != nil {
 		return nil, err
 	}
-	modelDir := sc.RelativePath(v.Model)
+	records, err := tracecap.ReadJSONL(data, fields, v.Offset, v.Samples)
+	if err != nil {
+		return nil, err
+	}
+	modelDir, err := sc.ResolvePath(v.Model)
+	if err != nil {
+		return nil, err
+	}
 	om, err := openModel(modelDir)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] model: %w", sc.Path, err)
@@ -254,11 +254,11 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	if err != nil {
 		return nil, err
 	}
-	sources, err := sc.Sources()
+	sources, closeSources, err := scenarioSources(ctx, e, sc, threads, progress)
+	defer closeSources()
 	if err != nil {
 		return nil, err
 	}
-	defer scenario.Close(sources)
 	opts := sc.Options()
 	opts.Compare = ""
 	opts.Budgets = sc.ValidateBudgets()

@@ -28,8 +28,10 @@ type Scenario struct {
 	// Traces are globs of kvtrace files, relative to the scenario's directory.
 	Traces []string `toml:"traces"`
 	// Synth adds synthetic traces generated on the fly.
-	Synth   *Synth `toml:"synth"`
-	Budgets []any  `toml:"budgets"`
+	Synth *Synth `toml:"synth"`
+	// Capture adds traces captured on the fly from a model (see capture.go).
+	Capture *Capture `toml:"capture"`
+	Budgets []any    `toml:"budgets"`
 	// Accounting is what a budget bounds: "nominal", "peak" (the default) or "mean"
 	// (see host.Accounting). A [[policy]] may override it.
 	Accounting string `toml:"accounting"`
@@ -171,8 +173,8 @@ func (s *Scenario) errorf(key, format string, args ...any) error {
 }
 
 func (s *Scenario) check() error {
-	if len(s.Traces) == 0 && s.Synth == nil {
-		return s.errorf("", "no traces: set traces = [\"glob\", ...] or a [synth] table")
+	if len(s.Traces) == 0 && s.Synth == nil && s.Capture == nil {
+		return s.errorf("", "no traces: set traces = [\"glob\", ...], a [synth] or a [capture] table")
 	}
 	if len(s.Budgets) == 0 {
 		return s.errorf("", "no budgets: set budgets = [0.02, 0.05] (fractions of the prompt) or [64, 128] (tokens)")
@@ -197,6 +199,11 @@ func (s *Scenario) check() error {
 	}
 	if s.Synth != nil {
 		if err := s.checkSynth(); err != nil {
+			return err
+		}
+	}
+	if s.Capture != nil {
+		if err := s.checkCapture(); err != nil {
 			return err
 		}
 	}

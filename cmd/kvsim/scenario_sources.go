@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/kvtrace"
+	"github.com/kvsim/kvsim/sim/scenario"
+	"github.com/kvsim/kvsim/tracecap"
+)
+
+// scenarioSources opens a scenario's traces for replay: those its [capture] table
+// captures on the fly (into a temporary directory), then its trace files and
+// synthetic samples. close releases them all and removes the captured files.
+func scenarioSources(ctx context.Context, e *env, sc *scenario.Scenario, threads int, progress string) (sources []sim.Source, close func(), err error) {
+	var captured []sim.Source
+	tmp := ""
+	close = func() {
+		scenario.Close(captured)
+		scenario.Close(sources)
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
+	if sc.Capture != nil {
+		if tmp, err = os.MkdirTemp("", "kvsim-capture-*"); err != nil {
+			return nil, close, err
+		}
+		paths, err := captureScenario(ctx, e, sc, tmp, threads, progress)
+		if err != nil {
+			return nil, close, err
+		}
+		for _, p := range paths {
+			t, err := kvtrace.Open(p)
+			if err != nil {
+				return nil, close, err
+			}
+			captured = append(captured, t)
+		}
+		// The traces are mapped now: on unix the files can go at once, so that a run
+		// killed later (by a closed pipe, say) leaves nothing behind.
+		if os.RemoveAll(tmp) == nil {
+			tmp = ""
+		}
+	}
+	if sources, err = sc.Sources(); err != nil {
+		return nil, close, err
+	}
+	sources = append(captured, sources...)
+	captured = nil // now in sources
+	return sources, close, nil
+}
+
+// captureScenario runs the [capture] table into dir and returns the trace paths,
+// in dataset order. It reports on stderr what it captured and how long it took.
+func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir string, threads int, progress string) ([]string, error) {
+	c := sc.Capture
+	data, err := sc.ResolvePath(c.Data)
+	if err != nil {
+		return nil, err
+	}
+	fields := datasetFields(c.DocumentField, c.SummaryField, c.IDField)
+	records, err := tracecap.ReadJSONL(data, fields, c.Offset, c.Samples)
+	if err != nil {
+		return nil, err
+	}
+	modelDir, err := sc.ResolvePath(c.Model)
+	if err != nil {
+		return nil, err
+	}
+	om, err := openModel(modelDir)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: [capture] model: %w", sc.Path, err)
+	}
+	defer om.Close()
+	if err := om.start(c.Device, threads); err != nil {
+		return nil, err
+	}
+	opts := tracecap.Options{Template: c.Template, MaxPromptTokens: c.MaxPromptTokens, GenTokens: c.GenTokens,
+		IgnoreEOS: c.IgnoreEOS, Model: om.model.Config.NameOrPath, Dataset: filepath.Base(data)}
+	if opts.Model == "" {
+		opts.Model = filepath.Base(filepath.Clean(modelDir))
+	}
+	capturer, err := tracecap.New(om.engine, om.tok, opts)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: [capture]: %w", sc.Path, err)
+	}
+	jobs, err := capturer.Plan(records, dir)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := captureJobs(ctx, e, io.Discard, capturer, jobs, progress)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "captured %d %s from %s on %s: %d tokens in %.2f s (%.3f s per sample)\n",
+		sum.captured, plural(sum.captured, "sample"), opts.Model, c.Device, sum.tokens, sum.elapsed.Seconds(),
+		sum.elapsed.Seconds()/float64(max(1, sum.captured)))
+	paths := make([]string, len(jobs))
+	for i := range jobs {
+		paths[i] = jobs[i].Path
+	}
+	return paths, nil
+}
+
+// datasetFields are the JSONL field names a [capture] or [validate] table sets, with
+// tracecap's defaults where it sets none.
+func datasetFields(document, summary, id string) tracecap.Fields {
+	fields := tracecap.DefaultFields
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&fields.Document, document}, {&fields.Summary, summary}, {&fields.ID, id}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	return fields
+}
