@@ -14,8 +14,8 @@ package attnstats
 import (
 	"fmt"
 
-	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/internal/kernel"
+	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
