@@ -192,8 +192,11 @@ func PlotFormat(path string) (string, error) {
 	return ext, nil
 }
 
-// PlotFigure draws f into a .png, .svg or .pdf file (atomically). Series without
-// points are left out.
+// PlotFigure draws f into a .png, .svg or .pdf file (atomically). A series' style
+// (color, dashes, glyph) is its name's place in the order of first appearance.
+// Series without points are left out but keep their place, so two figures drawn
+// from the same list of names (Plot and PlotFrontier, which omits the full cache)
+// give each name the same style.
 func PlotFigure(path string, f Figure) error {
 	ext, err := PlotFormat(path)
 	if err != nil {
@@ -230,13 +233,13 @@ func PlotFigure(path string, f Figure) error {
 		legend.Top, legend.Left = true, true
 		p.Add(plotter.NewGrid())
 		for _, s := range panel.Series {
-			if len(s.Points) == 0 {
-				continue
-			}
 			style := slices.Index(names, s.Name)
 			if style < 0 {
 				style = len(names)
 				names = append(names, s.Name)
+			}
+			if len(s.Points) == 0 {
+				continue
 			}
 			xys := make(plotter.XYs, len(s.Points))
 			for k, pt := range s.Points {
