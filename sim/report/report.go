@@ -192,12 +192,12 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 
 // writeDiffs prints each policy's paired difference from the reference policy.
 func writeDiffs(w io.Writer, r *sim.Result, markdown bool, heading func(string)) error {
-	heading(fmt.Sprintf("Hit rate minus %s's (percentage points, paired by sample, mean ±95%% CI; * = the interval excludes zero) — %s",
+	heading(fmt.Sprintf("Hit rate minus %s's (percentage points, paired by sample, mean ±95%% CI; * = the interval excludes zero; policies that evicted nothing left out) — %s",
 		r.Compare, AccountingNote(r)))
 	t := newTable(w, markdown, 1)
 	t.Header(append([]string{"policy"}, r.Budgets...))
 	for i, p := range r.Policies {
-		if p == r.Compare {
+		if p == r.Compare || keptEverything(r, i) {
 			continue
 		}
 		row := []string{p}
@@ -209,6 +209,18 @@ func writeDiffs(w io.Writer, r *sim.Result, markdown bool, heading func(string))
 		}
 	}
 	return t.Render()
+}
+
+// keptEverything reports whether policy i evicted nothing at any budget (the full
+// cache): its difference only restates the reference's loss, so the table leaves
+// it out (the JSON keeps it).
+func keptEverything(r *sim.Result, i int) bool {
+	for j := range r.Budgets {
+		if c := r.Cell(i, j); c.Failed != "" || c.Evictions > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // diffCell renders a hit-rate difference in points: "+0.19 ±0.05 *".

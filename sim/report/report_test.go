@@ -23,7 +23,7 @@ func result() *sim.Result {
 		TopK: 8, HasV: true, Policies: []string{"h2o", "bad"}, Budgets: []string{"2%", "64 tok"}, Accounting: "peak",
 		Cells: []sim.Cell{
 			{Policy: "h2o", Budget: "2%", Accounting: "peak", BudgetTokens: 2, NominalTokens: 1, Metrics: sim.Metrics{HitRate: 0.5, TopKHitRate: 0.25, OutputError: 0.125},
-				PeakResident: 3, MeanResident: 3, PeakKVBytes: 3 << 20, MeanKVBytes: 1536,
+				Evictions: 97, PeakResident: 3, MeanResident: 3, PeakKVBytes: 3 << 20, MeanKVBytes: 1536,
 				CI: sim.MetricIntervals{HitRate: stats.Interval{Mean: 0.5, Lo: 0.45, Hi: 0.55, N: 2}, TopKHitRate: none, OutputError: none}},
 			{Policy: "h2o", Budget: "64 tok", Accounting: "peak", BudgetTokens: 64, Metrics: sim.Metrics{HitRate: 0.875}, CI: undefined},
 			{Policy: "bad", Budget: "2%", Accounting: "nominal", Failed: "policy \"bad\": evict: boom", CI: undefined},
@@ -61,6 +61,16 @@ func TestDiffTable(t *testing.T) {
 	}
 	if want := "| h2o    | +1.20 ±1.00 * | -1.00 ±2.00 |"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	// A policy that evicted nothing at any budget (the full cache) only restates the
+	// reference's loss: its row is left out.
+	r.Cells[0].Evictions = 0
+	b.Reset()
+	if err := Write(&b, r, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "| h2o    | +1.20") {
+		t.Errorf("a policy that evicted nothing has a difference row:\n%s", b.String())
 	}
 }
 
