@@ -59,27 +59,11 @@ func scenarioSources(ctx context.Context, e *env, sc *scenario.Scenario, threads
 // in dataset order. It reports on stderr what it captured and how long it took.
 func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir string, threads int, progress string) ([]string, error) {
 	c := sc.Capture
-	data, err := sc.ResolvePath(c.Data)
+	data, records, om, modelDir, err := openDataset(sc, "capture", &c.Dataset, c.Device, threads)
 	if err != nil {
 		return nil, err
-	}
-	fields := datasetFields(c.DocumentField, c.SummaryField, c.IDField)
-	records, err := tracecap.ReadJSONL(data, fields, c.Offset, c.Samples)
-	if err != nil {
-		return nil, err
-	}
-	modelDir, err := sc.ResolvePath(c.Model)
-	if err != nil {
-		return nil, err
-	}
-	om, err := openModel(modelDir)
-	if err != nil {
-		return nil, fmt.Errorf("scenario %s: [capture] model: %w", sc.Path, err)
 	}
 	defer om.Close()
-	if err := om.start(c.Device, threads); err != nil {
-		return nil, err
-	}
 	opts := tracecap.Options{Template: c.Template, MaxPromptTokens: c.MaxPromptTokens, GenTokens: c.GenTokens,
 		IgnoreEOS: c.IgnoreEOS, Model: om.model.Config.NameOrPath, Dataset: filepath.Base(data)}
 	if opts.Model == "" {
@@ -107,17 +91,35 @@ func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir str
 	return paths, nil
 }
 
-// datasetFields are the JSONL field names a [capture] or [validate] table sets, with
-// tracecap's defaults where it sets none.
-func datasetFields(document, summary, id string) tracecap.Fields {
+// openDataset reads the records of a [capture] or [validate] table (table names it
+// in errors), loads its model and starts it on device, so that a bad path or device
+// fails before anything slow runs. It returns the resolved data path and model
+// directory too; the caller closes the model.
+func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, device string, threads int) (data string, records []tracecap.Sample, om *optModel, modelDir string, err error) {
+	if data, err = sc.ResolvePath(d.Data); err != nil {
+		return "", nil, nil, "", err
+	}
 	fields := tracecap.DefaultFields
 	for _, f := range []struct {
 		dst *string
 		v   string
-	}{{&fields.Document, document}, {&fields.Summary, summary}, {&fields.ID, id}} {
+	}{{&fields.Document, d.DocumentField}, {&fields.Summary, d.SummaryField}, {&fields.ID, d.IDField}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
 	}
-	return fields
+	if records, err = tracecap.ReadJSONL(data, fields, d.Offset, d.Samples); err != nil {
+		return "", nil, nil, "", err
+	}
+	if modelDir, err = sc.ResolvePath(d.Model); err != nil {
+		return "", nil, nil, "", err
+	}
+	if om, err = openModel(modelDir); err != nil {
+		return "", nil, nil, "", fmt.Errorf("scenario %s: [%s] model: %w", sc.Path, table, err)
+	}
+	if err := om.start(device, threads); err != nil {
+		om.Close()
+		return "", nil, nil, "", err
+	}
+	return data, records, om, modelDir, nil
 }

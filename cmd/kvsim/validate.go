@@ -176,25 +176,8 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
 	}
-	fields := datasetFields(v.DocumentField, v.SummaryField, v.IDField)
-	data, err := sc.ResolvePath(v.Data)
+	_, records, om, _, err := openDataset(sc, "validate", &v.Dataset, device, threads)
 	if err != nil {
-		return nil, err
-	}
-	records, err := tracecap.ReadJSONL(data, fields, v.Offset, v.Samples)
-	if err != nil {
-		return nil, err
-	}
-	modelDir, err := sc.ResolvePath(v.Model)
-	if err != nil {
-		return nil, err
-	}
-	om, err := openModel(modelDir)
-	if err != nil {
-		return nil, fmt.Errorf("scenario %s: [validate] model: %w", sc.Path, err)
-	}
-	if err := om.start(device, threads); err != nil {
-		om.Close()
 		return nil, err
 	}
 	model, tok := om.model, om.tok

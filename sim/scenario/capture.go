@@ -6,11 +6,11 @@ import (
 	"github.com/kvsim/kvsim/models"
 )
 
-// Capture is the [capture] table: traces captured on the fly from a model, before
-// the replay, as `kvsim capture` would write them. Paths are relative to the
-// scenario's directory; "builtin:NAME" names a model embedded in kvsim and
+// Dataset is what the [capture] and [validate] tables share: a model, the JSONL
+// records to run it over and how prompts are built from them. Paths are relative to
+// the scenario's directory; "builtin:NAME" names a model embedded in kvsim and
 // "builtin:NAME/FILE" a file beside it (package models).
-type Capture struct {
+type Dataset struct {
 	Model string `toml:"model"`
 	Data  string `toml:"data"`
 	// Field names of the JSONL records; empty keeps tracecap's defaults (XSUM's).
@@ -27,20 +27,26 @@ type Capture struct {
 	Device          string `toml:"device"`
 }
 
-// checkCapture checks the [capture] table and fills its defaults.
-func (s *Scenario) checkCapture() error {
-	c := s.Capture
-	if c.Model == "" || c.Data == "" {
-		return s.errorf("capture", "[capture] needs model (a checkpoint directory or builtin:NAME) and data (a JSONL file)")
+// Capture is the [capture] table: traces captured on the fly from a model, before
+// the replay, as `kvsim capture` would write them.
+type Capture struct {
+	Dataset
+}
+
+// checkDataset checks the model, data and counts of table ("capture" or "validate")
+// and fills their defaults.
+func (s *Scenario) checkDataset(table string, d *Dataset) error {
+	if d.Model == "" || d.Data == "" {
+		return s.errorf(table, "[%s] needs model (a checkpoint directory or builtin:NAME) and data (a JSONL file)", table)
 	}
-	if c.Samples < 0 || c.Offset < 0 || c.GenTokens < 0 || c.MaxPromptTokens < 0 {
-		return s.errorf("capture", "[capture]: samples, offset, gen_tokens and max_prompt_tokens must be ≥ 0")
+	if d.Samples < 0 || d.Offset < 0 || d.GenTokens < 0 || d.MaxPromptTokens < 0 {
+		return s.errorf(table, "[%s]: samples, offset, gen_tokens and max_prompt_tokens must be ≥ 0", table)
 	}
-	if c.GenTokens == 0 {
-		c.GenTokens = 64
+	if d.GenTokens == 0 {
+		d.GenTokens = 64
 	}
-	if c.Device == "" {
-		c.Device = "cpu"
+	if d.Device == "" {
+		d.Device = "cpu"
 	}
 	return nil
 }

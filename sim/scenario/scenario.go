@@ -203,7 +203,7 @@ func (s *Scenario) check() error {
 		}
 	}
 	if s.Capture != nil {
-		if err := s.checkCapture(); err != nil {
+		if err := s.checkDataset("capture", &s.Capture.Dataset); err != nil {
 			return err
 		}
 	}

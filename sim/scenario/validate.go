@@ -15,22 +15,10 @@ import (
 // decodes with, policies deciding evictions inside the model. Paths are relative to
 // the scenario's directory.
 type Validate struct {
-	Model string `toml:"model"`
-	Data  string `toml:"data"`
-	// Field names of the JSONL records; empty keeps tracecap's defaults (XSUM's).
-	DocumentField string `toml:"document_field"`
-	SummaryField  string `toml:"summary_field"`
-	IDField       string `toml:"id_field"`
-	// Template is the prompt, with one {document}; empty is tracecap's default.
-	Template string `toml:"template"`
-	Samples  int    `toml:"samples"`
-	Offset   int    `toml:"offset"`
+	Dataset
 	// Budgets default to the scenario's.
-	Budgets         []any `toml:"budgets"`
-	GenTokens       int   `toml:"gen_tokens"`
-	MaxPromptTokens int   `toml:"max_prompt_tokens"`
-	IgnoreEOS       bool  `toml:"ignore_eos"`
-	Stem            *bool `toml:"stem"`
+	Budgets []any `toml:"budgets"`
+	Stem    *bool `toml:"stem"`
 	// Policies is "all" (the default) or a list of [[policy]] names.
 	Policies any `toml:"policies"`
 	// Top keeps the N policies of highest simulated hit rate (mean over budgets),
@@ -38,7 +26,6 @@ type Validate struct {
 	// from a replay run first.
 	Top          int    `toml:"top"`
 	ReplayResult string `toml:"replay_result"`
-	Device       string `toml:"device"`
 
 	budgets []host.Budget
 	names   []string // nil: all
@@ -47,17 +34,11 @@ type Validate struct {
 // checkValidate checks the [validate] table.
 func (s *Scenario) checkValidate() error {
 	v := s.Validate
-	if v.Model == "" || v.Data == "" {
-		return s.errorf("validate", "[validate] needs model (a checkpoint directory) and data (a JSONL file)")
+	if err := s.checkDataset("validate", &v.Dataset); err != nil {
+		return err
 	}
-	if v.Samples < 0 || v.Offset < 0 || v.GenTokens < 0 || v.MaxPromptTokens < 0 || v.Top < 0 {
-		return s.errorf("validate", "[validate]: samples, offset, gen_tokens, max_prompt_tokens and top must be ≥ 0")
-	}
-	if v.GenTokens == 0 {
-		v.GenTokens = 64
-	}
-	if v.Device == "" {
-		v.Device = "cpu"
+	if v.Top < 0 {
+		return s.errorf("validate.top", "[validate]: top = %d must be ≥ 0", v.Top)
 	}
 	if len(v.Budgets) == 0 {
 		v.budgets = slices.Clone(s.budgets)
