@@ -215,12 +215,10 @@ func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []
 	res.Cells = make([]Cell, len(specs)*nb)
 	layers := res.Layers
 	type acc struct {
-		hit, topk, outErr, n, resident, evictions float64
-		peak                                      int
-		nanos                                     float64
-		layer                                     []Metrics
-		layerN                                    []float64
-		budget                                    float64
+		statSums
+		evictions, nanos, budget float64
+		layer                    []Metrics
+		layerN                   []float64
 	}
 	accs := make([]acc, len(res.Cells))
 	for i := range accs {
@@ -243,13 +241,8 @@ func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []
 				continue
 			}
 			st := r.stats[c]
-			a.hit += st.hit
-			a.topk += st.topk
-			a.outErr += st.outErr
-			a.n += st.n
-			a.resident += st.residentSum
+			a.add(st)
 			a.evictions += st.evictions
-			a.peak = max(a.peak, st.peak)
 			a.nanos += float64(st.policyTime.Nanoseconds())
 			a.layer[l].HitRate += st.hit
 			a.layer[l].TopKHitRate += st.topk

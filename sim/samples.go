@@ -11,8 +11,8 @@ import (
 func mergeSamples(res *Result, specs []PolicySpec, jobs []job, results []jobResult) {
 	nb := len(res.Budgets)
 	type acc struct {
-		hit, topk, outErr, n, resident, nominal, kvPeak, kvMean float64
-		peak                                                    int
+		statSums
+		nominal, kvPeak, kvMean float64
 	}
 	for c := range res.Cells {
 		cell := &res.Cells[c]
@@ -28,12 +28,7 @@ func mergeSamples(res *Result, specs []PolicySpec, jobs []job, results []jobResu
 		for ji, r := range results {
 			sample, layer := jobs[ji].sample, jobs[ji].layer
 			st, a := r.stats[c], &accs[sample]
-			a.hit += st.hit
-			a.topk += st.topk
-			a.outErr += st.outErr
-			a.n += st.n
-			a.resident += st.residentSum
-			a.peak = max(a.peak, st.peak)
+			a.add(st)
 			a.nominal += float64(r.nominal[c])
 			entryBytes := float64(2*r.headDim*KVBytesPerValue + r.stateBytes[c])
 			a.kvPeak += float64(st.headPeakSum) * entryBytes
@@ -60,6 +55,21 @@ func mergeSamples(res *Result, specs []PolicySpec, jobs []job, results []jobResu
 		}
 		cell.Samples = samples
 	}
+}
+
+// statSums adds up instance statistics, per cell or per sample, in job order.
+type statSums struct {
+	hit, topk, outErr, n, resident float64
+	peak                           int
+}
+
+func (s *statSums) add(st instanceStats) {
+	s.hit += st.hit
+	s.topk += st.topk
+	s.outErr += st.outErr
+	s.n += st.n
+	s.resident += st.residentSum
+	s.peak = max(s.peak, st.peak)
 }
 
 func sampleMetrics(hasV bool, hit, topk, outErr, n float64) Metrics {
