@@ -46,7 +46,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	offset := fs.Int("offset", 0, "skip the first `N` samples of the dataset")
 	layers := fs.String("layers", "all", "layers to keep: all, or a `LIST` like 0,5,10-12")
 	heads := fs.String("heads", "all", "heads to keep: all, or a `LIST` like 0-3")
-	noV := fs.Bool("no-v", false, "leave the values out (no output-error validate.Metric in replay)")
+	noV := fs.Bool("no-v", false, "leave the values out (no output-error metric in replay)")
 	dtype := fs.String("dtype", "f16", "trace tensor dtype: f16, bf16 or f32")
 	device := fs.String("device", "cpu", deviceUsage)
 	threads := fs.Int("threads", 0, "CPU backend threads (0: one per CPU); results do not depend on it")

@@ -54,7 +54,7 @@ func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	samples := fs.Int("samples", 1, "number of samples (files)")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic model")
 	dtype := fs.String("dtype", "f16", "tensor dtype: f16, bf16 or f32")
-	noV := fs.Bool("no-v", false, "omit value tensors (no output-error validate.Metric)")
+	noV := fs.Bool("no-v", false, "omit value tensors (no output-error metric)")
 	out := fs.String("out", "", "output `DIR` (created if missing)")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -44,7 +44,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
 	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
 	threads := fs.Int("threads", 0, "CPU threads for the backend and for replay (0: one per CPU)")
-	plotPath := fs.String("plot", "", "also draw each validated validate.Metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
+	plotPath := fs.String("plot", "", "also draw each validated metric against the simulated hit rate into `FILE` (.png, .svg or .pdf)")
 	progress := fs.String("progress", "auto", progressUsage)
 	compare := fs.String("compare", "", "print each cell's paired difference from `POLICY`'s at the same budget (overrides the scenario's compare)")
 	shardFlag := fs.String("shard", "", strings.Replace(shardUsage, "index", "number in the [validate] data", 1)+"; writes a shard file to -out for kvsim merge")
@@ -252,7 +252,7 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	return sim.Replay(ctx, sources, specs, opts)
 }
 
-// validationFigure plots validated validate.Metrics, one panel each and one line per
+// validationFigure plots validated metrics, one panel each and one line per
 // policy over its budgets, against the simulated hit rate when every cell has one
 // (a simulator that ranks right makes rising lines, falling for NLL), else against
 // the budget in tokens.

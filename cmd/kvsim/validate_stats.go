@@ -11,7 +11,7 @@ import (
 	"github.com/kvsim/kvsim/sim/report"
 )
 
-// writeIntervals prints the quality validate.Metrics with their intervals and, with a
+// writeIntervals prints the quality metrics with their intervals and, with a
 // reference policy, the paired differences.
 func writeIntervals(w io.Writer, res *validate.Validation, markdown bool) error {
 	names := []string{"rougeL_ref", "rougeL_full", "agreement", "nll"}
