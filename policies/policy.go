@@ -24,6 +24,23 @@
 //     If a head now holds more than Budget+Layout.Slack tokens, Evict is called with
 //     Need[h] = resident[h] - Budget - Slack.
 //
+// # Contract 2.0: inputs, compact rows and budget pools
+//
+// A layout may ask for more than probabilities, and each costs only the policies that
+// ask: the key, value or query vectors of the observed tokens (Layout.Keys, Values,
+// Queries fill Attention.Keys, Values, Queries), and compact decode rows
+// (Layout.Compact: each head's resident slots listed with their probabilities, so a
+// step costs O(resident) rather than O(table width)).
+//
+// Layout.Pool says what the budget bounds. PoolHead is the 1.x rule above. With
+// PoolLayer the heads of a layer share Heads×Budget entries (plus Heads×Slack), divided
+// as the policy likes at each eviction: the host sets Eviction.PoolNeed, the fewest
+// victims summed over the layer's heads, instead of Need. With PoolModel the model's
+// Layers×Heads×Budget entries are divided among layers by the policy's LayerBudgets
+// before the sequence starts; each layer is then a layer pool of its share. Budget is
+// the scenario's per-head budget B in every case, so that pooled and per-head policies
+// are compared at equal memory.
+//
 // A policy may return more victims than Need (multi-step eviction). A policy whose
 // layout asks for compensation gives each victim a weight; the host folds the victims'
 // keys and values into the head's compensation slot by those weights (AUV Eq. 7–8).
@@ -82,6 +99,51 @@ type Layout struct {
 	// Clairvoyant asks the host to fill Eviction.Future. Only replay can, since it
 	// holds the whole trace; other hosts refuse such policies.
 	Clairvoyant bool
+	// Keys, Values and Queries ask the host to fill Attention.Keys, Values and
+	// Queries with the vectors of the observed rows' own tokens.
+	Keys, Values, Queries bool
+	// Compact asks for decode rows as lists of resident slots (Attention.Live and
+	// Len) instead of rows as wide as the slot table.
+	Compact bool
+	// Pool says what the budget bounds; the zero value is PoolHead.
+	Pool Pool
+}
+
+// Pool names what a budget bounds (see the package doc).
+type Pool int32
+
+const (
+	// PoolHead bounds each head to Budget tokens (plus Slack during decoding).
+	PoolHead Pool = 0
+	// PoolLayer bounds the layer's heads together to Heads×Budget tokens (plus
+	// Heads×Slack during decoding), divided among heads as the policy chooses.
+	PoolLayer Pool = 1
+	// PoolModel bounds the model to Layers×Heads×Budget tokens, divided among layers
+	// by LayerBudgeter.LayerBudgets; each layer is then a layer pool of its share.
+	PoolModel Pool = 2
+)
+
+func (p Pool) String() string {
+	switch p {
+	case PoolHead:
+		return "head"
+	case PoolLayer:
+		return "layer"
+	case PoolModel:
+		return "model"
+	}
+	return fmt.Sprintf("pool(%d)", int32(p))
+}
+
+// LayerBudgeter is implemented by a policy whose layout asks for PoolModel.
+type LayerBudgeter interface {
+	// LayerBudgets writes to entries[l] the tokens layer l may hold, all heads
+	// together and slack not counted, for the sequence cfg describes (cfg.Layer is
+	// -1: the call is about the whole model). The host calls it once per sequence,
+	// after Init, and refuses entries that are negative or that sum to more than
+	// Layers×Heads×Budget. It must depend only on cfg, so that every layer's
+	// instance, on any host, computes the same division.
+	LayerBudgets(cfg Config, entries []int) error
 }
 
 // Attention carries attention probabilities for a batch of queries, all heads of one
@@ -101,6 +163,20 @@ type Attention struct {
 	// Comp[h] is the probability on head h's compensation slot (decode only, when the
 	// layout keeps one; 0 while the slot is still empty).
 	Comp []float32
+	// HeadDim is the length of one key, value or query vector.
+	HeadDim int
+	// Keys[(h*Rows+r)*HeadDim+d] is element d of head h's key for the token at
+	// position Pos+r (the query row's own token); Values and Queries likewise. They
+	// are the vectors the host computes attention with (a trace's, in its
+	// precision). Each is nil unless the layout asks for it.
+	Keys, Values, Queries []float32
+	// Live and Len carry compact decode rows (Layout.Compact): head h's row lists
+	// Len[h] resident slots, Live[h*Stride+i] for i < Len[h], the new token's slot
+	// among them, and Probs[h*Stride+i] is the probability on slot
+	// Live[h*Stride+i]. The order is the host's (deterministic, not sorted). Nil
+	// unless the layout asks for compact rows, and always nil in prefill.
+	Live []int32
+	Len  []int32
 }
 
 // Row returns head h's probabilities for query row r.
@@ -116,7 +192,11 @@ type Eviction struct {
 	Pos   int   // position of the newest token the policy has observed
 	Heads int
 	// Need[h] is the fewest victims head h must give; 0 means none are needed.
+	// All zero for pooled layouts, which read PoolNeed instead.
 	Need []int32
+	// PoolNeed is the fewest victims the layer's heads must give in all, for
+	// PoolLayer and PoolModel layouts; 0 for PoolHead.
+	PoolNeed int
 	// Stride is the capacity of each head's victim list (the table width).
 	Stride int
 	// Count[h] is how many victims the policy wrote for head h.
