@@ -42,6 +42,7 @@ import (
 	"fmt"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/pooled"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
 	"github.com/kvsim/kvsim/policies/internal/rowring"
 )
@@ -58,8 +59,8 @@ type Policy struct {
 	window, kernel int
 	maxPool        bool
 	decode         string
-	// wide sizes the slot tables by MaxLen: under a pooled layout one head may hold
-	// more than Budget+Slack tokens, so SlotWidth does not bound its slot ids.
+	// wide sizes the slot tables for a layer pool, where one head may hold all
+	// Heads×(Budget+Slack) entries (pooled.Width).
 	wide bool
 
 	cfg          policies.Config
@@ -94,7 +95,7 @@ func New(p *policies.Params) (policies.Policy, error) {
 
 // Read is New for a policy that builds SnapKV into a pooled layout and reads params of
 // its own from p: it leaves the check for unknown keys to the caller (p.Err), and the
-// SnapKV it returns takes any slot id below MaxLen.
+// SnapKV it returns takes the slot ids of a head that holds a whole layer pool.
 func Read(p *policies.Params) *Policy {
 	k := read(p)
 	k.wide = true
@@ -124,7 +125,7 @@ func (k *Policy) Init(cfg policies.Config) (policies.Layout, error) {
 	k.cfg, k.next = cfg, 0
 	k.width = policies.SlotWidth(cfg, layout)
 	if k.wide {
-		k.width = cfg.MaxLen
+		k.width = pooled.Width(cfg, layout)
 	}
 	k.voteWindow = min(k.window, cfg.Budget)
 	k.promptWindow = min(k.voteWindow, cfg.PromptLen)

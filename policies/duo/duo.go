@@ -1,0 +1,226 @@
+// Package duo is a DuoAttention-like split of heads (Xiao et al. 2024, "DuoAttention:
+// Efficient Long-Context LLM Inference with Retrieval and Streaming Heads") under a
+// layer pool: streaming heads keep only attention sinks and a recent window, and the
+// full (retrieval) heads share the rest of the layer's H×B entries.
+//
+// The paper learns which heads are which (a gate per head, thresholded); kvsim takes
+// the result as a given mask. A streaming head keeps its first `sink` tokens and its
+// last `recent`, capped at B (then the sinks first, and the window gets what is left),
+// so that a streaming head never takes more than a uniform head would. The full heads
+// divide what the streaming heads leave, H·B − (streaming heads)·min(sink+recent, B),
+// evenly, the remainder one token each to the lowest full heads.
+//
+// Choices where the paper is open, or where kvsim differs:
+//   - The paper's full heads keep every token. Under a budget they cannot, so a full
+//     head over its share evicts by accumulated attention (the H2O score: the sum of
+//     the attention every observed query gave the token), among its tokens outside
+//     the same sinks and recent window (each clamped to the head's share), the lowest
+//     first, the older on ties. With a share as large as the sequence, nothing is
+//     evicted and the head is the paper's full head.
+//   - A streaming head evicts its oldest tokens after the sinks.
+//   - The host evicts only when the pool overflows: until then (a prompt shorter than
+//     the budget), streaming heads hold more than sink+recent; the first eviction
+//     trims them, giving more victims than the pool needs.
+//
+// Params: mask (required): one character per head, "s" for a streaming head and "f"
+// for a full one, layers separated by "/", as in "ssff/sfsf/ffss/fsss"; a single group
+// applies to every layer. sink (integer ≥ 0, default 4), recent (integer ≥ 1, default
+// 12).
+package duo
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/pooled"
+	"github.com/kvsim/kvsim/policies/internal/ranking"
+)
+
+type policy struct {
+	mask         []string // per layer, or one for every layer
+	sink, recent int
+
+	cfg       policies.Config
+	width     int // slot ids stay below width
+	next      int // position of the next query row
+	streaming []bool
+	// keep[h] is head h's share of the pool; sinks[h] and window[h] are the tokens
+	// it protects, clamped to that share.
+	keep, sinks, window []int
+	res                 policies.Residency
+	score               [][]float64 // full heads: accumulated attention by slot
+	ids                 []int32     // scratch candidate list
+}
+
+// New reads the params listed in the package doc.
+func New(p *policies.Params) (policies.Policy, error) {
+	k := &policy{sink: p.Int("sink", 4), recent: p.Int("recent", 12)}
+	mask := p.String("mask", "")
+	p.Check("mask", p.Has("mask"), `is required: one "s" (streaming) or "f" (full) per head, layers separated by "/"`)
+	p.Check("sink", k.sink >= 0, "must be ≥ 0, got %d", k.sink)
+	p.Check("recent", k.recent >= 1, "must be ≥ 1, got %d", k.recent)
+	if mask != "" {
+		k.mask = strings.Split(mask, "/")
+		for l, group := range k.mask {
+			bad := strings.Trim(group, "sf")
+			p.Check("mask", group != "" && bad == "", `layer %d is %q: want one "s" or "f" per head`, l, group)
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("duo: %w", err)
+	}
+	return k, nil
+}
+
+func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
+	if err := policies.CheckConfig(cfg); err != nil {
+		return policies.Layout{}, fmt.Errorf("duo: %w", err)
+	}
+	group, err := k.layerMask(cfg)
+	if err != nil {
+		return policies.Layout{}, fmt.Errorf("duo: %w", err)
+	}
+	k.cfg, k.next = cfg, 0
+	k.streaming = make([]bool, cfg.Heads)
+	k.keep, k.sinks, k.window = make([]int, cfg.Heads), make([]int, cfg.Heads), make([]int, cfg.Heads)
+	streamKeep := min(k.sink+k.recent, cfg.Budget)
+	full := 0
+	for h, c := range group {
+		k.streaming[h] = c == 's'
+		if !k.streaming[h] {
+			full++
+		}
+	}
+	rest := cfg.Heads*cfg.Budget - (cfg.Heads-full)*streamKeep
+	nthFull := 0
+	for h := range cfg.Heads {
+		k.keep[h] = streamKeep
+		if !k.streaming[h] {
+			k.keep[h] = rest / full
+			if nthFull < rest%full {
+				k.keep[h]++
+			}
+			nthFull++
+		}
+		k.sinks[h] = min(k.sink, k.keep[h])
+		k.window[h] = min(k.recent, k.keep[h]-k.sinks[h])
+	}
+	k.res.Reset(cfg)
+	if len(k.score) != cfg.Heads || (cfg.Heads > 0 && len(k.score[0]) < cfg.MaxLen) {
+		k.score = make([][]float64, cfg.Heads)
+		for h := range k.score {
+			k.score[h] = make([]float64, cfg.MaxLen)
+		}
+	}
+	for h := range k.score {
+		clear(k.score[h])
+	}
+	layout := policies.Layout{Pool: policies.PoolLayer}
+	k.width = pooled.Width(cfg, layout)
+	k.ids = make([]int32, 0, k.width)
+	return layout, nil
+}
+
+// layerMask returns the mask group of cfg's layer, checked against its head count.
+func (k *policy) layerMask(cfg policies.Config) (string, error) {
+	if cfg.Layer < 0 || cfg.Layer >= cfg.Layers {
+		return "", fmt.Errorf("layer %d of a %d-layer model", cfg.Layer, cfg.Layers)
+	}
+	group := k.mask[0]
+	switch len(k.mask) {
+	case 1:
+	case cfg.Layers:
+		group = k.mask[cfg.Layer]
+	default:
+		return "", fmt.Errorf("param \"mask\" has %d layers, the model has %d", len(k.mask), cfg.Layers)
+	}
+	if len(group) != cfg.Heads {
+		return "", fmt.Errorf("param \"mask\": layer %d is %q, %d heads, but the model has %d heads", cfg.Layer, group, len(group), cfg.Heads)
+	}
+	return group, nil
+}
+
+// Observe adds the rows to the full heads' accumulated attention.
+func (k *policy) Observe(a *policies.Attention) error {
+	if err := policies.CheckAttention(k.cfg, &k.res, k.width, k.next, a); err != nil {
+		return fmt.Errorf("duo: %w", err)
+	}
+	k.res.Enter(a)
+	k.next += a.Rows
+	for h := range a.Heads {
+		if k.streaming[h] {
+			continue
+		}
+		score := k.score[h]
+		for r := range a.Rows {
+			row := a.Row(h, r)
+			n := min(len(row), k.width)
+			if a.Phase == policies.Prefill {
+				n = min(n, a.Pos+r+1)
+			}
+			for s, v := range row[:n] {
+				score[s] += float64(v)
+			}
+		}
+	}
+	return nil
+}
+
+// Evict brings every head back to its share: the oldest tokens after the sinks in a
+// streaming head, the lowest accumulated attention between the sinks and the window
+// in a full head.
+func (k *policy) Evict(e *policies.Eviction) error {
+	if e.Heads != k.cfg.Heads || len(e.Count) < e.Heads || len(e.Victims) < e.Heads*e.Stride {
+		return fmt.Errorf("duo: eviction of %d heads with stride %d, config has %d heads", e.Heads, e.Stride, k.cfg.Heads)
+	}
+	total := 0
+	for h := range e.Heads {
+		total += max(0, k.res.Count[h]-k.keep[h])
+	}
+	if e.PoolNeed > total {
+		return fmt.Errorf("duo: position %d: the pool needs %d victims but the heads hold only %d over their shares", e.Pos, e.PoolNeed, total)
+	}
+	newest := int32(k.next - 1)
+	for h := range e.Heads {
+		e.Count[h] = 0
+		need := k.res.Count[h] - k.keep[h]
+		if need <= 0 {
+			continue
+		}
+		if need > e.Stride {
+			return fmt.Errorf("duo: head %d: %d victims do not fit a stride of %d", h, need, e.Stride)
+		}
+		pos, score := k.res.Pos[h], k.score[h]
+		firstAfterSinks, lastBeforeWindow := int32(k.sinks[h]), newest-int32(k.window[h])
+		ids := k.ids[:0]
+		for s, q := range pos[:k.width] {
+			if q >= firstAfterSinks && (k.streaming[h] || q <= lastBeforeWindow) {
+				ids = append(ids, int32(s))
+			}
+		}
+		if need > len(ids) {
+			return fmt.Errorf("duo: head %d: need %d victims but only %d tokens lie outside its sinks and window", h, need, len(ids))
+		}
+		less := func(a, b int32) bool { return pos[a] < pos[b] } // streaming: oldest first
+		if !k.streaming[h] {
+			less = func(a, b int32) bool {
+				if score[a] != score[b] {
+					return score[a] < score[b]
+				}
+				return pos[a] < pos[b]
+			}
+		}
+		ranking.Smallest(ids, need, less)
+		for _, s := range ids[:need] {
+			e.Victim(h, s, 0)
+			k.res.Free(h, s)
+			score[s] = 0
+		}
+	}
+	return nil
+}
+
+// TokenStateBytes declares the full heads' accumulated attention (a float64) per
+// resident token.
+func (*policy) TokenStateBytes() int { return 8 }
