@@ -67,11 +67,10 @@ func New(p *policies.Params) (policies.Policy, error) {
 }
 
 func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
-	layout, err := k.snap.Init(cfg)
+	layout, err := k.snap.InitPool(cfg, policies.PoolLayer)
 	if err != nil {
 		return policies.Layout{}, fmt.Errorf("adakv: %w", err)
 	}
-	layout.Pool = policies.PoolLayer
 	k.cfg = cfg
 	k.safeguard = int(math.Floor(k.alpha * float64(cfg.Budget-min(k.snap.Window(), cfg.Budget))))
 	k.share = make([]int, cfg.Heads)
@@ -107,9 +106,7 @@ func (k *policy) Evict(e *policies.Eviction) error {
 	if err != nil {
 		return fmt.Errorf("adakv: position %d: %w", e.Pos, err)
 	}
-	perHead := *e
-	perHead.Need, perHead.PoolNeed = k.need, 0
-	if err := k.snap.Evict(&perHead); err != nil {
+	if err := k.snap.EvictHeads(e, k.need); err != nil {
 		return fmt.Errorf("adakv: %w", err)
 	}
 	if e.Phase == policies.Prefill {

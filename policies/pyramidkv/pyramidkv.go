@@ -73,11 +73,10 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	k.perHead = k.schedule(cfg, k.perHead)
 	layer := cfg
 	layer.Budget = k.perHead[cfg.Layer]
-	layout, err := k.snap.Init(layer)
+	layout, err := k.snap.InitPool(layer, policies.PoolModel)
 	if err != nil {
 		return policies.Layout{}, fmt.Errorf("pyramidkv: layer %d, budget %d per head: %w", cfg.Layer, layer.Budget, err)
 	}
-	layout.Pool = policies.PoolModel
 	k.need = make([]int32, cfg.Heads)
 	return layout, nil
 }
@@ -167,9 +166,7 @@ func (k *policy) Evict(e *policies.Eviction) error {
 		return fmt.Errorf("pyramidkv: layer %d: pool needs %d victims, but its heads hold only %d tokens over their budget of %d",
 			k.cfg.Layer, e.PoolNeed, total, budget)
 	}
-	perHead := *e
-	perHead.Need, perHead.PoolNeed = k.need, 0
-	if err := k.snap.Evict(&perHead); err != nil {
+	if err := k.snap.EvictHeads(e, k.need); err != nil {
 		return fmt.Errorf("pyramidkv: %w", err)
 	}
 	return nil

@@ -59,9 +59,6 @@ type Policy struct {
 	window, kernel int
 	maxPool        bool
 	decode         string
-	// wide sizes the slot tables for a layer pool, where one head may hold all
-	// Heads×(Budget+Slack) entries (pooled.Width).
-	wide bool
 
 	cfg          policies.Config
 	width        int // slot ids stay below width
@@ -94,13 +91,8 @@ func New(p *policies.Params) (policies.Policy, error) {
 }
 
 // Read is New for a policy that builds SnapKV into a pooled layout and reads params of
-// its own from p: it leaves the check for unknown keys to the caller (p.Err), and the
-// SnapKV it returns takes the slot ids of a head that holds a whole layer pool.
-func Read(p *policies.Params) *Policy {
-	k := read(p)
-	k.wide = true
-	return k
-}
+// its own from p: it leaves the check for unknown keys to the caller (p.Err).
+func Read(p *policies.Params) *Policy { return read(p) }
 
 func read(p *policies.Params) *Policy {
 	k := &Policy{
@@ -114,17 +106,25 @@ func read(p *policies.Params) *Policy {
 	return k
 }
 
+// Init starts a sequence under a per-head budget.
 func (k *Policy) Init(cfg policies.Config) (policies.Layout, error) {
+	return k.InitPool(cfg, policies.PoolHead)
+}
+
+// InitPool is Init for a policy that builds SnapKV into a pooled layout: the layout
+// asks for pool, SnapKV takes any slot id a head can reach in a layer pool of
+// cfg.Heads×cfg.Budget entries, and the builder evicts through EvictHeads.
+func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Layout, error) {
 	if err := policies.CheckConfig(cfg); err != nil {
 		return policies.Layout{}, fmt.Errorf("snapkv: %w", err)
 	}
-	layout := policies.Layout{}
+	layout := policies.Layout{Pool: pool}
 	if k.decode == decodeAppend {
 		layout.Slack = cfg.MaxLen
 	}
 	k.cfg, k.next = cfg, 0
 	k.width = policies.SlotWidth(cfg, layout)
-	if k.wide {
+	if pool != policies.PoolHead {
 		k.width = pooled.Width(cfg, layout)
 	}
 	k.voteWindow = min(k.window, cfg.Budget)
@@ -185,13 +185,29 @@ func (k *Policy) Evict(e *policies.Eviction) error {
 	if err := policies.CheckEviction(k.cfg, &k.res, k.next, e); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
+	return k.evict(e, e.Need)
+}
+
+// EvictHeads is Evict for a builder that has divided a pool's victims among heads:
+// head h gives need[h], and e.Need is not read.
+func (k *Policy) EvictHeads(e *policies.Eviction, need []int32) error {
+	perHead := *e
+	perHead.Need, perHead.PoolNeed = need, 0
+	if err := policies.CheckEviction(k.cfg, &k.res, k.next, &perHead); err != nil {
+		return fmt.Errorf("snapkv: %w", err)
+	}
+	return k.evict(e, need)
+}
+
+// evict gives need[h] victims of each head h.
+func (k *Policy) evict(e *policies.Eviction, need []int32) error {
 	if e.Phase == policies.Decode && k.decode == decodeAppend {
 		return fmt.Errorf("snapkv: decode eviction at position %d, but decode=append reserves room for every generated token", e.Pos)
 	}
 	newest := k.next - 1
 	for h := range e.Heads {
 		e.Count[h] = 0
-		n := int(e.Need[h])
+		n := int(need[h])
 		if n == 0 {
 			continue
 		}
