@@ -75,7 +75,10 @@ type Policy struct {
 	// still holds what older rows gave its previous token, but that never reaches a
 	// vote: a token becomes a candidate only once it leaves the window, and by then
 	// the ring holds only rows that came after it.
-	ring   rowring.Ring
+	ring rowring.Ring
+	// summed[h] is the position of the next row when head h's votes were last
+	// refilled from ring: a builder's Votes and the eviction after it share one sum.
+	summed []int
 	pooled []float64 // pooled[s]: one head's pooled vote, by slot
 	line   []float64 // scratch: one head's votes in position order
 	ids    []int32   // scratch candidate list
@@ -140,6 +143,7 @@ func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Lay
 	k.vote = make([]float64, n)
 	if k.decode == decodeRescore {
 		k.ring.Reset(cfg.Heads, k.voteWindow, k.width)
+		k.summed = make([]int, cfg.Heads)
 	}
 	k.pooled = make([]float64, k.width)
 	k.line = make([]float64, k.width)
@@ -238,7 +242,10 @@ func (k *Policy) prepareVote(h int, phase policies.Phase) int {
 	if phase == policies.Prefill {
 		return k.next - 1 - k.promptWindow
 	}
-	k.ring.Sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+	if k.summed[h] != k.next {
+		k.ring.Sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+		k.summed[h] = k.next
+	}
 	return k.next - 1 - k.voteWindow
 }
 
