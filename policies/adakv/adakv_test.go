@@ -1,6 +1,8 @@
 package adakv
 
 import (
+	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -181,6 +183,78 @@ func TestParams(t *testing.T) {
 		_, err := New(policies.NewParams(tt.params))
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "adakv: ") {
 			t.Errorf("%v: got %v, want an error with %s", tt.params, err, tt.want)
+		}
+	}
+}
+
+// TestMatchesReference recomputes the compression from its definition on seeded random
+// attention: raw votes (kernel 1) of the last 3 rows; each head's floor(alpha·(B−3))
+// best tokens before the window stay; of the rest, the layer's lowest votes go.
+func TestMatchesReference(t *testing.T) {
+	const heads, prompt, window = 4, 30, 3
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 30 {
+		budget := window + 1 + r.IntN(prompt-window-1)
+		alpha := []float64{0, 0.3, 1}[trial%3]
+		rows := make([][][]float32, heads)
+		for h := range rows {
+			spread := 1 + 4*r.Float32() // heads differ in how peaked they are
+			for i := range prompt {
+				row := make([]float32, i+1)
+				sum := float32(0)
+				for j := range row {
+					row[j] = float32(math.Pow(float64(r.Float32()), float64(spread)))
+					sum += row[j]
+				}
+				for j := range row {
+					row[j] /= sum
+				}
+				rows[h] = append(rows[h], row)
+			}
+		}
+		type cand struct {
+			vote    float64
+			head, j int
+		}
+		var open []cand
+		floor := int(alpha * float64(budget-window))
+		for h := range heads {
+			var mine []cand
+			for j := range prompt - window {
+				v := 0.0
+				for i := prompt - window; i < prompt; i++ {
+					v += float64(rows[h][i][j])
+				}
+				mine = append(mine, cand{v, h, j})
+			}
+			slices.SortStableFunc(mine, func(a, b cand) int { return cmp.Compare(a.vote, b.vote) })
+			open = append(open, mine[:len(mine)-floor]...)
+		}
+		slices.SortStableFunc(open, func(a, b cand) int {
+			return cmp.Or(cmp.Compare(a.vote, b.vote), cmp.Compare(a.head, b.head), cmp.Compare(a.j, b.j))
+		})
+		want := make([][]int32, heads)
+		for _, c := range open[:heads*(prompt-budget)] {
+			want[c.head] = append(want[c.head], int32(c.j))
+		}
+		for h := range want {
+			slices.Sort(want[h])
+		}
+
+		p, err := New(policies.NewParams(map[string]any{"window": window, "kernel": 1, "alpha": alpha}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Init(policies.Config{Layers: 1, Heads: heads, PromptLen: prompt, MaxLen: prompt, Budget: budget}); err != nil {
+			t.Fatal(err)
+		}
+		policytest.Prefill(t, p, prompt, rows)
+		got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("budget %d, alpha %g: victims %v, reference %v", budget, alpha, got, want)
 		}
 	}
 }
