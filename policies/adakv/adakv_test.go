@@ -258,3 +258,49 @@ func TestMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestSequence drives whole sequences through a pooled host: after every eviction the
+// layer holds its pool exactly, every head its newest `window` tokens and at least its
+// safeguard beyond them; under "recency" every head keeps the share the compression
+// gave it.
+func TestSequence(t *testing.T) {
+	const heads, prompt, budget, window = 4, 24, 6, 2
+	for _, decode := range []string{"recency", "rescore"} {
+		for _, alpha := range []float64{0.2, 0.5} {
+			p, err := New(policies.NewParams(map[string]any{"window": window, "alpha": alpha, "decode": decode}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := policies.Config{Layers: 1, Heads: heads, PromptLen: prompt, MaxLen: 50, Budget: budget}
+			log, err := pooltest.Run(p, cfg, 8)
+			if err != nil {
+				t.Fatalf("%s, alpha %g: %v", decode, alpha, err)
+			}
+			if log.Layout.Pool != policies.PoolLayer || log.Entries != heads*budget {
+				t.Fatalf("layout %+v, pool %d", log.Layout, log.Entries)
+			}
+			floor := int(alpha * (budget - window))
+			spread := false // some head kept more than the uniform budget
+			for i, step := range log.Held {
+				newest := prompt - 1 + i
+				total := 0
+				for h, held := range step {
+					total += len(held)
+					spread = spread || len(held) > budget
+					if len(held) < window+floor || !slices.Equal(held[len(held)-window:], []int{newest - 1, newest}) {
+						t.Fatalf("%s, alpha %g, position %d: head %d holds %v", decode, alpha, newest, h, held)
+					}
+					if decode == "recency" && len(held) != len(log.Held[0][h]) {
+						t.Fatalf("recency, alpha %g, position %d: head %d holds %d, its share is %d", alpha, newest, h, len(held), len(log.Held[0][h]))
+					}
+				}
+				if total != heads*budget {
+					t.Fatalf("%s, alpha %g, position %d: the layer holds %d", decode, alpha, newest, total)
+				}
+			}
+			if !spread {
+				t.Errorf("%s, alpha %g: every head kept at most the uniform budget", decode, alpha)
+			}
+		}
+	}
+}

@@ -18,9 +18,10 @@
 //     first, the older on ties. With a share as large as the sequence, nothing is
 //     evicted and the head is the paper's full head.
 //   - A streaming head evicts its oldest tokens after the sinks.
-//   - The host evicts only when the pool overflows: until then (a prompt shorter than
-//     the budget), streaming heads hold more than sink+recent; the first eviction
-//     trims them, giving more victims than the pool needs.
+//   - The host asks for victims only when the layer's pool overflows. Until the full
+//     heads have filled their shares (a prompt shorter than the budget), streaming
+//     heads may hold more than sink+recent; every eviction trims them back, giving
+//     more victims than the pool needs.
 //
 // Params: mask (required): one character per head, "s" for a streaming head and "f"
 // for a full one, layers separated by "/", as in "ssff/sfsf/ffss/fsss"; a single group

@@ -130,3 +130,44 @@ func TestParams(t *testing.T) {
 		}
 	}
 }
+
+// TestSequence drives a whole sequence through a pooled host. Every head keeps its
+// sinks and newest window; a full head never holds more than its share, 11 = (32 −
+// 2×5)/2; and once the layer is full, each step's eviction leaves every streaming head
+// exactly its sinks and window and every full head its share.
+func TestSequence(t *testing.T) {
+	const heads, budget, share = 4, 8, 11
+	for _, prompt := range []int{20, 6} { // a prompt that fits the pool: no compression
+		p := newPolicy(t, map[string]any{"mask": "sfsf", "sink": 2, "recent": 3})
+		cfg := policies.Config{Layers: 1, Heads: heads, PromptLen: prompt, MaxLen: 40, Budget: budget}
+		log, err := pooltest.Run(p, cfg, 3)
+		if err != nil {
+			t.Fatalf("prompt %d: %v", prompt, err)
+		}
+		full := 0 // steps that ended with the layer at its pool
+		for i, step := range log.Held {
+			newest := prompt - 1 + i
+			total := 0
+			for _, held := range step {
+				total += len(held)
+			}
+			if log.Need[i] == 0 || total < heads*budget {
+				continue // no eviction, or the first trim, which leaves room
+			}
+			full++
+			for h, held := range step {
+				want := 5 // streaming
+				if h%2 == 1 {
+					want = share
+				}
+				if len(held) != want || !slices.Equal(held[:2], []int{0, 1}) ||
+					!slices.Equal(held[len(held)-3:], []int{newest - 2, newest - 1, newest}) {
+					t.Fatalf("prompt %d, position %d: head %d holds %v, want %d tokens with sinks 0, 1 and the newest 3", prompt, newest, h, held, want)
+				}
+			}
+		}
+		if full < 10 {
+			t.Fatalf("prompt %d: the layer was full after %d steps only", prompt, full)
+		}
+	}
+}

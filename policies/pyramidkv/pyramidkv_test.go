@@ -201,3 +201,32 @@ func TestParams(t *testing.T) {
 		t.Error("layer 4 of 4 accepted")
 	}
 }
+
+// TestSequence drives every layer of a 3-layer model through a pooled host: each head
+// of layer l holds b_l tokens after every eviction, the window among them.
+func TestSequence(t *testing.T) {
+	const heads, prompt, budget = 3, 24, 6
+	// w = 2, A = 4, β = 20: a_l = 7.8, 4, 0.2 → b_l = 10, 6, 2 (sum 18 = 3×6).
+	want := []int{10, 6, 2}
+	for _, decode := range []string{"recency", "rescore"} {
+		for l, b := range want {
+			p := newPolicy(t, map[string]any{"window": 2, "decode": decode})
+			cfg := policies.Config{Layer: l, Layers: 3, Heads: heads, PromptLen: prompt, MaxLen: 40, Budget: budget}
+			log, err := pooltest.Run(p, cfg, uint64(l))
+			if err != nil {
+				t.Fatalf("%s, layer %d: %v", decode, l, err)
+			}
+			if log.Entries != heads*b {
+				t.Fatalf("%s, layer %d: pool %d, want %d", decode, l, log.Entries, heads*b)
+			}
+			for i, step := range log.Held {
+				newest := prompt - 1 + i
+				for h, held := range step {
+					if len(held) != b || !slices.Equal(held[b-2:], []int{newest - 1, newest}) {
+						t.Fatalf("%s, layer %d, position %d: head %d holds %v", decode, l, newest, h, held)
+					}
+				}
+			}
+		}
+	}
+}
