@@ -58,7 +58,7 @@ type policy struct {
 func New(p *policies.Params) (policies.Policy, error) {
 	k := &policy{sink: p.Int("sink", 4), recent: p.Int("recent", 12)}
 	mask := p.String("mask", "")
-	p.Check("mask", p.Has("mask"), `is required: one "s" (streaming) or "f" (full) per head, layers separated by "/"`)
+	p.Check("mask", mask != "", `is required: one "s" (streaming) or "f" (full) per head, layers separated by "/"`)
 	p.Check("sink", k.sink >= 0, "must be ≥ 0, got %d", k.sink)
 	p.Check("recent", k.recent >= 1, "must be ≥ 1, got %d", k.recent)
 	if mask != "" {

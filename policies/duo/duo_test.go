@@ -171,3 +171,25 @@ func TestSequence(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMask: any mask string is rejected with an error or accepted, and an accepted one
+// works for a model of its shape.
+func FuzzMask(f *testing.F) {
+	for _, m := range []string{"sf", "sf/fs", "ssss", "", "/", "s/", "sx", "ff/s", "ß"} {
+		f.Add(m)
+	}
+	f.Fuzz(func(t *testing.T, mask string) {
+		p, err := New(policies.NewParams(map[string]any{"mask": mask}))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), `duo: param "mask"`) {
+				t.Fatalf("mask %q: %v", mask, err)
+			}
+			return
+		}
+		groups := strings.Split(mask, "/")
+		cfg := policies.Config{Layer: len(groups) - 1, Layers: len(groups), Heads: len(groups[len(groups)-1]), PromptLen: 4, MaxLen: 8, Budget: 2}
+		if _, err := p.Init(cfg); err != nil && len(groups[0]) == cfg.Heads {
+			t.Fatalf("mask %q: %v", mask, err)
+		}
+	})
+}
