@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/tracecap"
 )
@@ -36,7 +36,7 @@ const (
 	parityScript    = "../scripts/parity/hf_opt.py"
 	// trainedModels holds the trained OPT checkpoints the repository ships, one
 	// directory each; every one there is compared.
-	trainedModels = "../models"
+	trainedModels = "../internal/models"
 
 	parityGen = 32 // greedy tokens per prompt
 	// Both sides compute in float32 from the same stored weights (transformers reads

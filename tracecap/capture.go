@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

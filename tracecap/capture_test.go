@@ -13,10 +13,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/kvsim/kvsim/internal/half"
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/models"
 	"github.com/kvsim/kvsim/tracecap"
 )
 

@@ -34,7 +34,7 @@ import (
 	"runtime"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
 

@@ -3,7 +3,7 @@ package scenario
 import (
 	"strings"
 
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/models"
 )
 
 // Dataset is what the [capture] and [validate] tables share: a model, the JSONL

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
