@@ -16,6 +16,9 @@ import (
 	"github.com/kvsim/kvsim/sim/shard"
 )
 
+// shardFile is a replay or validate shard's file.
+type shardFile = shard.File[*validate.Part]
+
 const shardUsage = "run only shard `i/n` of the samples (those whose index mod n is i), or \"slurm\": i from $SLURM_ARRAY_TASK_ID, n from $KVSIM_SHARDS or $SLURM_ARRAY_TASK_COUNT"
 
 // parseShard reads a -shard flag; "" is the whole scenario (nil).
@@ -41,7 +44,7 @@ func replayShard(ctx context.Context, e *env, sc *scenario.Scenario, sources []s
 	if err != nil {
 		return err
 	}
-	f := &shard.File{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
+	f := &shardFile{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
 		Samples: []shard.Sample{}, Part: part}
 	for _, k := range part.Samples {
 		f.Samples = append(f.Samples, shard.Sample{Index: k, Name: sources[k].Name(), ID: sources[k].Meta().SampleID})
@@ -69,7 +72,7 @@ func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *valid
 			samples = append(samples, s)
 		}
 	}
-	f := &shard.File{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
+	f := &shardFile{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
 		Samples: []shard.Sample{}, Validation: part}
 	for _, k := range part.Covered {
 		f.Samples = append(f.Samples, shard.Sample{Index: k, Name: sc.RelativePath(sc.Validate.Data), ID: strconv.Itoa(sc.Validate.Offset + k)})
@@ -146,16 +149,20 @@ func runMerge(_ context.Context, e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usageError{fmt.Errorf("merge: no shard files")}
 	}
-	files := make([]*shard.File, fs.NArg())
+	files := make([]*shardFile, fs.NArg())
 	for i, path := range fs.Args() {
-		f, err := shard.Read(path)
+		f, err := shard.Read[*validate.Part](path)
 		if err != nil {
 			return err
 		}
 		files[i] = f
 	}
 	if v := files[0].Validation; v != nil {
-		cells, err := shard.MergeValidation(files, fs.Args())
+		parts, err := shard.Validations(files, fs.Args())
+		if err != nil {
+			return err
+		}
+		cells, err := validate.MergeParts(parts, fs.Args())
 		if err != nil {
 			return err
 		}

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/kvsim/kvsim/abi/source"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/scenarios"
 	"github.com/kvsim/kvsim/sim"
@@ -127,7 +126,7 @@ func loadScenario(ctx context.Context, path string) (*scenario.Scenario, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := sc.OpenPolicies(source.Opener(ctx)); err != nil {
+	if err := sc.OpenPolicies(policyOpener(ctx)); err != nil {
 		return nil, err
 	}
 	return sc, nil

@@ -1,15 +1,10 @@
 package scenario
 
-import (
-	"strings"
-
-	"github.com/kvsim/kvsim/internal/models"
-)
-
 // Dataset is what the [capture] and [validate] tables share: a model, the JSONL
 // records to run it over and how prompts are built from them. Paths are relative to
 // the scenario's directory; "builtin:NAME" names a model embedded in kvsim and
-// "builtin:NAME/FILE" a file beside it (package models).
+// "builtin:NAME/FILE" a file beside it (package internal/models; the command line
+// resolves them, so that parsing opens nothing).
 type Dataset struct {
 	Model string `toml:"model"`
 	Data  string `toml:"data"`
@@ -49,18 +44,4 @@ func (s *Scenario) checkDataset(table string, d *Dataset) error {
 		d.Device = "cpu"
 	}
 	return nil
-}
-
-// ResolvePath resolves a model or data path of the [capture] or [validate] table:
-// builtin: names are written out from the binary (models.Resolve), others are
-// relative to the scenario's directory.
-func (s *Scenario) ResolvePath(p string) (string, error) {
-	if strings.HasPrefix(p, models.Scheme) {
-		path, err := models.Resolve(p)
-		if err != nil {
-			return "", s.errorf("", "%v", err)
-		}
-		return path, nil
-	}
-	return s.relative(p), nil
 }
