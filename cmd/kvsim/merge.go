@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
 	"github.com/kvsim/kvsim/sim/shard"
 )
@@ -132,19 +132,19 @@ func runMerge(_ context.Context, e *env, args []string) error {
 			"same figures, bit for bit (times are measured: merged, they are the shards').\n"+
 			"It refuses shards of different scenarios or kvsim versions and overlapping\n"+
 			"shards, and names the missing ones, so that only those are rerun.")
-	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	format := fs.String("format", "table", "output format: "+strings.Join(render.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	plotPath := fs.String("plot", "", "also draw the results into `FILE` (.png, .svg or .pdf), as replay or validate does")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *plotPath != "" {
-		if _, err := report.PlotFormat(*plotPath); err != nil {
+		if _, err := render.PlotFormat(*plotPath); err != nil {
 			return usageError{fmt.Errorf("merge: -plot: %w", err)}
 		}
 	}
-	if !slices.Contains(report.Formats, *format) {
-		return usageError{fmt.Errorf("merge: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	if !slices.Contains(render.Formats, *format) {
+		return usageError{fmt.Errorf("merge: -format %q: want one of %s", *format, strings.Join(render.Formats, ", "))}
 	}
 	if fs.NArg() == 0 {
 		return usageError{fmt.Errorf("merge: no shard files")}

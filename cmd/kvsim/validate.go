@@ -15,9 +15,9 @@ import (
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/internal/atomicfile"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
 	"github.com/kvsim/kvsim/tracecap"
 )
@@ -39,7 +39,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			"simulated hit rate ranks the cells (Kendall τ, Spearman ρ). Finished cells go to\n"+
 			"the -state file as they finish, so an interrupted run resumes. Without a scenario\n"+
 			"it runs the embedded demo's [validate] table on the embedded trained OPT.")
-	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	format := fs.String("format", "table", "output format: "+strings.Join(render.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
 	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
@@ -59,12 +59,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Errorf("validate: -shard writes a shard file to -out, which kvsim merge turns into tables, -format and -plot; a shard keeps no -state")}
 	}
 	if *plotPath != "" {
-		if _, err := report.PlotFormat(*plotPath); err != nil {
+		if _, err := render.PlotFormat(*plotPath); err != nil {
 			return usageError{fmt.Errorf("validate: -plot: %w", err)}
 		}
 	}
-	if !slices.Contains(report.Formats, *format) {
-		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	if !slices.Contains(render.Formats, *format) {
+		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(render.Formats, ", "))}
 	}
 	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
@@ -145,7 +145,7 @@ func finishValidation(e *env, res *validate.Validation, seed uint64, format, out
 	res.Agreement = validate.RankAgreement(res.Cells, seed)
 	validate.AddIntervals(res)
 	if plotPath != "" {
-		if err := report.PlotFigure(plotPath, validationFigure(res)); err != nil {
+		if err := render.PlotFigure(plotPath, validationFigure(res)); err != nil {
 			return err
 		}
 	}
@@ -256,7 +256,7 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 // policy over its budgets, against the simulated hit rate when every cell has one
 // (a simulator that ranks right makes rising lines, falling for NLL), else against
 // the budget in tokens.
-func validationFigure(res *validate.Validation) report.Figure {
+func validationFigure(res *validate.Validation) render.Figure {
 	bySimulation := true
 	for i := range res.Cells {
 		bySimulation = bySimulation && res.Cells[i].SimulatedHitRate != nil
@@ -265,7 +265,7 @@ func validationFigure(res *validate.Validation) report.Figure {
 	if bySimulation {
 		xLabel = "simulated hit rate"
 	}
-	var f report.Figure
+	var f render.Figure
 	for _, m := range []struct{ name, title string }{
 		{"rougeL_full", "ROUGE-L F1 against the full-cache output"},
 		{"agreement", "share of full-cache tokens before the first divergence"},
@@ -273,22 +273,22 @@ func validationFigure(res *validate.Validation) report.Figure {
 		{"rougeL_ref", "ROUGE-L F1 against the references"},
 	} {
 		get := validate.Metrics[slices.IndexFunc(validate.Metrics, func(x validate.Metric) bool { return x.Name == m.name })].Get
-		panel := report.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
+		panel := render.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
 		for i := range res.Cells {
 			c := &res.Cells[i]
 			x := c.BudgetTokens
 			if bySimulation {
 				x = *c.SimulatedHitRate
 			}
-			k := slices.IndexFunc(panel.Series, func(s report.Series) bool { return s.Name == c.Policy })
+			k := slices.IndexFunc(panel.Series, func(s render.Series) bool { return s.Name == c.Policy })
 			if k < 0 {
 				k = len(panel.Series)
-				panel.Series = append(panel.Series, report.Series{Name: c.Policy})
+				panel.Series = append(panel.Series, render.Series{Name: c.Policy})
 			}
-			panel.Series[k].Points = append(panel.Series[k].Points, report.Point{X: x, Y: get(&c.Cell)})
+			panel.Series[k].Points = append(panel.Series[k].Points, render.Point{X: x, Y: get(&c.Cell)})
 		}
 		for _, s := range panel.Series {
-			slices.SortStableFunc(s.Points, func(a, b report.Point) int { return cmp.Compare(a.X, b.X) })
+			slices.SortStableFunc(s.Points, func(a, b render.Point) int { return cmp.Compare(a.X, b.X) })
 		}
 		f.Panels = append(f.Panels, panel)
 	}
@@ -346,7 +346,7 @@ func writeValidation(w io.Writer, res *validate.Validation, format string) error
 		return cw.Error()
 	}
 	markdown := format == "markdown"
-	if err := report.WriteTable(w, header, rows, markdown, 2); err != nil {
+	if err := render.WriteTable(w, header, rows, markdown, 2); err != nil {
 		return err
 	}
 	if err := writeIntervals(w, res, markdown); err != nil {
@@ -355,7 +355,7 @@ func writeValidation(w io.Writer, res *validate.Validation, format string) error
 	if len(res.Agreement) == 0 {
 		return nil
 	}
-	heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
+	render.Heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
 		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, validate.TauBootstrapReps))
 	rows = rows[:0]
 	for _, a := range res.Agreement {
@@ -365,5 +365,5 @@ func writeValidation(w io.Writer, res *validate.Validation, format string) error
 		}
 		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), ci, formatCorrelation(a.Spearman)})
 	}
-	return report.WriteTable(w, []string{"metric", "Kendall τ", "τ 95% CI", "Spearman ρ"}, rows, markdown, 1)
+	return render.WriteTable(w, []string{"metric", "Kendall τ", "τ 95% CI", "Spearman ρ"}, rows, markdown, 1)
 }

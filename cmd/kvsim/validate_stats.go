@@ -7,8 +7,8 @@ import (
 	"strconv"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/internal/stats"
-	"github.com/kvsim/kvsim/sim/report"
 )
 
 // writeIntervals prints the quality metrics with their intervals and, with a
@@ -34,8 +34,8 @@ func writeIntervals(w io.Writer, res *validate.Validation, markdown bool) error 
 	if len(rows) == 0 {
 		return nil
 	}
-	heading(w, markdown, fmt.Sprintf("Quality, mean ±95%% CI over %d samples (Student t; NLL: lower is better)", samples))
-	if err := report.WriteTable(w, header, rows, markdown, 3); err != nil {
+	render.Heading(w, markdown, fmt.Sprintf("Quality, mean ±95%% CI over %d samples (Student t; NLL: lower is better)", samples))
+	if err := render.WriteTable(w, header, rows, markdown, 3); err != nil {
 		return err
 	}
 	if res.Compare == "" {
@@ -53,12 +53,12 @@ func writeIntervals(w io.Writer, res *validate.Validation, markdown bool) error 
 		}
 		rows = append(rows, row)
 	}
-	heading(w, markdown, fmt.Sprintf("Minus %s at the same budget, paired by sample (mean ±95%% CI; * = the interval excludes zero)", res.Compare))
+	render.Heading(w, markdown, fmt.Sprintf("Minus %s at the same budget, paired by sample (mean ±95%% CI; * = the interval excludes zero)", res.Compare))
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "none: %s was not validated at these budgets\n", res.Compare)
 		return nil
 	}
-	return report.WriteTable(w, header, rows, markdown, 3)
+	return render.WriteTable(w, header, rows, markdown, 3)
 }
 
 // formatInterval renders "0.4123 ±0.0210", signed and starred when a difference.
@@ -77,14 +77,6 @@ func formatInterval(iv stats.Interval, diff bool) string {
 		}
 	}
 	return s
-}
-
-func heading(w io.Writer, markdown bool, title string) {
-	if markdown {
-		fmt.Fprintf(w, "\n**%s**\n\n", title)
-	} else {
-		fmt.Fprintf(w, "\n%s\n", title)
-	}
 }
 
 // intervalColumns name the CSV columns of intervalFields.
