@@ -1,15 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu"
@@ -21,14 +17,6 @@ import (
 	"github.com/kvsim/kvsim/sim/scenario"
 	"github.com/kvsim/kvsim/tracecap"
 )
-
-// formatCorrelation prints a correlation, "-" when undefined.
-func formatCorrelation(x *float64) string {
-	if x == nil {
-		return "-"
-	}
-	return strconv.FormatFloat(*x, 'f', 3, 64)
-}
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "validate", "validate [flags] [SCENARIO.toml | NAME]",
@@ -142,17 +130,16 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 // finishValidation adds the rank agreement and the intervals to the cells, draws
 // them into plotPath when set, and writes them in format to out, or to stdout.
 func finishValidation(e *env, res *validate.Validation, seed uint64, format, out, plotPath string) error {
-	res.Agreement = validate.RankAgreement(res.Cells, seed)
-	validate.AddIntervals(res)
+	validate.Finish(res, seed)
 	if plotPath != "" {
-		if err := render.PlotFigure(plotPath, validationFigure(res)); err != nil {
+		if err := validate.Plot(plotPath, res); err != nil {
 			return err
 		}
 	}
 	if out != "" {
-		return atomicfile.Write(out, func(w io.Writer) error { return writeValidation(w, res, format) })
+		return atomicfile.Write(out, func(w io.Writer) error { return validate.Write(w, res, format) })
 	}
-	return writeValidation(e.stdout, res, format)
+	return validate.Write(e.stdout, res, format)
 }
 
 // validationInputs is what validation decodes with: the engine on the model of the
@@ -252,49 +239,6 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	return sim.Replay(ctx, sources, specs, opts)
 }
 
-// validationFigure plots validated metrics, one panel each and one line per
-// policy over its budgets, against the simulated hit rate when every cell has one
-// (a simulator that ranks right makes rising lines, falling for NLL), else against
-// the budget in tokens.
-func validationFigure(res *validate.Validation) render.Figure {
-	bySimulation := true
-	for i := range res.Cells {
-		bySimulation = bySimulation && res.Cells[i].SimulatedHitRate != nil
-	}
-	xLabel := "budget (tokens, mean over samples)"
-	if bySimulation {
-		xLabel = "simulated hit rate"
-	}
-	var f render.Figure
-	for _, m := range []struct{ name, title string }{
-		{"rougeL_full", "ROUGE-L F1 against the full-cache output"},
-		{"agreement", "share of full-cache tokens before the first divergence"},
-		{"nll", "teacher-forced NLL of the full-cache output (lower is better)"},
-		{"rougeL_ref", "ROUGE-L F1 against the references"},
-	} {
-		get := validate.Metrics[slices.IndexFunc(validate.Metrics, func(x validate.Metric) bool { return x.Name == m.name })].Get
-		panel := render.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
-		for i := range res.Cells {
-			c := &res.Cells[i]
-			x := c.BudgetTokens
-			if bySimulation {
-				x = *c.SimulatedHitRate
-			}
-			k := slices.IndexFunc(panel.Series, func(s render.Series) bool { return s.Name == c.Policy })
-			if k < 0 {
-				k = len(panel.Series)
-				panel.Series = append(panel.Series, render.Series{Name: c.Policy})
-			}
-			panel.Series[k].Points = append(panel.Series[k].Points, render.Point{X: x, Y: get(&c.Cell)})
-		}
-		for _, s := range panel.Series {
-			slices.SortStableFunc(s.Points, func(a, b render.Point) int { return cmp.Compare(a.X, b.X) })
-		}
-		f.Panels = append(f.Panels, panel)
-	}
-	return f
-}
-
 // simulatedHitRate is replay's hit rate for (policy, budget), or nil.
 func simulatedHitRate(r *sim.Result, policy string, budget host.Budget) *float64 {
 	if r == nil {
@@ -306,64 +250,4 @@ func simulatedHitRate(r *sim.Result, policy string, budget host.Budget) *float64
 	}
 	hit := r.Cell(i, j).HitRate
 	return &hit
-}
-
-// validationColumns are the table's columns, after policy and budget.
-var validationColumns = []string{"sim hit", "R-1 ref", "R-2 ref", "R-L ref", "R-1 full", "R-2 full", "R-L full",
-	"agree", "NLL", "tok/s", "policy µs/tok", "slots µs/tok", "evict %", "peak KV MiB"}
-
-func cellRow(c *validate.ValidatedCell) []string {
-	f := func(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
-	hit := "-"
-	if c.SimulatedHitRate != nil {
-		hit = f(100**c.SimulatedHitRate, 2) + "%"
-	}
-	return []string{c.Policy, c.Budget, hit, f(c.Rouge1Ref, 4), f(c.Rouge2Ref, 4), f(c.RougeLRef, 4),
-		f(c.Rouge1Full, 4), f(c.Rouge2Full, 4), f(c.RougeLFull, 4), f(c.Agreement, 4), f(c.NLL, 4),
-		f(c.TokensPerSecond, 1), f(c.PolicyMicrosPerToken, 1), f(c.SlotMicrosPerToken, 1), f(100*c.EvictionShare, 2),
-		f(float64(c.PeakKVBytes)/(1<<20), 3)}
-}
-
-// writeValidation renders res as a table, CSV, JSON or Markdown.
-func writeValidation(w io.Writer, res *validate.Validation, format string) error {
-	header := append([]string{"policy", "budget"}, validationColumns...)
-	rows := make([][]string, len(res.Cells))
-	for i := range res.Cells {
-		rows[i] = cellRow(&res.Cells[i])
-	}
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write(append(header, intervalColumns()...))
-		for i := range rows {
-			cw.Write(append(rows[i], intervalFields(&res.Cells[i])...))
-		}
-		cw.Flush()
-		return cw.Error()
-	}
-	markdown := format == "markdown"
-	if err := render.WriteTable(w, header, rows, markdown, 2); err != nil {
-		return err
-	}
-	if err := writeIntervals(w, res, markdown); err != nil {
-		return err
-	}
-	if len(res.Agreement) == 0 {
-		return nil
-	}
-	render.Heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
-		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, validate.TauBootstrapReps))
-	rows = rows[:0]
-	for _, a := range res.Agreement {
-		ci := "-"
-		if a.KendallTauCI != nil {
-			ci = fmt.Sprintf("[%.3f, %.3f]", a.KendallTauCI.Lo, a.KendallTauCI.Hi)
-		}
-		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), ci, formatCorrelation(a.Spearman)})
-	}
-	return render.WriteTable(w, []string{"metric", "Kendall τ", "τ 95% CI", "Spearman ρ"}, rows, markdown, 1)
 }
