@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvsim/kvsim/abi/source"
 	"github.com/kvsim/kvsim/abi/wasmhost"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/models"
 	"github.com/kvsim/kvsim/policies"
 
@@ -102,11 +103,11 @@ func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir str
 // in errors), loads its model and starts it on device, so that a bad path or device
 // fails before anything slow runs. It returns the resolved data path and model
 // directory too; the caller closes the model.
-func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, device string, threads int) (data string, records []tracecap.Sample, om *optModel, modelDir string, err error) {
+func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, device string, threads int) (data string, records []dataset.Sample, om *optModel, modelDir string, err error) {
 	if data, err = datasetPath(sc, d.Data); err != nil {
 		return "", nil, nil, "", err
 	}
-	fields := tracecap.DefaultFields
+	fields := dataset.DefaultFields
 	for _, f := range []struct {
 		dst *string
 		v   string
@@ -115,7 +116,7 @@ func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, devic
 			*f.dst = f.v
 		}
 	}
-	if records, err = tracecap.ReadJSONL(data, fields, d.Offset, d.Samples); err != nil {
+	if records, err = dataset.ReadJSONL(data, fields, d.Offset, d.Samples); err != nil {
 		return "", nil, nil, "", err
 	}
 	if modelDir, err = datasetPath(sc, d.Model); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,11 +12,11 @@ import (
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/internal/atomicfile"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/scenario"
-	"github.com/kvsim/kvsim/tracecap"
 )
 
 func runValidate(ctx context.Context, e *env, args []string) error {
@@ -155,11 +156,7 @@ type validationInputs struct {
 // backend, before anything slow runs, so that a bad path or device fails at once.
 func openValidation(sc *scenario.Scenario, device string, threads int) (*validationInputs, error) {
 	v := sc.Validate
-	templateText := v.Template
-	if templateText == "" {
-		templateText = tracecap.DefaultTemplate
-	}
-	template, err := tracecap.ParseTemplate(templateText)
+	template, err := dataset.ParseTemplate(cmp.Or(v.Template, dataset.DefaultTemplate))
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
 	}
@@ -167,25 +164,18 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 	if err != nil {
 		return nil, err
 	}
-	model, tok := om.model, om.tok
-	in := &validationInputs{engine: om.engine, close: om.Close}
-
 	maxPrompt := v.MaxPromptTokens
 	if maxPrompt == 0 {
-		maxPrompt = model.Config.MaxPositionEmbeddings - v.GenTokens
+		maxPrompt = om.model.Config.MaxPositionEmbeddings - v.GenTokens
 	}
-	in.samples = make([]validate.Sample, len(records))
-	for i, r := range records {
-		p, err := template.Build(tok, r.Document, maxPrompt)
-		if err != nil {
-			in.close()
-			return nil, fmt.Errorf("sample %s: %w", r.ID, err)
-		}
-		in.samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
+	samples, err := validate.Samples(records, template, om.tok, maxPrompt)
+	if err != nil {
+		om.Close()
+		return nil, err
 	}
-	in.opts = validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
-		Detokenize: tok.DecodeKnown}
-	return in, nil
+	return &validationInputs{engine: om.engine, samples: samples, close: om.Close,
+		opts: validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
+			Detokenize: om.tok.DecodeKnown}}, nil
 }
 
 // validateCandidates names the policies the scenario lets validation pick from,
