@@ -72,4 +72,3 @@ func TestTemplate(t *testing.T) {
 		}
 	}
 }
-
