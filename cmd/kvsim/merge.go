@@ -56,48 +56,23 @@ func replayShard(ctx context.Context, e *env, sc *scenario.Scenario, sources []s
 	return nil
 }
 
-// validateShard validates shard sp of the [validate] samples, every cell of specs,
+// validateShard validates shard sp of the [validate] samples, every cell of pols,
 // and writes its shard file to out, for `kvsim merge`.
-func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *validationInputs, specs []sim.PolicySpec,
+func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *validationInputs, pols []validate.Policy,
 	replay *sim.Result, sp shard.Spec, out string) error {
 	hash, err := validationHash(sc)
 	if err != nil {
 		return err
 	}
-	part := &validate.Part{Samples: len(in.samples), Covered: []int{}, Compare: sc.Compare, Seed: sc.Seed}
-	var samples []validate.Sample
-	for k, s := range in.samples {
-		if sp.Has(k) {
-			part.Covered = append(part.Covered, k)
-			samples = append(samples, s)
-		}
+	part, err := validate.RunPart(ctx, in.engine, pols, sc.ValidateBudgets(), in.samples, sp.Has, sc.Compare,
+		validate.RunOptions{Cell: in.opts, Simulated: simulated(replay)})
+	if err != nil {
+		return err
 	}
 	f := &shardFile{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
 		Samples: []shard.Sample{}, Validation: part}
 	for _, k := range part.Covered {
 		f.Samples = append(f.Samples, shard.Sample{Index: k, Name: sc.RelativePath(sc.Validate.Data), ID: strconv.Itoa(sc.Validate.Offset + k)})
-	}
-	opts := in.opts
-	var baselines []validate.Baseline
-	if len(samples) > 0 {
-		if baselines, err = validate.FullCache(ctx, in.engine, samples, opts); err != nil {
-			return err
-		}
-	}
-	for _, spec := range specs {
-		for _, b := range sc.ValidateBudgets() {
-			opts.Budget, opts.Accounting = b, spec.Accounting
-			cell := validate.PartCell{Policy: spec.Name, Budget: b, Accounting: spec.Accounting.String(),
-				SimulatedHitRate: simulatedHitRate(replay, spec.Name, b), Runs: []validate.SampleRun{}}
-			for i, k := range part.Covered {
-				r, err := validate.RunSample(ctx, in.engine, spec.Name, spec.New, k, samples[i], baselines[i], opts)
-				if err != nil {
-					return err
-				}
-				cell.Runs = append(cell.Runs, *r)
-			}
-			part.Cells = append(part.Cells, cell)
-		}
 	}
 	if err := shard.Write(out, f); err != nil {
 		return err

@@ -109,18 +109,18 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	if sp != nil {
-		return validateShard(ctx, e, sc, in, specs, replay, *sp, *out)
-	}
 	var pols []validate.Policy
 	for _, spec := range specs {
 		pols = append(pols, validate.Policy{Name: spec.Name, New: spec.New, Accounting: spec.Accounting})
+	}
+	if sp != nil {
+		return validateShard(ctx, e, sc, in, pols, replay, *sp, *out)
 	}
 	res := validate.Validation{Compare: sc.Compare}
 	bar := newProgress(e, *progress, "validate (sample·cell)")
 	total := len(specs) * len(sc.ValidateBudgets()) * len(samples)
 	res.Cells, err = validate.Run(ctx, engine, pols, sc.ValidateBudgets(), samples, validate.RunOptions{Cell: opts, State: *state,
-		Simulated: func(policy string, b host.Budget) *float64 { return simulatedHitRate(replay, policy, b) },
+		Simulated: simulated(replay),
 		Progress:  func(done int) { bar(done, total) }})
 	if err != nil {
 		return err
@@ -227,6 +227,11 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	}
 	opts.Progress = newProgress(e, progress, "replay (sample·layer)")
 	return sim.Replay(ctx, sources, specs, opts)
+}
+
+// simulated is replay's hit rate of a validated cell (validate.RunOptions.Simulated).
+func simulated(r *sim.Result) func(policy string, b host.Budget) *float64 {
+	return func(policy string, b host.Budget) *float64 { return simulatedHitRate(r, policy, b) }
 }
 
 // simulatedHitRate is replay's hit rate for (policy, budget), or nil.
