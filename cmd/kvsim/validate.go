@@ -16,6 +16,7 @@ import (
 	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
+	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
 )
 
@@ -208,7 +209,7 @@ func validateCandidates(e *env, sc *scenario.Scenario) ([]string, error) {
 // the validation budgets.
 func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []string, threads int, progress string) (*sim.Result, error) {
 	if path := sc.Validate.ReplayResult; path != "" {
-		return scenario.ReadResult(sc.RelativePath(path))
+		return report.ReadResult(sc.RelativePath(path))
 	}
 	specs, err := sc.SpecsNamed(candidates)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,22 @@ func Write(w io.Writer, r *sim.Result, format string) error {
 // WriteFile renders r into path atomically.
 func WriteFile(path string, r *sim.Result, format string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, r, format) })
+}
+
+// ReadResult reads a replay result written with -format json.
+func ReadResult(path string) (*sim.Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("replay result: %w", err)
+	}
+	var r sim.Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("replay result %s: %w", path, err)
+	}
+	if len(r.Cells) != len(r.Policies)*len(r.Budgets) {
+		return nil, fmt.Errorf("replay result %s: %d cells for %d policies × %d budgets", path, len(r.Cells), len(r.Policies), len(r.Budgets))
+	}
+	return &r, nil
 }
 
 // Caption describes where the numbers come from; synthetic traces say so loudly.

@@ -117,6 +117,27 @@ func TestCSVAndJSON(t *testing.T) {
 	}
 }
 
+// TestReadResult: a JSON result reads back as written; a file whose cells do not
+// fill its table is refused.
+func TestReadResult(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteFile(path, result(), "json"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadResult(path)
+	if err != nil || len(r.Cells) != 4 || r.Cell(0, 1).HitRate != 0.875 || r.Cell(1, 0).Failed == "" {
+		t.Fatalf("read back: %v %+v", err, r)
+	}
+	short := result()
+	short.Cells = short.Cells[:3]
+	if err := WriteFile(path, short, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadResult(path); err == nil || err.Error() != "replay result "+path+": 3 cells for 2 policies × 2 budgets" {
+		t.Errorf("short result: %v", err)
+	}
+}
+
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.json")
