@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
 
@@ -14,10 +15,10 @@ func (b *Backend) probsBuffers(c *cache, n int, want bool) (probs, comp []float3
 		return nil, nil
 	}
 	a := &b.act
-	a.probs = grow(a.probs, c.heads*n*c.capacity)
+	a.probs = buf.Grow(a.probs, c.heads*n*c.capacity)
 	probs = a.probs
 	if c.comp != nil {
-		a.comp = grow(a.comp, c.heads*n)
+		a.comp = buf.Grow(a.comp, c.heads*n)
 		comp = a.comp
 	}
 	return probs, comp
