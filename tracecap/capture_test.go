@@ -63,26 +63,6 @@ func samples() []dataset.Sample {
 	}
 }
 
-// TestDecodeKnown: generated ids beyond the tokenizer's vocabulary (the model's may
-// be larger) are left out of the text.
-func TestDecodeKnown(t *testing.T) {
-	_, tok := tinyModel(t)
-	ids := toInt32(tok.Encode("the council"))
-	unknown := int32(tok.VocabSize())
-	got, err := tok.DecodeKnown(append([]int32{unknown}, append(ids, unknown)...))
-	if err != nil || got != "the council" {
-		t.Errorf("DecodeKnown = %q, %v; want \"the council\"", got, err)
-	}
-}
-
-func toInt32(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, id := range ids {
-		out[i] = int32(id)
-	}
-	return out
-}
-
 // TestCaptureAttention captures a sample in f32, then decodes it again with the
 // engine's attention probabilities observed: the softmax of the trace's q·k over
 // tokens 0..t, computed in float64, must equal them for every layer, head and token.
