@@ -8,11 +8,11 @@ package scenario
 type Dataset struct {
 	Model string `toml:"model"`
 	Data  string `toml:"data"`
-	// Field names of the JSONL records; empty keeps tracecap's defaults (XSUM's).
+	// Field names of the JSONL records; empty keeps internal/dataset's defaults (XSUM's).
 	DocumentField string `toml:"document_field"`
 	SummaryField  string `toml:"summary_field"`
 	IDField       string `toml:"id_field"`
-	// Template is the prompt, with one {document}; empty is tracecap's default.
+	// Template is the prompt, with one {document}; empty is internal/dataset's default.
 	Template        string `toml:"template"`
 	Samples         int    `toml:"samples"`
 	Offset          int    `toml:"offset"`
