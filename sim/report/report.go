@@ -1,5 +1,5 @@
-// Package report renders replay results as terminal tables, CSV, JSON or Markdown, and
-// writes result files atomically.
+// Package report renders replay results as terminal tables, CSV, JSON or Markdown
+// and plots them, writes result files atomically, and reads a JSON result back.
 package report
 
 import (
