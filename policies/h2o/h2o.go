@@ -81,7 +81,7 @@ func (p *policy) Observe(a *policies.Attention) error {
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
 	for h := 0; h < e.Heads; h++ {
-		pos, score := p.res.Pos[h], p.score[h]
+		pos, score := p.res.Heads[h].Positions(), p.score[h]
 		p.pool = p.pool[:0]
 		for s, q := range pos {
 			if q >= 0 && q < cutoff {
