@@ -50,7 +50,7 @@ type layerData struct {
 
 	block   []float32 // prefill block [heads][rows][prompt]
 	scratch []float32
-	inputs            // vectors for policies that ask for them
+	inputs  // vectors for policies that ask for them
 
 	perf Perf // score-kernel work of the current job
 }

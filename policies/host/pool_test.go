@@ -82,7 +82,7 @@ func TestBoundCaps(t *testing.T) {
 	cfg := policies.Config{Layers: 2, Heads: 2, PromptLen: 8, MaxLen: 12, Budget: 3}
 	head := NewBound(cfg, policies.Layout{Slack: 1}, 0)
 	layer := NewBound(cfg, policies.Layout{Pool: policies.PoolLayer, Slack: 1}, 0) // 6 entries
-	model := NewBound(cfg, policies.Layout{Pool: policies.PoolModel}, 10)         // this layer's share: 10 of 12
+	model := NewBound(cfg, policies.Layout{Pool: policies.PoolModel}, 10)          // this layer's share: 10 of 12
 	for _, c := range []struct {
 		name string
 		err  error
