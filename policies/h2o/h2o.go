@@ -12,6 +12,9 @@
 // then clamped to [1, budget]: the window always keeps at least the newest token, so
 // recent_share = 0 still gives a one-token window, and a budget of 1 is all window. A
 // budget of 5 at the default share gives a window of 3 and 2 heavy hitters.
+//
+// It asks for compact decode rows, so that a decode step costs O(budget) rather than
+// O(table width), and reads wide rows from hosts that do not serve them (ABI 1.x).
 package h2o
 
 import (
@@ -56,13 +59,20 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		clear(p.score[h])
 	}
 	p.pool = make([]int32, 0, cfg.MaxLen)
-	return policies.Layout{}, nil
+	return policies.Layout{Compact: true}, nil
 }
 
 func (p *policy) Observe(a *policies.Attention) error {
 	p.res.Enter(a)
 	for h := 0; h < a.Heads; h++ {
 		score := p.score[h]
+		if a.Live != nil {
+			off := h * a.Stride
+			for i, s := range a.Live[off : off+int(a.Len[h])] {
+				score[s] += float64(a.Probs[off+i])
+			}
+			continue
+		}
 		for r := 0; r < a.Rows; r++ {
 			row := a.Row(h, r)
 			n := min(len(row), len(score))
@@ -83,9 +93,10 @@ func (p *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
 		pos, score := p.res.Heads[h].Positions(), p.score[h]
 		p.pool = p.pool[:0]
-		for s, q := range pos {
-			if q >= 0 && q < cutoff {
-				p.pool = append(p.pool, int32(s))
+		// The order of the pool does not matter: lower is a total order.
+		for _, s := range p.res.Heads[h].Live() {
+			if pos[s] < cutoff {
+				p.pool = append(p.pool, s)
 			}
 		}
 		need := int(e.Need[h])

@@ -250,7 +250,9 @@ func TestOverdrawRefusedInLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = validate.Decode(context.Background(), gpu.New(newTraceBackend(t, tr)), make([]int32, 48),
-		func() (policies.Policy, error) { return &policytest.Pooled{Pool: policies.PoolLayer, Overdraw: true}, nil },
+		func() (policies.Policy, error) {
+			return &policytest.Pooled{Pool: policies.PoolLayer, Overdraw: true}, nil
+		},
 		validate.Options{Budget: 6, MaxNew: 4, Force: make([]int32, 4), Workers: 1})
 	want := "validate: policy's victims at position 47: evict: layer 0: pool: 167 victims over 4 heads, need at least 168 (the layer pool of 24 entries)"
 	if err == nil || err.Error() != want {
