@@ -86,7 +86,7 @@ func CheckAttention(cfg Config, layout Layout, res *Residency, next int, a *Atte
 			}
 		}
 		if layout.Compact {
-			return checkCompact(cfg, res, bound, a)
+			return checkCompact(cfg, res, a)
 		}
 	default:
 		return fmt.Errorf("unknown phase %v", a.Phase)
@@ -95,8 +95,8 @@ func CheckAttention(cfg Config, layout Layout, res *Residency, next int, a *Atte
 }
 
 // checkCompact checks a compact decode row: each head lists every resident slot (the
-// new token's included) once, each below bound. res has not yet seen the new token.
-func checkCompact(cfg Config, res *Residency, bound int, a *Attention) error {
+// new token's included) once. res has not yet seen the new token.
+func checkCompact(cfg Config, res *Residency, a *Attention) error {
 	if len(a.Len) < cfg.Heads || len(a.Live) < cfg.Heads*a.Stride {
 		return fmt.Errorf("compact row has %d lengths and %d slots, want %d heads of stride %d",
 			len(a.Len), len(a.Live), cfg.Heads, a.Stride)
@@ -107,10 +107,14 @@ func checkCompact(cfg Config, res *Residency, bound int, a *Attention) error {
 			return fmt.Errorf("head %d: compact row of %d slots at position %d, want the %d resident (stride %d)",
 				h, n, a.Pos, t.Resident()+1, a.Stride)
 		}
-		for _, s := range a.Live[h*a.Stride : h*a.Stride+int(n)] {
-			if s < 0 || int(s) >= bound || (t.Pos(s) < 0) != (s == a.Slot[h]) {
-				return fmt.Errorf("head %d: compact row at position %d lists slot %d, which is not resident", h, a.Pos, s)
-			}
+		// With the new token in, the row must name every resident slot once; the
+		// token leaves again, which restores the table exactly (it is the last one
+		// entered).
+		t.Put(a.Slot[h], int32(a.Pos))
+		err := t.CheckResident(a.Live[h*a.Stride : h*a.Stride+int(n)])
+		t.Remove(a.Slot[h])
+		if err != nil {
+			return fmt.Errorf("head %d: compact row at position %d: %w", h, a.Pos, err)
 		}
 	}
 	return nil

@@ -93,26 +93,26 @@ func (t *SlotTable) Remove(s int32) int32 {
 	return p
 }
 
-// CheckVictims checks a victim list against the table and changes nothing: every
-// victim a resident slot, named once.
-func (t *SlotTable) CheckVictims(victims []int32) error {
-	// A checked victim's position p is marked as -2-p (below -1, the free mark), so
+// CheckResident checks a list of slots (a victim list, a compact row) against the
+// table and changes nothing: every slot resident, named once.
+func (t *SlotTable) CheckResident(slots []int32) error {
+	// A checked slot's position p is marked as -2-p (below -1, the free mark), so
 	// that a second naming shows; the marks are undone before returning.
 	marked := 0
 	defer func() {
-		for _, s := range victims[:marked] {
+		for _, s := range slots[:marked] {
 			t.pos[s] = -2 - t.pos[s]
 		}
 	}()
-	for _, s := range victims {
+	for _, s := range slots {
 		if s < 0 || int(s) >= t.Width() {
-			return fmt.Errorf("victim slot %d out of range [0, %d)", s, t.Width())
+			return fmt.Errorf("slot %d out of range [0, %d)", s, t.Width())
 		}
 		switch p := t.pos[s]; {
 		case p < -1:
-			return fmt.Errorf("victim slot %d named twice", s)
+			return fmt.Errorf("slot %d named twice", s)
 		case p == -1:
-			return fmt.Errorf("victim slot %d is empty", s)
+			return fmt.Errorf("slot %d is empty", s)
 		}
 		t.pos[s] = -2 - t.pos[s]
 		marked++

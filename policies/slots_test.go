@@ -34,7 +34,7 @@ func TestSlotTable(t *testing.T) {
 	}
 }
 
-func TestSlotTableCheckVictims(t *testing.T) {
+func TestSlotTableCheckResident(t *testing.T) {
 	var tb SlotTable
 	tb.Reset(4, 3)
 	for _, c := range []struct {
@@ -42,12 +42,12 @@ func TestSlotTableCheckVictims(t *testing.T) {
 		want    string
 	}{
 		{[]int32{0, 2}, ""},
-		{[]int32{4}, "victim slot 4 out of range [0, 4)"},
-		{[]int32{3}, "victim slot 3 is empty"},
-		{[]int32{1, 2, 1}, "victim slot 1 named twice"},
-		{[]int32{0, 0}, "victim slot 0 named twice"},
+		{[]int32{4}, "slot 4 out of range [0, 4)"},
+		{[]int32{3}, "slot 3 is empty"},
+		{[]int32{1, 2, 1}, "slot 1 named twice"},
+		{[]int32{0, 0}, "slot 0 named twice"},
 	} {
-		err := tb.CheckVictims(c.victims)
+		err := tb.CheckResident(c.victims)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%v: %v, want %q", c.victims, err, c.want)
 		}

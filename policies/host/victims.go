@@ -38,8 +38,8 @@ func checkHead(e *policies.Eviction, h int, t *policies.SlotTable, compensation 
 		return fmt.Errorf("head %d: %d victims, want 0..%d", h, n, e.Stride)
 	}
 	victims := e.Victims[h*e.Stride : h*e.Stride+n]
-	if err := t.CheckVictims(victims); err != nil {
-		return fmt.Errorf("head %d: %w", h, err)
+	if err := t.CheckResident(victims); err != nil {
+		return fmt.Errorf("head %d: victim %w", h, err)
 	}
 	if compensation {
 		for i, s := range victims {
