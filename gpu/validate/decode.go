@@ -12,9 +12,11 @@
 // compression asks for P−Budget victims per head; then each decoded token enters the
 // lowest free slot of every head, its attention over the resident slots (and the
 // compensation slot, when the layout keeps one) is observed, and a head holding more
-// than Budget+Slack tokens is asked for the excess. The cache has max(P,
-// Budget+Slack+1) slots per head (T for unbounded policies), the width replay gives
-// the policy, and it never grows.
+// than Budget+Slack tokens is asked for the excess (a budget pool: the pool's
+// excess, host.Bound; a model pool is divided once, before decoding). Key, value and
+// query vectors come from the backend (gpu.Want.QKV) and compact rows from the
+// host's slot tables, for layouts that ask. The cache has policies.SlotWidth slots
+// per head, the width replay gives the policy, and it never grows.
 //
 // Positions stay the tokens' original positions: OPT adds a learned absolute
 // position embedding to each input, so a token's position is baked into its key and
