@@ -57,15 +57,8 @@ func CheckAttention(cfg Config, layout Layout, res *Residency, next int, a *Atte
 		return fmt.Errorf("attention has %d probabilities, want %d heads × %d rows × stride %d",
 			len(a.Probs), a.Heads, a.Rows, a.Stride)
 	}
-	for _, v := range []struct {
-		name  string
-		asked bool
-		x     []float32
-	}{{"keys", layout.Keys, a.Keys}, {"values", layout.Values, a.Values}, {"queries", layout.Queries, a.Queries}} {
-		if v.asked && (a.HeadDim != cfg.HeadDim || len(v.x) < a.Heads*a.Rows*a.HeadDim) {
-			return fmt.Errorf("attention has %d %s of length %d, want %d heads × %d rows of length %d",
-				len(v.x), v.name, a.HeadDim, a.Heads, a.Rows, cfg.HeadDim)
-		}
+	if err := checkVectors(cfg, layout, a); err != nil {
+		return err
 	}
 	width := SlotWidth(cfg, layout)
 	switch a.Phase {
@@ -90,6 +83,24 @@ func CheckAttention(cfg Config, layout Layout, res *Residency, next int, a *Atte
 		}
 	default:
 		return fmt.Errorf("unknown phase %v", a.Phase)
+	}
+	return nil
+}
+
+// checkVectors checks the vectors the layout asks for.
+func checkVectors(cfg Config, layout Layout, a *Attention) error {
+	if !layout.Keys && !layout.Values && !layout.Queries {
+		return nil
+	}
+	for _, v := range []struct {
+		name  string
+		asked bool
+		x     []float32
+	}{{"keys", layout.Keys, a.Keys}, {"values", layout.Values, a.Values}, {"queries", layout.Queries, a.Queries}} {
+		if v.asked && (a.HeadDim != cfg.HeadDim || len(v.x) < a.Heads*a.Rows*a.HeadDim) {
+			return fmt.Errorf("attention has %d %s of length %d, want %d heads × %d rows of length %d",
+				len(v.x), v.name, a.HeadDim, a.Heads, a.Rows, cfg.HeadDim)
+		}
 	}
 	return nil
 }

@@ -160,11 +160,12 @@ func (in *instance) start(cfg policies.Config) error {
 		}
 		in.comp[h].Reset(cfg.HeadDim)
 	}
+	live, lens := in.attn.Live[:cap(in.attn.Live)], in.attn.Len[:cap(in.attn.Len)] // memory to reuse
 	in.attn = policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: w,
 		Probs: buf.Grow(in.attn.Probs, H*w), Slot: buf.Grow(in.attn.Slot, H), Comp: buf.Grow(in.attn.Comp, H)}
 	clear(in.attn.Probs) // free slots read as 0; attend writes only resident ones
 	if layout.Compact {
-		in.attn.Live, in.attn.Len = buf.Grow(in.attn.Live, H*w), buf.Grow(in.attn.Len, H)
+		in.attn.Live, in.attn.Len = buf.Grow(live, H*w), buf.Grow(lens, H)
 	}
 	in.evict = policies.Eviction{Heads: H, Stride: w,
 		Need: buf.Grow(in.evict.Need, H), Count: buf.Grow(in.evict.Count, H), Victims: buf.Grow(in.evict.Victims, H*w)}
