@@ -1,0 +1,68 @@
+package knorm
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/press/presstest"
+)
+
+// keys: head 0's norms are 5, 1, 2, 10, √2 in the prompt, then 3 and 0.5; head 1's
+// are all 1 in the prompt, then 3 and 0.5.
+var keys = [][][]float32{
+	{{3, 4}, {1, 0}, {0, 2}, {6, 8}, {1, 1}, {0, 3}, {0.5, 0}},
+	{{1, 0}, {0, 1}, {-1, 0}, {0, -1}, {1, 0}, {0, 3}, {0.5, 0}},
+}
+
+func run(t *testing.T, params map[string]any) presstest.Log {
+	t.Helper()
+	p, err := New(policies.NewParams(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := presstest.Sequence{Heads: 2, HeadDim: 2, PromptLen: 5, MaxLen: 7,
+		Key: func(h, pos int) []float32 { return keys[h][pos] }}
+	log, err := presstest.Run(p, policies.Config{Budget: 3}, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
+}
+
+func TestEvictsTheLargestNorms(t *testing.T) {
+	log := run(t, nil)
+	if l := log.Layout; !l.Keys || !l.Compact || l.Values || l.Queries || l.Slack != 0 {
+		t.Errorf("layout %+v: want keys and compact rows only, no slack", l)
+	}
+	// Head 0: compression drops norms 10 then 5; step 5 drops its own token (3 is the
+	// largest of 1, 2, √2, 3); step 6 drops position 2 (norm 2).
+	// Head 1: all prompt norms tie at 1, so the oldest go: 0, 1; step 5 drops its own
+	// (3); step 6 drops the oldest of the ties, 2.
+	want := [][][]int{{{3, 0}, {0, 1}}, {{5}, {5}}, {{2}, {2}}}
+	for i, w := range want {
+		for h := range 2 {
+			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
+				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
+			}
+		}
+	}
+	if !slices.Equal(log.Resident[0], []int{1, 4, 6}) || !slices.Equal(log.Resident[1], []int{3, 4, 6}) {
+		t.Errorf("resident %v, want [[1 4 6] [3 4 6]]", log.Resident)
+	}
+}
+
+func TestAppendCompressesThePromptOnly(t *testing.T) {
+	log := run(t, map[string]any{"decode": "append"})
+	if len(log.Events) != 1 || !slices.Equal(log.Resident[0], []int{1, 2, 4, 5, 6}) {
+		t.Errorf("events %+v, resident %v", log.Events, log.Resident)
+	}
+}
+
+func TestRejectsBadParams(t *testing.T) {
+	for _, params := range []map[string]any{{"decode": "rescore"}, {"norm": "l1"}, {"sinks": -1.0}} {
+		if _, err := New(policies.NewParams(params)); err == nil {
+			t.Errorf("params %v: no error", params)
+		}
+	}
+}
