@@ -146,21 +146,19 @@ func ReadOptions(p *policies.Params, defaults Options) (Options, error) {
 // holds, each head's resident slots, and, when stored, each resident token's key and
 // value. Scorers read it; the press keeps it up to date.
 type Tokens struct {
+	table
 	HeadDim int
-	res     policies.Residency
-	width   int
-	live    []int32   // live[h*width:][:res.Count[h]]: head h's resident slots
-	at      []int32   // at[h*width+s]: where slot s sits in head h's live list
+	width   int       // of the key and value stores
 	keys    []float32 // keys[(h*width+slot)*HeadDim:][:HeadDim]
 	values  []float32
 }
 
 // Pos is the position of the token in head h's slot s, or -1 if the slot is free.
-func (t *Tokens) Pos(h int, s int32) int { return int(t.res.Pos[h][s]) }
+func (t *Tokens) Pos(h int, s int32) int { return t.pos(h, s) }
 
 // Resident lists head h's resident slots, in no particular order. The slice aliases
 // the press's list: read it, do not keep or modify it.
-func (t *Tokens) Resident(h int) []int32 { return t.live[h*t.width:][:t.res.Count[h]] }
+func (t *Tokens) Resident(h int) []int32 { return t.resident(h) }
 
 // Key is head h's key for the token in slot s (StoreKeys only). The slice aliases the
 // store: read it, do not keep it.
@@ -176,21 +174,10 @@ func (t *Tokens) Value(h int, s int32) []float32 {
 }
 
 func (t *Tokens) reset(cfg policies.Config, width int, storeKeys, storeValues bool) {
-	t.res.Reset(cfg)
+	t.table.reset(cfg)
 	t.HeadDim, t.width = cfg.HeadDim, width
-	n := cfg.Heads * width
-	if cap(t.live) < n {
-		t.live, t.at = make([]int32, n), make([]int32, n)
-	}
-	t.live, t.at = t.live[:n], t.at[:n]
-	for h := range cfg.Heads {
-		for s := range cfg.PromptLen {
-			t.live[h*width+s] = int32(s)
-			t.at[h*width+s] = int32(s)
-		}
-	}
-	t.keys = resize(t.keys, storeKeys, n*cfg.HeadDim)
-	t.values = resize(t.values, storeValues, n*cfg.HeadDim)
+	t.keys = resize(t.keys, storeKeys, cfg.Heads*width*cfg.HeadDim)
+	t.values = resize(t.values, storeValues, cfg.Heads*width*cfg.HeadDim)
 }
 
 func resize(buf []float32, want bool, n int) []float32 {
@@ -201,26 +188,6 @@ func resize(buf []float32, want bool, n int) []float32 {
 		return make([]float32, n)
 	}
 	return buf[:n]
-}
-
-// enter records a decode step's new tokens.
-func (t *Tokens) enter(a *policies.Attention) {
-	if a.Phase != policies.Decode {
-		return
-	}
-	for h, s := range a.Slot[:a.Heads] {
-		i := h*t.width + t.res.Count[h]
-		t.live[i], t.at[h*t.width+int(s)] = s, int32(i-h*t.width)
-	}
-	t.res.Enter(a)
-}
-
-// free records that head h's slot s was evicted: the last live slot takes its place.
-func (t *Tokens) free(h int, s int32) {
-	live := t.Resident(h)
-	i, last := t.at[h*t.width+int(s)], live[len(live)-1]
-	live[i], t.at[h*t.width+int(last)] = last, i
-	t.res.Free(h, s)
 }
 
 // store copies the vectors of a's rows into their slots.
@@ -336,11 +303,8 @@ func (p *Press) TokenStateBytes() int { return p.opt.StateBytes }
 // call to the scorer.
 func (p *Press) Observe(a *policies.Attention) error {
 	t := &p.tokens
-	if err := policies.CheckAttention(p.cfg, &t.res, t.width, p.next, a); err != nil {
+	if err := t.checkAttention(p.cfg, p.layout, p.next, a); err != nil {
 		return p.errorf("%w", err)
-	}
-	if err := p.checkVectors(a); err != nil {
-		return err
 	}
 	t.enter(a)
 	p.next += a.Rows
@@ -356,51 +320,18 @@ func (p *Press) Observe(a *policies.Attention) error {
 	return nil
 }
 
-// checkVectors rejects a call that lacks the vectors the layout asked for.
-func (p *Press) checkVectors(a *policies.Attention) error {
-	want := a.Heads * a.Rows * p.cfg.HeadDim
-	for _, v := range []struct {
-		name  string
-		asked bool
-		got   []float32
-	}{{"keys", p.opt.Keys, a.Keys}, {"values", p.opt.Values, a.Values}, {"queries", p.opt.Queries, a.Queries}} {
-		if v.asked && (a.HeadDim != p.cfg.HeadDim || len(v.got) < want) {
-			return p.errorf("position %d: the layout asks for %s, got %d of head dimension %d, want %d of head dimension %d",
-				a.Pos, v.name, len(v.got), a.HeadDim, want, p.cfg.HeadDim)
-		}
-	}
-	if p.opt.Compact && a.Phase == policies.Decode && a.Live == nil {
-		return p.errorf("position %d: the layout asks for compact decode rows, got a wide row", a.Pos)
-	}
-	return nil
-}
-
 // Evict chooses victims as the package doc says.
 func (p *Press) Evict(e *policies.Eviction) error {
 	t := &p.tokens
-	if err := policies.CheckEviction(p.cfg, &t.res, p.next, e); err != nil {
+	if err := t.checkEviction(p.cfg, p.layout, p.next, e); err != nil {
 		return p.errorf("%w", err)
 	}
 	if e.Phase == policies.Decode && p.opt.Decode == Append {
 		return p.errorf("decode eviction at position %d, but decode=append reserves room for every generated token", e.Pos)
 	}
 	need := e.PoolNeed
-	if p.opt.Pool == policies.PoolHead {
-		need = 0
-		for _, n := range e.Need[:e.Heads] {
-			need += int(n)
-		}
-	} else {
-		total := 0
-		for h := range e.Heads {
-			total += t.res.Count[h]
-			if e.Need[h] != 0 {
-				return p.errorf("pooled eviction at position %d names need %d for head %d; pools read PoolNeed", e.Pos, e.Need[h], h)
-			}
-		}
-		if need < 0 || need > total {
-			return p.errorf("pool need %d at position %d with %d tokens resident", need, e.Pos, total)
-		}
+	for _, n := range e.Need[:e.Heads] {
+		need += int(n)
 	}
 	clear(e.Count[:e.Heads])
 	if need == 0 {

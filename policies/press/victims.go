@@ -122,7 +122,7 @@ func (k *picker) choose(e *policies.Eviction, pool policies.Pool, floor int, t *
 		clear(k.taken)
 		chosen := 0
 		for _, id := range k.ids {
-			if h := k.head[id]; t.res.Count[h]-k.taken[h] > floor && chosen < n {
+			if h := k.head[id]; len(t.resident(int(h)))-k.taken[h] > floor && chosen < n {
 				k.taken[h]++
 				k.ids[chosen] = id
 				chosen++
@@ -145,7 +145,7 @@ func (k *picker) keepsFloor(ids []int32, floor int, t *Tokens) bool {
 	for _, id := range ids {
 		h := k.head[id]
 		k.taken[h]++
-		if t.res.Count[h]-k.taken[h] < floor {
+		if len(t.resident(int(h)))-k.taken[h] < floor {
 			return false
 		}
 	}
