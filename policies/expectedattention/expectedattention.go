@@ -1,7 +1,7 @@
-// Package expectedattention is Expected Attention (Devoto, Jeblick, Jégou, "Expected
-// Attention: KV Cache Compression by Estimating Attention from Future Queries
-// Distribution", 2025): a token is worth the attention that future queries are
-// expected to give it, estimated from the statistics of the queries seen so far.
+// Package expectedattention is Expected Attention (Devoto, Jeblick and Jégou,
+// "Expected Attention: KV Cache Compression by Estimating Attention from Future
+// Queries Distribution", 2025): a token is worth the attention that future queries
+// are expected to give it, estimated from the statistics of the queries seen so far.
 //
 // Model: future queries q are Gaussian, q ~ N(μ, Σ), with μ and Σ the mean and
 // covariance of the observed queries. With the attention logit c·q·k, the expected
@@ -15,6 +15,12 @@
 // its score, as in the paper, weighs it by the norm of its value: (ẑ_i + ε)·‖v_i‖.
 // The lowest scores go.
 //
+// Computing it: with n counted queries, μ·k = A/n and kᵀΣk = B/n − (A/n)², where
+// A = Σ q·k and B = Σ (q·k)² over the counted queries. Each token keeps its A and B
+// from the first eviction on (filled once from the running sums Σq and Σqqᵀ, O(d²)),
+// and every counted query updates them (O(d) per token), so a decode step costs
+// O(resident·d) for the exact full covariance, not O(resident·d²).
+//
 // Choices and approximations where the paper is open, or where kvsim differs:
 //   - OPT has learned absolute positions, not RoPE, so the paper's averaging of the
 //     rotation over future positions does not apply: μ and Σ are those of the
@@ -22,16 +28,15 @@
 //   - Which queries: every query from position `sinks` on (the paper's reference code
 //     leaves out the first tokens, whose hidden states are outliers), or only the
 //     newest `queries` of them. In decoding, each step's query joins the statistics
-//     before its eviction. Σ is the population covariance (divided by the count).
-//   - covariance = "full" is the paper's d×d Σ (O(d²) per token and eviction);
-//     "diagonal" keeps the variances only (O(d), it ignores correlations between
-//     query dimensions); "none" drops the ½·c²·kᵀΣk term.
+//     before its eviction. Σ is the population covariance (divided by n).
+//   - covariance = "full" is the paper's d×d Σ; "none" drops the ½·c²·kᵀΣk term
+//     (the paper's mean-only ablation).
 //   - c is `scale`. The contract sends the queries the host computes attention with;
 //     OPT folds 1/√d into its query projection, so c defaults to 1. A host whose
 //     queries are unscaled needs scale = 1/√d.
 //   - The softmax runs over every token the head holds (sinks and protected
-//     included), in float64. Before any query is counted, μ = 0 and Σ = 0, so every
-//     token is expected alike and the value norms decide.
+//     included), in float64. Before any query is counted, every token is expected
+//     alike and the value norms decide.
 //   - The first `sinks` positions are never evicted (the paper's reference code keeps
 //     4); ties go to the older token.
 //
@@ -42,10 +47,10 @@
 // compresses the prompt only; "window" keeps the compressed prompt and the newest
 // `window` tokens.
 //
-// Params: covariance ("full", "diagonal" or "none"; default "full"), queries (int ≥ 0,
-// 0 for all; default 0), scale (> 0, default 1), vnorm (bool, default true), epsilon
-// (≥ 0, default 0), and the press params decode ("score", "append" or "window"),
-// window, protect (default 0) and sinks (default 4).
+// Params: covariance ("full" or "none"; default "full"), queries (int ≥ 0, 0 for all;
+// default 0), scale (> 0, default 1), vnorm (bool, default true), epsilon (≥ 0,
+// default 0), and the press params decode ("score", "append" or "window"), window,
+// protect (default 0) and sinks (default 4).
 package expectedattention
 
 import (
@@ -57,76 +62,135 @@ import (
 )
 
 type scorer struct {
-	cov      string
-	queries  int
-	scale    float64
-	vnorm    bool
-	epsilon  float64
-	sinks    int
-	t        *press.Tokens
-	stats    queryStats
-	valueLen press.PerSlot // ‖v‖ by head and slot (vnorm only)
-	logit    press.PerSlot // scratch: s_i by head and slot
-	mu, sig  []float64     // scratch: one head's mean and covariance
+	covariance bool
+	queries    int
+	scale      float64
+	vnorm      bool
+	epsilon    float64
+	sinks      int
+
+	t     *press.Tokens
+	stats queryStats
+	// tracking[h]: lin and quad hold A and B of every token head h holds (from the
+	// head's first eviction on).
+	tracking  []bool
+	lin, quad press.PerSlot // A = Σ q·k and B = Σ (q·k)² by head and slot
+	valueLen  press.PerSlot // ‖v‖ by head and slot (vnorm only)
+	logit     press.PerSlot // scratch: s_i by head and slot
 }
 
 // New reads the params listed in the package doc.
 func New(p *policies.Params) (policies.Policy, error) {
+	s, opt, err := newScorer(p)
+	if err != nil {
+		return nil, fmt.Errorf("expectedattention: %w", err)
+	}
+	return press.New("expectedattention", s, opt), nil
+}
+
+func newScorer(p *policies.Params) (*scorer, press.Options, error) {
 	s := &scorer{
-		cov:     p.String("covariance", covFull, covFull, covDiagonal, covNone),
-		queries: p.Int("queries", 0),
-		scale:   p.Float("scale", 1),
-		vnorm:   p.Bool("vnorm", true),
-		epsilon: p.Float("epsilon", 0),
+		covariance: p.String("covariance", "full", "full", "none") == "full",
+		queries:    p.Int("queries", 0),
+		scale:      p.Float("scale", 1),
+		vnorm:      p.Bool("vnorm", true),
+		epsilon:    p.Float("epsilon", 0),
 	}
 	p.Check("queries", s.queries >= 0, "must be ≥ 0, got %d", s.queries)
 	p.Check("scale", s.scale > 0 && !math.IsInf(s.scale, 0), "must be a positive number, got %g", s.scale)
 	p.Check("epsilon", s.epsilon >= 0 && !math.IsInf(s.epsilon, 0), "must be ≥ 0, got %g", s.epsilon)
-	opt, err := press.ReadOptions(p, press.Options{StoreKeys: true, Queries: true, Values: s.vnorm, Compact: true,
+	opt, err := press.ReadOptions(p, press.Options{Keys: true, Queries: true, Values: s.vnorm, Compact: true,
 		Decode: press.Score, Sinks: 4})
-	if err != nil {
-		return nil, fmt.Errorf("expectedattention: %w", err)
-	}
-	if s.vnorm {
-		opt.StateBytes = 8 // the value norm; logits are scratch, recomputed at each eviction
-	}
 	s.sinks = opt.Sinks
-	return press.New("expectedattention", s, opt), nil
+	opt.StoreKeys = true // A and B of the resident tokens are filled at the first eviction
+	opt.StateBytes = 16  // A and B
+	if s.vnorm {
+		opt.StateBytes += 8
+	}
+	return s, opt, err
 }
 
 func (s *scorer) Start(cfg policies.Config, t *press.Tokens) error {
 	s.t = t
-	s.stats.reset(cfg, s.queries, s.cov)
+	s.stats.reset(cfg, s.queries, s.covariance)
+	s.tracking = make([]bool, cfg.Heads)
+	s.lin.Reset(cfg)
+	s.quad.Reset(cfg)
 	s.logit.Reset(cfg)
 	if s.vnorm {
 		s.valueLen.Reset(cfg)
 	}
-	s.mu = make([]float64, cfg.HeadDim)
-	s.sig = make([]float64, len(s.stats.sq[0]))
 	return nil
 }
 
-// Observe counts the rows' queries and records their tokens' value norms.
+// Observe counts the rows' queries, keeps the tracked tokens' sums up to date and
+// records the value norms.
 func (s *scorer) Observe(a *policies.Attention) error {
 	for h := range a.Heads {
 		for r := range a.Rows {
-			if a.Pos+r >= s.sinks {
-				s.stats.add(h, press.Vector(a, a.Queries, h, r))
-			}
+			slot := press.TokenSlot(a, h, r)
 			if s.vnorm {
-				s.valueLen.Set(h, press.TokenSlot(a, h, r), press.Norm(press.Vector(a, a.Values, h, r)))
+				s.valueLen.Set(h, slot, press.Norm(press.Vector(a, a.Values, h, r)))
+			}
+			if s.tracking[h] {
+				s.startTracking(h, slot)
+			}
+			if a.Pos+r < s.sinks {
+				continue
+			}
+			q := press.Vector(a, a.Queries, h, r)
+			dropped := s.stats.add(h, q)
+			if s.tracking[h] {
+				s.track(h, q, 1)
+				if dropped != nil {
+					s.track(h, dropped, -1)
+				}
 			}
 		}
 	}
 	return nil
 }
 
+// startTracking fills A and B of head h's token in slot from the running sums.
+func (s *scorer) startTracking(h int, slot int32) {
+	lin, quad := s.stats.project(h, s.t.Key(h, slot))
+	s.lin.Set(h, slot, lin)
+	s.quad.Set(h, slot, quad)
+}
+
+// track adds (sign 1) or removes (sign −1) query q in the sums of head h's tokens.
+func (s *scorer) track(h int, q []float32, sign float64) {
+	for _, slot := range s.t.Resident(h) {
+		dot := 0.0
+		for d, x := range s.t.Key(h, slot) {
+			dot += float64(q[d]) * float64(x)
+		}
+		s.lin.Set(h, slot, s.lin.At(h, slot)+sign*dot)
+		if s.covariance {
+			s.quad.Set(h, slot, s.quad.At(h, slot)+sign*dot*dot)
+		}
+	}
+}
+
 func (s *scorer) Score(h int, slots []int32, scores []float64) {
-	s.stats.moments(h, s.mu, s.sig)
-	top := math.Inf(-1)
 	resident := s.t.Resident(h)
+	if !s.tracking[h] {
+		for _, slot := range resident {
+			s.startTracking(h, slot)
+		}
+		s.tracking[h] = true
+	}
+	n := float64(s.stats.count[h])
+	top := math.Inf(-1)
 	for _, slot := range resident {
-		l := s.expectedLogit(s.t.Key(h, slot))
+		l := 0.0
+		if n > 0 {
+			mean := s.lin.At(h, slot) / n
+			l = s.scale * mean
+			if s.covariance {
+				l += 0.5 * s.scale * s.scale * (s.quad.At(h, slot)/n - mean*mean)
+			}
+		}
 		s.logit.Set(h, slot, l)
 		top = max(top, l)
 	}
@@ -141,28 +205,4 @@ func (s *scorer) Score(h int, slots []int32, scores []float64) {
 		}
 		scores[i] = z
 	}
-}
-
-// expectedLogit is c·μ·k + ½·c²·kᵀΣk for the covariance model chosen.
-func (s *scorer) expectedLogit(k []float32) float64 {
-	mean, quad := 0.0, 0.0
-	for i, x := range k {
-		mean += s.mu[i] * float64(x)
-	}
-	switch s.cov {
-	case covFull:
-		d := len(k)
-		for i := range d {
-			row, sum := s.sig[i*d:][:d], 0.0
-			for j, y := range k {
-				sum += row[j] * float64(y)
-			}
-			quad += float64(k[i]) * sum
-		}
-	case covDiagonal:
-		for i, x := range k {
-			quad += s.sig[i] * float64(x) * float64(x)
-		}
-	}
-	return s.scale*mean + 0.5*s.scale*s.scale*quad
 }

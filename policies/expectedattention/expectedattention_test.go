@@ -11,24 +11,32 @@ import (
 )
 
 // Prompt queries (0,0), (2,2), (0,0), (2,2): μ = (1, 1), Σ = [[1 1] [1 1]] (population),
-// so with c = 1, s = μ·k + ½kᵀΣk is m + ½m² for full Σ (m = kx + ky), m + ½(kx² + ky²)
-// for the diagonal, and m without covariance.
+// so with c = 1, s = μ·k + ½kᵀΣk is m + ½m² for full Σ (m = kx + ky), and m without
+// covariance.
 var (
 	queries = [][]float32{{0, 0}, {2, 2}, {0, 0}, {2, 2}}
 	keys    = [][]float32{{1, 1}, {0.5, 0.25}, {-1, -2}, {-1, 2.5}}
 	values  = [][]float32{{3, 4}, {1, 0}, {0, 2}, {0, 1}} // norms 5, 1, 2, 1
 	// Hand-worked s_i per covariance model, for keys 0..3.
 	logits = map[string][]float64{
-		covFull:     {4, 1.03125, 1.5, 2.625},
-		covDiagonal: {3, 0.90625, -0.5, 5.125},
-		covNone:     {2, 0.75, -3, 1.5},
+		"full": {4, 1.03125, 1.5, 2.625},
+		"none": {2, 0.75, -3, 1.5},
 	}
 )
 
+// build is New, keeping hold of the scorer.
+func build(t *testing.T, params map[string]any) (*press.Press, *scorer) {
+	t.Helper()
+	s, opt, err := newScorer(policies.NewParams(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return press.New("expectedattention", s, opt), s
+}
+
 func TestScoresAreExpectedAttentionTimesValueNorm(t *testing.T) {
 	for cov, s := range logits {
-		sc := &scorer{cov: cov, scale: 1, vnorm: true, epsilon: 0.5}
-		p := press.New("expectedattention", sc, press.Options{StoreKeys: true, Queries: true, Values: true, Compact: true, Decode: press.Score})
+		p, sc := build(t, map[string]any{"covariance": cov, "epsilon": 0.5, "sinks": 0.0})
 		if _, err := p.Init(policies.Config{Heads: 1, HeadDim: 2, PromptLen: 4, MaxLen: 5, Budget: 2}); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +67,7 @@ func TestScoresAreExpectedAttentionTimesValueNorm(t *testing.T) {
 
 func TestCompressionRanksByExpectedAttention(t *testing.T) {
 	// Budget 1 keeps one token: the rest go, lowest expected attention first.
-	want := map[string][]int{covFull: {1, 2, 3}, covDiagonal: {2, 1, 0}, covNone: {2, 1, 3}}
+	want := map[string][]int{"full": {1, 2, 3}, "none": {2, 1, 3}}
 	for cov, w := range want {
 		p, err := New(policies.NewParams(map[string]any{"covariance": cov, "vnorm": false, "sinks": 0.0, "decode": "append"}))
 		if err != nil {
@@ -81,24 +89,61 @@ func TestCompressionRanksByExpectedAttention(t *testing.T) {
 	}
 }
 
-func TestStatisticsWindowAndSinks(t *testing.T) {
+func TestStatisticsWindow(t *testing.T) {
 	var s queryStats
-	s.reset(policies.Config{Heads: 1, HeadDim: 2}, 2, covFull)
+	s.reset(policies.Config{Heads: 1, HeadDim: 2}, 2, true)
+	var dropped [][]float32
 	for _, q := range [][]float32{{1, 0}, {3, 0}, {0, 2}} {
-		s.add(0, q)
+		if d := s.add(0, q); d != nil {
+			dropped = append(dropped, slices.Clone(d))
+		}
 	}
-	// The window holds (3, 0) and (0, 2): μ = (1.5, 1); variances 2.25 and 1,
-	// covariance ((1.5)(−1) + (−1.5)(1)) / 2 = −1.5.
-	mu, cov := make([]float64, 2), make([]float64, 4)
-	s.moments(0, mu, cov)
-	if !slices.Equal(mu, []float64{1.5, 1}) || !slices.Equal(cov, []float64{2.25, -1.5, -1.5, 1}) {
-		t.Errorf("window 2: μ %v, Σ %v; want [1.5 1], [2.25 -1.5 -1.5 1]", mu, cov)
+	// The window holds (3, 0) and (0, 2): for k = (1, 1), Σq·k = 3 + 2 and
+	// Σ(q·k)² = 9 + 4; (1, 0) was dropped.
+	lin, quad := s.project(0, []float32{1, 1})
+	if lin != 5 || quad != 13 || len(dropped) != 1 || !slices.Equal(dropped[0], []float32{1, 0}) {
+		t.Errorf("window 2: Σq·k %g, Σ(q·k)² %g, dropped %v; want 5, 13, [[1 0]]", lin, quad, dropped)
 	}
+}
 
-	// With sinks = 2, the queries of positions 0 and 1 are not counted: of the
-	// prompt's queries only (0,0) and (2,2) at positions 2 and 3 are, so μ = (1, 1).
-	sc := &scorer{cov: covDiagonal, scale: 1, sinks: 2}
-	p := press.New("expectedattention", sc, press.Options{StoreKeys: true, Queries: true})
+// TestTrackedSumsMatchTheRunningSums decodes with a window of three queries, after
+// sinks, and checks that every resident token's tracked A and B equal those
+// recomputed from the running sums at the end. Protecting the newest two positions
+// keeps decode tokens, which entered reused slots, among them.
+func TestTrackedSumsMatchTheRunningSums(t *testing.T) {
+	p, sc := build(t, map[string]any{"queries": 3.0, "sinks": 2.0, "protect": 2.0})
+	vec := func(h, pos, salt int) []float32 {
+		return []float32{float32((pos*7+h+salt)%5) - 2, float32((pos*3+salt)%4) - 1.5}
+	}
+	seq := presstest.Sequence{Heads: 2, HeadDim: 2, PromptLen: 6, MaxLen: 12,
+		Key:   func(h, pos int) []float32 { return vec(h, pos, 0) },
+		Value: func(h, pos int) []float32 { return vec(h, pos, 1) },
+		Query: func(h, pos int) []float32 { return vec(h, pos, 2) }}
+	log, err := presstest.Run(p, policies.Config{Budget: 3}, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range 2 {
+		if !slices.Contains(log.Resident[h], 11) {
+			t.Fatalf("head %d: resident %v lack the newest token", h, log.Resident[h])
+		}
+		if n := sc.stats.count[h]; n != 3 {
+			t.Errorf("head %d: %d queries counted, want the window's 3", h, n)
+		}
+		for _, slot := range sc.t.Resident(h) {
+			lin, quad := sc.stats.project(h, sc.t.Key(h, slot))
+			if math.Abs(sc.lin.At(h, slot)-lin) > 1e-9 || math.Abs(sc.quad.At(h, slot)-quad) > 1e-9 {
+				t.Errorf("head %d, position %d: tracked A %g, B %g; recomputed %g, %g",
+					h, sc.t.Pos(h, slot), sc.lin.At(h, slot), sc.quad.At(h, slot), lin, quad)
+			}
+		}
+	}
+}
+
+func TestSinksAreNotCounted(t *testing.T) {
+	// With sinks = 2, the queries of positions 0 and 1 are left out: Σq is that of
+	// (0, 0) and (2, 2) alone.
+	p, sc := build(t, map[string]any{"sinks": 2.0, "vnorm": false})
 	if _, err := p.Init(policies.Config{Heads: 1, HeadDim: 2, PromptLen: 4, MaxLen: 4, Budget: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +152,8 @@ func TestStatisticsWindowAndSinks(t *testing.T) {
 	if err := p.Observe(a); err != nil {
 		t.Fatal(err)
 	}
-	sc.stats.moments(0, mu, cov[:2])
-	if !slices.Equal(mu, []float64{1, 1}) || !slices.Equal(cov[:2], []float64{1, 1}) {
-		t.Errorf("sinks 2: μ %v, diagonal Σ %v; want [1 1], [1 1]", mu, cov[:2])
+	if lin, quad := sc.stats.project(0, []float32{1, 0}); sc.stats.count[0] != 2 || lin != 2 || quad != 4 {
+		t.Errorf("sinks 2: %d queries, Σq·k %g, Σ(q·k)² %g; want 2, 2, 4", sc.stats.count[0], lin, quad)
 	}
 }
 
@@ -137,7 +181,7 @@ func TestDecodeCountsEachNewQuery(t *testing.T) {
 
 func TestRejectsBadParams(t *testing.T) {
 	for _, params := range []map[string]any{
-		{"covariance": "low-rank"}, {"queries": -1.0}, {"scale": 0.0}, {"epsilon": -1.0}, {"vnorm": "yes"}, {"rope": true},
+		{"covariance": "diagonal"}, {"queries": -1.0}, {"scale": 0.0}, {"epsilon": -1.0}, {"vnorm": "yes"}, {"rope": true},
 	} {
 		if _, err := New(policies.NewParams(params)); err == nil {
 			t.Errorf("params %v: no error", params)
