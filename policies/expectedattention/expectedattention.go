@@ -76,7 +76,7 @@ type scorer struct {
 	tracking  []bool
 	lin, quad press.PerSlot // A = Σ q·k and B = Σ (q·k)² by head and slot
 	valueLen  press.PerSlot // ‖v‖ by head and slot (vnorm only)
-	logit     press.PerSlot // scratch: s_i by head and slot
+	logit     press.PerSlot // scratch: s_i, then exp(s_i − max), by head and slot
 }
 
 // New reads the params listed in the package doc.
@@ -196,10 +196,12 @@ func (s *scorer) Score(h int, slots []int32, scores []float64) {
 	}
 	total := 0.0
 	for _, slot := range resident {
-		total += math.Exp(s.logit.At(h, slot) - top)
+		w := math.Exp(s.logit.At(h, slot) - top)
+		s.logit.Set(h, slot, w)
+		total += w
 	}
 	for i, slot := range slots {
-		z := math.Exp(s.logit.At(h, slot)-top) / total
+		z := s.logit.At(h, slot) / total
 		if s.vnorm {
 			z = (z + s.epsilon) * s.valueLen.At(h, slot)
 		}

@@ -76,8 +76,9 @@ func (s *scorer) Score(h int, slots []int32, scores []float64) {
 		if n == 0 {
 			continue
 		}
+		inv := 1 / n
 		for d, x := range s.t.Key(h, slot) {
-			s.anchor[d] += float64(x) / n
+			s.anchor[d] += float64(x) * inv
 		}
 	}
 	anchorNorm := 0.0

@@ -10,25 +10,31 @@ import (
 )
 
 // picker holds one eviction's candidates, all heads together, and chooses among them.
-// Candidate i is head head[i]'s slot slot[i]; it ranks by (tier, score, pos, head),
-// lowest first, a strict total order since a head holds each position once.
+// Candidates rank by (tier, score, pos, head), lowest first, a strict total order
+// since a head holds each position once.
 type picker struct {
-	head, slot, pos []int32
-	// tier 0 goes before tier 1 whatever the scores: generated tokens that left the
-	// window under Decode=Window, ranked by position (score is the position).
-	tier  []int8
-	score []float64
-	start []int   // head h's candidates are start[h]..start[h+1]
+	cands []cand
+	start []int   // head h's candidates are cands[start[h]:start[h+1]]
 	ids   []int32 // candidate indices being ranked
 	taken []int   // victims chosen per head
+	// slots and scores: one head's tier-1 candidates, for Scorer.Score.
+	slots  []int32
+	scores []float64
+}
+
+// cand is head head's token in slot slot, at position pos. Tier 0 goes before tier 1
+// whatever the scores: generated tokens that left the window under Decode=Window,
+// ranked by position (score is the position).
+type cand struct {
+	slot, head, pos int32
+	tier            int8
+	score           float64
 }
 
 func (k *picker) reset(heads, width int) {
-	n := heads * width
-	if cap(k.slot) < n {
-		k.head, k.slot, k.pos = make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
-		k.tier, k.score, k.ids = make([]int8, 0, n), make([]float64, 0, n), make([]int32, 0, n)
-	}
+	k.cands = slices.Grow(k.cands[:0], heads*width)
+	k.ids = slices.Grow(k.ids[:0], heads*width)
+	k.slots, k.scores = slices.Grow(k.slots[:0], width), slices.Grow(k.scores[:0], width)
 	k.start = slices.Grow(k.start[:0], heads+1)[:heads+1]
 	k.taken = slices.Grow(k.taken[:0], heads)[:heads]
 }
@@ -37,52 +43,50 @@ func (k *picker) reset(heads, width int) {
 // oldestFirst or later in tier 0, the others in tier 1 with scores from s (left out
 // when s is nil).
 func (k *picker) collect(t *Tokens, sinks, protectFrom, oldestFirst int, s Scorer) error {
-	k.head, k.slot, k.pos = k.head[:0], k.slot[:0], k.pos[:0]
-	k.tier, k.score, k.ids = k.tier[:0], k.score[:0], k.ids[:0]
+	k.cands, k.ids = k.cands[:0], k.ids[:0]
 	heads := len(k.start) - 1
 	for h := range heads {
-		k.start[h] = len(k.slot)
-		// Tier 1 first, contiguous, so that one Score call fills its scores.
-		if s != nil {
-			for _, slot := range t.Resident(h) {
-				if p := t.Pos(h, slot); p >= sinks && p < protectFrom && p < oldestFirst {
-					k.add(h, slot, p, 1, 0)
-				}
-			}
-			first := k.start[h]
-			s.Score(h, k.slot[first:], k.score[first:])
-			for i := first; i < len(k.score); i++ {
-				if math.IsNaN(k.score[i]) {
-					return fmt.Errorf("head %d: the scorer gave NaN for position %d", h, k.pos[i])
-				}
+		k.start[h] = len(k.cands)
+		k.slots = k.slots[:0]
+		for _, slot := range t.Resident(h) {
+			switch p := t.Pos(h, slot); {
+			case p < sinks || p >= protectFrom:
+			case p >= oldestFirst:
+				k.cands = append(k.cands, cand{slot: slot, head: int32(h), pos: int32(p), score: float64(p)})
+			case s != nil:
+				k.slots = append(k.slots, slot)
 			}
 		}
-		for _, slot := range t.Resident(h) {
-			if p := t.Pos(h, slot); p >= sinks && p < protectFrom && p >= oldestFirst {
-				k.add(h, slot, p, 0, float64(p))
+		if len(k.slots) == 0 {
+			continue
+		}
+		k.scores = k.scores[:len(k.slots)]
+		s.Score(h, k.slots, k.scores)
+		for i, slot := range k.slots {
+			if math.IsNaN(k.scores[i]) {
+				return fmt.Errorf("head %d: the scorer gave NaN for position %d", h, t.Pos(h, slot))
 			}
+			k.cands = append(k.cands, cand{slot: slot, head: int32(h), pos: int32(t.Pos(h, slot)), tier: 1, score: k.scores[i]})
 		}
 	}
-	k.start[heads] = len(k.slot)
+	k.start[heads] = len(k.cands)
+	for i := range k.cands {
+		k.ids = append(k.ids, int32(i))
+	}
 	return nil
 }
 
-func (k *picker) add(h int, slot int32, pos int, tier int8, score float64) {
-	k.ids = append(k.ids, int32(len(k.slot)))
-	k.head, k.slot, k.pos = append(k.head, int32(h)), append(k.slot, slot), append(k.pos, int32(pos))
-	k.tier, k.score = append(k.tier, tier), append(k.score, score)
-}
-
 func (k *picker) less(a, b int32) bool {
+	x, y := &k.cands[a], &k.cands[b]
 	switch {
-	case k.tier[a] != k.tier[b]:
-		return k.tier[a] < k.tier[b]
-	case k.score[a] != k.score[b]:
-		return k.score[a] < k.score[b]
-	case k.pos[a] != k.pos[b]:
-		return k.pos[a] < k.pos[b]
+	case x.tier != y.tier:
+		return x.tier < y.tier
+	case x.score != y.score:
+		return x.score < y.score
+	case x.pos != y.pos:
+		return x.pos < y.pos
 	}
-	return k.head[a] < k.head[b]
+	return x.head < y.head
 }
 
 func (k *picker) compare(a, b int32) int {
@@ -122,7 +126,7 @@ func (k *picker) choose(e *policies.Eviction, pool policies.Pool, floor int, t *
 		clear(k.taken)
 		chosen := 0
 		for _, id := range k.ids {
-			if h := k.head[id]; len(t.resident(int(h)))-k.taken[h] > floor && chosen < n {
+			if h := k.cands[id].head; len(t.resident(int(h)))-k.taken[h] > floor && chosen < n {
 				k.taken[h]++
 				k.ids[chosen] = id
 				chosen++
@@ -143,7 +147,7 @@ func (k *picker) keepsFloor(ids []int32, floor int, t *Tokens) bool {
 	}
 	clear(k.taken)
 	for _, id := range ids {
-		h := k.head[id]
+		h := k.cands[id].head
 		k.taken[h]++
 		if len(t.resident(int(h)))-k.taken[h] < floor {
 			return false
@@ -156,8 +160,8 @@ func (k *picker) keepsFloor(ids []int32, floor int, t *Tokens) bool {
 func (k *picker) commit(e *policies.Eviction, t *Tokens, ids []int32) {
 	slices.SortFunc(ids, k.compare)
 	for _, id := range ids {
-		h := int(k.head[id])
-		e.Victim(h, k.slot[id], 0)
-		t.free(h, k.slot[id])
+		c := &k.cands[id]
+		e.Victim(int(c.head), c.slot, 0)
+		t.free(int(c.head), c.slot)
 	}
 }
