@@ -11,6 +11,11 @@
 //   - Norms are computed once per token from the key the host sends (the trace's
 //     precision), in float64.
 //   - Ties (equal norms) go to the older token, which is evicted first.
+//   - keep = "high" inverts the rule (evict the lowest norms), to test whether a
+//     model shares the paper's finding. The paper's models use RoPE; in kvsim's
+//     trained OPT (learned positions) and its synthetic traces, high-norm keys are
+//     the ones that draw attention: the paper's rule falls below random eviction
+//     there, and the inverted one above TOVA on the trained OPT.
 //
 // # Decoding
 //
@@ -19,9 +24,10 @@
 // fixed cache size while generating; "append" compresses the prompt only (kvpress's
 // KnormPress); "window" keeps the compressed prompt and the newest `window` tokens.
 //
-// Params: decode ("score", "append" or "window"), window (default 0, required ≥ 1
-// with decode=window), protect (newest positions never evicted, default 0), sinks
-// (first positions never evicted, default 0).
+// Params: keep ("low", the paper's, or "high"), decode ("score", "append" or
+// "window"), window (default 0, required ≥ 1 with decode=window), protect (newest
+// positions never evicted, default 0), sinks (first positions never evicted,
+// default 0).
 package knorm
 
 import (
@@ -32,16 +38,21 @@ import (
 )
 
 type scorer struct {
+	sign float64       // −1 keeps low norms, +1 high ones
 	norm press.PerSlot // ‖k‖ by head and slot
 }
 
-// New reads the press params listed in the package doc.
+// New reads the params listed in the package doc.
 func New(p *policies.Params) (policies.Policy, error) {
+	s := &scorer{sign: -1}
+	if p.String("keep", "low", "low", "high") == "high" {
+		s.sign = 1
+	}
 	opt, err := press.ReadOptions(p, press.Options{Keys: true, Compact: true, Decode: press.Score, StateBytes: 8})
 	if err != nil {
 		return nil, fmt.Errorf("knorm: %w", err)
 	}
-	return press.New("knorm", &scorer{}, opt), nil
+	return press.New("knorm", s, opt), nil
 }
 
 func (s *scorer) Start(cfg policies.Config, _ *press.Tokens) error {
@@ -60,6 +71,6 @@ func (s *scorer) Observe(a *policies.Attention) error {
 
 func (s *scorer) Score(h int, slots []int32, scores []float64) {
 	for i, slot := range slots {
-		scores[i] = -s.norm.At(h, slot)
+		scores[i] = s.sign * s.norm.At(h, slot)
 	}
 }

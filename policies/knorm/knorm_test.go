@@ -52,6 +52,21 @@ func TestEvictsTheLargestNorms(t *testing.T) {
 	}
 }
 
+func TestKeepHighEvictsTheSmallestNorms(t *testing.T) {
+	log := run(t, map[string]any{"keep": "high"})
+	// Head 0: compression drops norms 1 and √2 (positions 1, 4); step 5 (norm 3) drops
+	// position 2 (norm 2); step 6 drops its own token (0.5). Head 1: the ties go
+	// oldest first (0, 1); step 5 drops 2; step 6 its own token.
+	want := [][][]int{{{1, 4}, {0, 1}}, {{2}, {2}}, {{6}, {6}}}
+	for i, w := range want {
+		for h := range 2 {
+			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
+				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
+			}
+		}
+	}
+}
+
 func TestAppendCompressesThePromptOnly(t *testing.T) {
 	log := run(t, map[string]any{"decode": "append"})
 	if len(log.Events) != 1 || !slices.Equal(log.Resident[0], []int{1, 2, 4, 5, 6}) {
@@ -60,7 +75,7 @@ func TestAppendCompressesThePromptOnly(t *testing.T) {
 }
 
 func TestRejectsBadParams(t *testing.T) {
-	for _, params := range []map[string]any{{"decode": "rescore"}, {"norm": "l1"}, {"sinks": -1.0}} {
+	for _, params := range []map[string]any{{"decode": "rescore"}, {"keep": "middle"}, {"norm": "l1"}, {"sinks": -1.0}} {
 		if _, err := New(policies.NewParams(params)); err == nil {
 			t.Errorf("params %v: no error", params)
 		}
