@@ -75,7 +75,7 @@ type scorer struct {
 	// head's first eviction on).
 	tracking  []bool
 	lin, quad press.PerSlot // A = Σ q·k and B = Σ (q·k)² by head and slot
-	valueLen  press.PerSlot // ‖v‖ by head and slot (vnorm only)
+	valueLen  press.Norms   // ‖v‖ by head and slot (vnorm only)
 	logit     press.PerSlot // scratch: s_i, then exp(s_i − max), by head and slot
 }
 
@@ -126,14 +126,13 @@ func (s *scorer) Start(cfg policies.Config, t *press.Tokens) error {
 // Observe counts the rows' queries, keeps the tracked tokens' sums up to date and
 // records the value norms.
 func (s *scorer) Observe(a *policies.Attention) error {
+	if s.vnorm {
+		s.valueLen.Record(a, a.Values)
+	}
 	for h := range a.Heads {
 		for r := range a.Rows {
-			slot := press.TokenSlot(a, h, r)
-			if s.vnorm {
-				s.valueLen.Set(h, slot, press.Norm(press.Vector(a, a.Values, h, r)))
-			}
 			if s.tracking[h] {
-				s.startTracking(h, slot)
+				s.startTracking(h, press.TokenSlot(a, h, r))
 			}
 			if a.Pos+r < s.sinks {
 				continue

@@ -73,9 +73,7 @@ func TestCompressionRanksByExpectedAttention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq := presstest.Sequence{Heads: 1, HeadDim: 2, PromptLen: 4, MaxLen: 4,
-			Key:   func(_, pos int) []float32 { return keys[pos] },
-			Query: func(_, pos int) []float32 { return queries[pos] }}
+		seq := presstest.FromTables(4, [][][]float32{keys}, nil, [][][]float32{queries})
 		log, err := presstest.Run(p, policies.Config{Budget: 1}, seq)
 		if err != nil {
 			t.Fatal(err)
@@ -165,17 +163,14 @@ func TestDecodeCountsEachNewQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs := [][]float32{{1, 0}, {1, 0}, {-5, 9}}
-	ks := [][]float32{{1, 0}, {0, 1}, {0.5, 0.5}}
-	seq := presstest.Sequence{Heads: 1, HeadDim: 2, PromptLen: 2, MaxLen: 3,
-		Key:   func(_, pos int) []float32 { return ks[pos] },
-		Query: func(_, pos int) []float32 { return qs[pos] }}
-	log, err := presstest.Run(p, policies.Config{Budget: 1}, seq)
+	ks := [][][]float32{{{1, 0}, {0, 1}, {0.5, 0.5}}}
+	qs := [][][]float32{{{1, 0}, {1, 0}, {-5, 9}}}
+	log, err := presstest.Run(p, policies.Config{Budget: 1}, presstest.FromTables(2, ks, nil, qs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(log.Events) != 2 || !slices.Equal(log.Events[0].Victims[0], []int{1}) || !slices.Equal(log.Events[1].Victims[0], []int{0}) {
-		t.Errorf("events %+v: want compression dropping 1, then step 2 dropping 0", log.Events)
+	if err := presstest.CheckVictims(log, [][][]int{{{1}}, {{0}}}); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -186,5 +181,28 @@ func TestRejectsBadParams(t *testing.T) {
 		if _, err := New(policies.NewParams(params)); err == nil {
 			t.Errorf("params %v: no error", params)
 		}
+	}
+}
+
+func TestStateAndReuse(t *testing.T) {
+	for params, bytes := range map[string]int{`{}`: 24, `{"vnorm": false}`: 16} {
+		table, _ := policies.ParseParams([]byte(params))
+		p, err := New(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := p.(policies.TokenState).TokenStateBytes(); n != bytes {
+			t.Errorf("params %s: token state %d bytes, want %d", params, n, bytes)
+		}
+	}
+	vec := func(h, pos int) []float32 { return []float32{float32((pos*3+h)%5) - 2, float32(pos%3) - 1} }
+	first := presstest.Sequence{Heads: 3, HeadDim: 2, PromptLen: 8, MaxLen: 11, Key: vec, Value: vec, Query: vec}
+	more := func(table [][]float32, a, b []float32) [][][]float32 {
+		return [][][]float32{append(slices.Clip(table), a, b)}
+	}
+	second := presstest.FromTables(4, more(keys, []float32{1, 0}, []float32{0, 1}),
+		more(values, []float32{1, 0}, []float32{0, 1}), more(queries, []float32{1, 1}, []float32{2, 0}))
+	if err := presstest.SameAfterReuse(New, map[string]any{"queries": 2.0}, policies.Config{Budget: 2}, first, second); err != nil {
+		t.Error(err)
 	}
 }

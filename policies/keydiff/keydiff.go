@@ -39,8 +39,8 @@ import (
 
 type scorer struct {
 	t      *press.Tokens
-	norm   press.PerSlot // ‖k‖ by head and slot
-	anchor []float64     // scratch: one head's anchor
+	norm   press.Norms // ‖k‖ by head and slot
+	anchor []float64   // scratch: one head's anchor
 }
 
 // New reads the press params listed in the package doc.
@@ -60,11 +60,7 @@ func (s *scorer) Start(cfg policies.Config, t *press.Tokens) error {
 }
 
 func (s *scorer) Observe(a *policies.Attention) error {
-	for h := range a.Heads {
-		for r := range a.Rows {
-			s.norm.Set(h, press.TokenSlot(a, h, r), press.Norm(press.Vector(a, a.Keys, h, r)))
-		}
-	}
+	s.norm.Record(a, a.Keys)
 	return nil
 }
 

@@ -19,9 +19,7 @@ func TestEvictsTheKeysMostLikeTheAnchor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq := presstest.Sequence{Heads: 2, HeadDim: 2, PromptLen: 5, MaxLen: 7,
-		Key: func(h, pos int) []float32 { return keys[h][pos] }}
-	log, err := presstest.Run(p, policies.Config{Budget: 3}, seq)
+	log, err := presstest.Run(p, policies.Config{Budget: 3}, presstest.FromTables(5, keys, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,16 +34,23 @@ func TestEvictsTheKeysMostLikeTheAnchor(t *testing.T) {
 	// Head 1. Compression: the zero key (0) has cosine 0; the others sum to (2, 2), all
 	// at cosine √½, so the oldest two go (1, 2). Step 5: anchor ∝ (1, 2): cosines 0,
 	// 2/√5, 2/√5, 1/√5 for 0, 3, 4, 5: 3 goes. Step 6: anchor ∝ (1, 0): 5 (cosine 1) goes.
-	want := [][][]int{{{0, 2}, {1, 2}}, {{1}, {3}}, {{3}, {5}}}
-	for i, w := range want {
-		for h := range 2 {
-			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
-				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
-			}
-		}
+	if err := presstest.CheckVictims(log, [][][]int{{{0, 2}, {1, 2}}, {{1}, {3}}, {{3}, {5}}}); err != nil {
+		t.Error(err)
 	}
 	if !slices.Equal(log.Resident[0], []int{4, 5, 6}) || !slices.Equal(log.Resident[1], []int{0, 4, 6}) {
 		t.Errorf("resident %v, want [[4 5 6] [0 4 6]]", log.Resident)
+	}
+	if n := p.(policies.TokenState).TokenStateBytes(); n != 8 {
+		t.Errorf("token state %d bytes, want 8 (the norm)", n)
+	}
+}
+
+func TestReuseResets(t *testing.T) {
+	first := presstest.FromTables(6, [][][]float32{keys[1], keys[0], keys[1]}, nil, nil)
+	err := presstest.SameAfterReuse(New, map[string]any{"decode": "window", "window": 2.0}, policies.Config{Budget: 3},
+		first, presstest.FromTables(5, keys, nil, nil))
+	if err != nil {
+		t.Error(err)
 	}
 }
 

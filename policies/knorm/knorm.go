@@ -38,8 +38,8 @@ import (
 )
 
 type scorer struct {
-	sign float64       // −1 keeps low norms, +1 high ones
-	norm press.PerSlot // ‖k‖ by head and slot
+	sign float64     // −1 keeps low norms, +1 high ones
+	norm press.Norms // ‖k‖ by head and slot
 }
 
 // New reads the params listed in the package doc.
@@ -61,11 +61,7 @@ func (s *scorer) Start(cfg policies.Config, _ *press.Tokens) error {
 }
 
 func (s *scorer) Observe(a *policies.Attention) error {
-	for h := range a.Heads {
-		for r := range a.Rows {
-			s.norm.Set(h, press.TokenSlot(a, h, r), press.Norm(press.Vector(a, a.Keys, h, r)))
-		}
-	}
+	s.norm.Record(a, a.Keys)
 	return nil
 }
 

@@ -21,9 +21,7 @@ func run(t *testing.T, params map[string]any) presstest.Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq := presstest.Sequence{Heads: 2, HeadDim: 2, PromptLen: 5, MaxLen: 7,
-		Key: func(h, pos int) []float32 { return keys[h][pos] }}
-	log, err := presstest.Run(p, policies.Config{Budget: 3}, seq)
+	log, err := presstest.Run(p, policies.Config{Budget: 3}, presstest.FromTables(5, keys, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +37,8 @@ func TestEvictsTheLargestNorms(t *testing.T) {
 	// largest of 1, 2, √2, 3); step 6 drops position 2 (norm 2).
 	// Head 1: all prompt norms tie at 1, so the oldest go: 0, 1; step 5 drops its own
 	// (3); step 6 drops the oldest of the ties, 2.
-	want := [][][]int{{{3, 0}, {0, 1}}, {{5}, {5}}, {{2}, {2}}}
-	for i, w := range want {
-		for h := range 2 {
-			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
-				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
-			}
-		}
+	if err := presstest.CheckVictims(log, [][][]int{{{3, 0}, {0, 1}}, {{5}, {5}}, {{2}, {2}}}); err != nil {
+		t.Error(err)
 	}
 	if !slices.Equal(log.Resident[0], []int{1, 4, 6}) || !slices.Equal(log.Resident[1], []int{3, 4, 6}) {
 		t.Errorf("resident %v, want [[1 4 6] [3 4 6]]", log.Resident)
@@ -53,17 +46,12 @@ func TestEvictsTheLargestNorms(t *testing.T) {
 }
 
 func TestKeepHighEvictsTheSmallestNorms(t *testing.T) {
-	log := run(t, map[string]any{"keep": "high"})
 	// Head 0: compression drops norms 1 and √2 (positions 1, 4); step 5 (norm 3) drops
 	// position 2 (norm 2); step 6 drops its own token (0.5). Head 1: the ties go
 	// oldest first (0, 1); step 5 drops 2; step 6 its own token.
-	want := [][][]int{{{1, 4}, {0, 1}}, {{2}, {2}}, {{6}, {6}}}
-	for i, w := range want {
-		for h := range 2 {
-			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
-				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
-			}
-		}
+	log := run(t, map[string]any{"keep": "high"})
+	if err := presstest.CheckVictims(log, [][][]int{{{1, 4}, {0, 1}}, {{2}, {2}}, {{6}, {6}}}); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -71,6 +59,18 @@ func TestAppendCompressesThePromptOnly(t *testing.T) {
 	log := run(t, map[string]any{"decode": "append"})
 	if len(log.Events) != 1 || !slices.Equal(log.Resident[0], []int{1, 2, 4, 5, 6}) {
 		t.Errorf("events %+v, resident %v", log.Events, log.Resident)
+	}
+}
+
+func TestStateAndReuse(t *testing.T) {
+	p, _ := New(policies.NewParams(nil))
+	if n := p.(policies.TokenState).TokenStateBytes(); n != 8 {
+		t.Errorf("token state %d bytes, want 8 (the norm)", n)
+	}
+	first := presstest.FromTables(6, [][][]float32{keys[1], keys[0], keys[1]}, nil, nil)
+	err := presstest.SameAfterReuse(New, nil, policies.Config{Budget: 3}, first, presstest.FromTables(5, keys, nil, nil))
+	if err != nil {
+		t.Error(err)
 	}
 }
 

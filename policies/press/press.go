@@ -345,14 +345,14 @@ func (p *Press) Evict(e *policies.Eviction) error {
 		// suffice are the older tokens scored.
 		protectFrom = newest - p.window + 1
 		oldestFirst = p.cfg.PromptLen
-		if err := p.pick.collect(t, p.sinks, protectFrom, oldestFirst, nil); err != nil {
+		if err := p.pick.collect(e, t, p.sinks, protectFrom, oldestFirst, nil); err != nil {
 			return p.errorf("%w", err)
 		}
 		if p.pick.choose(e, p.opt.Pool, p.floor, t) {
 			return nil
 		}
 	}
-	if err := p.pick.collect(t, p.sinks, protectFrom, oldestFirst, p.scorer); err != nil {
+	if err := p.pick.collect(e, t, p.sinks, protectFrom, oldestFirst, p.scorer); err != nil {
 		return p.errorf("%v eviction at position %d: %w", e.Phase, e.Pos, err)
 	}
 	if !p.pick.choose(e, p.opt.Pool, p.floor, t) {

@@ -228,3 +228,41 @@ func TestReadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeLayerPool(t *testing.T) {
+	score := [][]float64{{5, 1, 4, 0, 9}, {3, 2, 8, 7, 0.5}}
+	log := run(t, press.Options{Pool: policies.PoolLayer, Decode: press.Score}, policies.Config{Budget: 2, PromptLen: 3}, score, 5)
+	// The layer holds 4. Compression: 6 resident, the two lowest go (1 and 2, both at
+	// position 1). Step 3: both heads gain a token, the lowest two of the layer go:
+	// head 0's 3 (score 0) and head 1's 0 (score 3). Step 4: head 1's 4 (0.5) and
+	// head 0's 2 (4).
+	want := [][][]int{{{1}, {1}}, {{3}, {0}}, {{2}, {4}}}
+	for i, w := range want {
+		for h := range 2 {
+			if got := victims(log, i, h); !slices.Equal(got, w[h]) {
+				t.Errorf("event %d head %d: victims %v, want %v", i, h, got, w[h])
+			}
+		}
+	}
+	if !slices.Equal(log.Resident[0], []int{0, 4}) || !slices.Equal(log.Resident[1], []int{2, 3}) {
+		t.Errorf("resident %v, want [[0 4] [2 3]]", log.Resident)
+	}
+}
+
+func TestReuseResets(t *testing.T) {
+	first := presstest.Sequence{Heads: 3, HeadDim: 2, PromptLen: 9, MaxLen: 14,
+		Key: func(h, pos int) []float32 { return []float32{float32(pos%4 + h), 1} }}
+	second := presstest.Sequence{Heads: 2, HeadDim: 2, PromptLen: 6, MaxLen: 8,
+		Key: func(h, pos int) []float32 { return []float32{float32((pos * 5) % 7), float32(h)} }}
+	for _, opt := range []press.Options{
+		{StoreKeys: true, Decode: press.Score},
+		{StoreKeys: true, Decode: press.Window, Window: 2},
+		{StoreKeys: true, Decode: press.Score, Pool: policies.PoolLayer, Floor: 0.5},
+	} {
+		newPress := func(*policies.Params) (policies.Policy, error) { return press.New("reuse", &firstKey{}, opt), nil }
+		err := presstest.SameAfterReuse(newPress, nil, policies.Config{Budget: 3}, first, second)
+		if err != nil {
+			t.Errorf("options %+v: %v", opt, err)
+		}
+	}
+}

@@ -44,6 +44,18 @@ func (p *PerSlot) At(h int, s int32) float64 { return p.v[h*p.width+int(s)] }
 // Set records head h's number for slot s.
 func (p *PerSlot) Set(h int, s int32, x float64) { p.v[h*p.width+int(s)] = x }
 
+// Norms remembers the L2 norm of every token's key or value, by head and slot.
+type Norms struct{ PerSlot }
+
+// Record stores the norms of the vectors of a's rows; vectors is a.Keys or a.Values.
+func (n *Norms) Record(a *policies.Attention, vectors []float32) {
+	for h := range a.Heads {
+		for r := range a.Rows {
+			n.Set(h, TokenSlot(a, h, r), Norm(Vector(a, vectors, h, r)))
+		}
+	}
+}
+
 // Norm is the L2 norm of v, summed in float64.
 func Norm(v []float32) float64 {
 	sum := 0.0

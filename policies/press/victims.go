@@ -41,13 +41,16 @@ func (k *picker) reset(heads, width int) {
 
 // collect gathers the resident tokens at positions in [sinks, protectFrom): those at
 // oldestFirst or later in tier 0, the others in tier 1 with scores from s (left out
-// when s is nil).
-func (k *picker) collect(t *Tokens, sinks, protectFrom, oldestFirst int, s Scorer) error {
+// when s is nil). Under a head pool, heads that need no victim are skipped.
+func (k *picker) collect(e *policies.Eviction, t *Tokens, sinks, protectFrom, oldestFirst int, s Scorer) error {
 	k.cands, k.ids = k.cands[:0], k.ids[:0]
 	heads := len(k.start) - 1
 	for h := range heads {
 		k.start[h] = len(k.cands)
 		k.slots = k.slots[:0]
+		if e.PoolNeed == 0 && e.Need[h] == 0 {
+			continue
+		}
 		for _, slot := range t.Resident(h) {
 			switch p := t.Pos(h, slot); {
 			case p < sinks || p >= protectFrom:

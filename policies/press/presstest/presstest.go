@@ -11,6 +11,7 @@ package presstest
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/kvsim/kvsim/policies"
@@ -252,5 +253,69 @@ func (h *host) evict(p policies.Policy, phase policies.Phase, newest int) error 
 		return fmt.Errorf("presstest: the layer gave %d victims, pool need %d", given, e.PoolNeed)
 	}
 	h.log.Events = append(h.log.Events, ev)
+	return nil
+}
+
+// SameAfterReuse builds two policies from params, runs one over first and then second,
+// the other over second alone, and reports where the two runs over second differ: a
+// policy must reset all its state in Init.
+func SameAfterReuse(newPolicy policies.New, params map[string]any, cfg policies.Config, first, second Sequence) error {
+	reused, err := newPolicy(policies.NewParams(params))
+	if err != nil {
+		return err
+	}
+	fresh, err := newPolicy(policies.NewParams(params))
+	if err != nil {
+		return err
+	}
+	if _, err := Run(reused, cfg, first); err != nil {
+		return err
+	}
+	got, err := Run(reused, cfg, second)
+	if err != nil {
+		return err
+	}
+	want, err := Run(fresh, cfg, second)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(got, want) {
+		return fmt.Errorf("presstest: after another sequence the policy did %+v, a fresh one %+v", got, want)
+	}
+	return nil
+}
+
+// FromTables is the sequence whose head h holds keys[h][pos], values[h][pos] and
+// queries[h][pos] at position pos; a nil table gives zero vectors. Heads, HeadDim and
+// MaxLen come from the first table given.
+func FromTables(prompt int, keys, values, queries [][][]float32) Sequence {
+	seq := Sequence{PromptLen: prompt}
+	lookup := func(table [][][]float32) func(h, pos int) []float32 {
+		if table == nil {
+			return nil
+		}
+		if seq.Heads == 0 {
+			seq.Heads, seq.MaxLen, seq.HeadDim = len(table), len(table[0]), len(table[0][0])
+		}
+		return func(h, pos int) []float32 { return table[h][pos] }
+	}
+	seq.Key, seq.Value, seq.Query = lookup(keys), lookup(values), lookup(queries)
+	return seq
+}
+
+// CheckVictims reports the first eviction whose victims differ from want[event][head]
+// (positions, in the order given), or a count of events that differs.
+func CheckVictims(log Log, want [][][]int) error {
+	if len(log.Events) != len(want) {
+		return fmt.Errorf("presstest: %d evictions %+v, want %d", len(log.Events), log.Events, len(want))
+	}
+	for i, w := range want {
+		for h := range w {
+			if got := log.Events[i].Victims[h]; !slices.Equal(got, w[h]) {
+				return fmt.Errorf("presstest: eviction %d (%v at %d), head %d: victims %v, want %v",
+					i, log.Events[i].Phase, log.Events[i].Pos, h, got, w[h])
+			}
+		}
+	}
 	return nil
 }
