@@ -34,8 +34,9 @@
 //     lowest-scored older token goes instead, so that in steady state the cache is
 //     Budget−Window compressed prompt tokens plus the Window newest tokens.
 //   - Score: the cache holds Budget tokens: each step evicts the lowest-scored
-//     candidate, new tokens scored with the rest (the scorer sees each decode token
-//     in Observe before it is asked to score it).
+//     candidate (per head, or across the layer under a pool), new tokens scored with
+//     the rest (the scorer sees each decode token in Observe before it is asked to
+//     score it).
 //
 // # Writing a press
 //
@@ -60,9 +61,10 @@
 //	}
 //
 // A scorer that only needs something per token (a norm, a count) computes it in
-// Observe from Attention.Keys and keeps it by slot, rather than storing whole keys.
-// Package presstest drives a press over hand-made keys, values and queries, for tests
-// (the Example runs the press above through it).
+// Observe and keeps it by slot (PerSlot, Norms), rather than storing whole keys:
+// policies/knorm is such a press. Package presstest drives a press over hand-made
+// keys, values and queries, for tests; the package's Example runs the press above
+// through it.
 package press
 
 import (
@@ -100,7 +102,8 @@ type Options struct {
 	// on); the scorer reads them in Observe.
 	Keys, Values, Queries bool
 	// StoreKeys and StoreValues keep each resident token's key or value, for
-	// Tokens.Key and Tokens.Value. They imply Keys and Values.
+	// Tokens.Key and Tokens.Value (a copy: Heads × table width × HeadDim float32s
+	// per instance). They imply Keys and Values.
 	StoreKeys, StoreValues bool
 	// Compact asks for compact decode rows (Layout.Compact). The press itself never
 	// reads probabilities; a scorer that does must then read Live and Len.
@@ -127,9 +130,8 @@ type Options struct {
 }
 
 // ReadOptions reads the params every press shares, over defaults: decode ("append",
-// "window" or "score"), window, protect and sinks (ints ≥ 0). The caller reads its own
-// params first or after, then relies on ReadOptions' check for unknown keys: call it
-// last.
+// "window" or "score"), window, protect and sinks (ints ≥ 0). Call it after reading
+// the policy's own params: it ends with Params.Err, which also rejects unknown keys.
 func ReadOptions(p *policies.Params, defaults Options) (Options, error) {
 	o := defaults
 	o.Decode = Decode(p.String("decode", string(defaults.Decode), string(Append), string(Window), string(Score)))
@@ -192,14 +194,10 @@ func resize(buf []float32, want bool, n int) []float32 {
 
 // store copies the vectors of a's rows into their slots.
 func (t *Tokens) store(dst, src []float32, a *policies.Attention) {
-	d := t.HeadDim
 	for h := range a.Heads {
 		for r := range a.Rows {
-			slot := a.Pos + r
-			if a.Phase == policies.Decode {
-				slot = int(a.Slot[h])
-			}
-			copy(dst[(h*t.width+slot)*d:][:d], src[(h*a.Rows+r)*d:][:d])
+			off := (h*t.width + int(TokenSlot(a, h, r))) * t.HeadDim
+			copy(dst[off:off+t.HeadDim], Vector(a, src, h, r))
 		}
 	}
 }
@@ -266,6 +264,9 @@ func (p *Press) Init(cfg policies.Config) (policies.Layout, error) {
 			return policies.Layout{}, p.errorf("layer budgets: %w", err)
 		}
 		share = entries[cfg.Layer]
+		if share < 0 {
+			return policies.Layout{}, p.errorf("layer budgets give layer %d %d entries", cfg.Layer, share)
+		}
 	}
 	p.cfg, p.layout, p.next = cfg, layout, 0
 	perHead, width := cfg.Budget, policies.SlotWidth(cfg, layout)
