@@ -43,33 +43,11 @@ const block = 3 // prompt rows per prefill call
 // Run drives p over seq with cfg's Budget, Layer, Layers and Seed (its Heads,
 // HeadDim, PromptLen and MaxLen come from seq).
 func Run(p policies.Policy, cfg policies.Config, seq Sequence) (Log, error) {
-	cfg.Heads, cfg.HeadDim, cfg.PromptLen, cfg.MaxLen = seq.Heads, seq.HeadDim, seq.PromptLen, seq.MaxLen
-	if cfg.Layers == 0 {
-		cfg.Layers = 1
-	}
-	layout, err := p.Init(cfg)
+	h, err := prompt(p, cfg, seq)
 	if err != nil {
-		return Log{}, err
-	}
-	h := &host{cfg: cfg, layout: layout, seq: seq, log: Log{Layout: layout}}
-	if err := h.budget(p); err != nil {
 		return h.log, err
 	}
-	h.pos = make([][]int, cfg.Heads)
-	for hd := range h.pos {
-		h.pos[hd] = make([]int, cfg.MaxLen)
-		for s := range h.pos[hd] {
-			h.pos[hd][s] = -1
-		}
-	}
-	for start := 0; start < cfg.PromptLen; start += block {
-		if err := p.Observe(h.prefill(start, min(block, cfg.PromptLen-start))); err != nil {
-			return h.log, err
-		}
-	}
-	if err := h.evict(p, policies.Prefill, cfg.PromptLen-1); err != nil {
-		return h.log, err
-	}
+	cfg = h.cfg
 	for t := cfg.PromptLen; t < cfg.MaxLen; t++ {
 		if err := p.Observe(h.decode(t)); err != nil {
 			return h.log, err
@@ -88,6 +66,36 @@ func Run(p policies.Policy, cfg policies.Config, seq Sequence) (Log, error) {
 		slices.Sort(h.log.Resident[hd])
 	}
 	return h.log, nil
+}
+
+// prompt starts p on seq and drives it through the prompt and its compression.
+func prompt(p policies.Policy, cfg policies.Config, seq Sequence) (*host, error) {
+	cfg.Heads, cfg.HeadDim, cfg.PromptLen, cfg.MaxLen = seq.Heads, seq.HeadDim, seq.PromptLen, seq.MaxLen
+	if cfg.Layers == 0 {
+		cfg.Layers = 1
+	}
+	h := &host{cfg: cfg, seq: seq}
+	layout, err := p.Init(cfg)
+	if err != nil {
+		return h, err
+	}
+	h.layout, h.log.Layout = layout, layout
+	if err := h.budget(p); err != nil {
+		return h, err
+	}
+	h.pos = make([][]int, cfg.Heads)
+	for hd := range h.pos {
+		h.pos[hd] = make([]int, cfg.MaxLen)
+		for s := range h.pos[hd] {
+			h.pos[hd][s] = -1
+		}
+	}
+	for start := 0; start < cfg.PromptLen; start += block {
+		if err := p.Observe(h.prefill(start, min(block, cfg.PromptLen-start))); err != nil {
+			return h, err
+		}
+	}
+	return h, h.evict(p, policies.Prefill, cfg.PromptLen-1)
 }
 
 type host struct {
