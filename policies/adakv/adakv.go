@@ -32,7 +32,6 @@ import (
 	"math"
 
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/policies/internal/pooled"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
 	"github.com/kvsim/kvsim/policies/snapkv"
 )
@@ -78,7 +77,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		k.share[h] = cfg.Budget
 	}
 	k.need = make([]int32, cfg.Heads)
-	slots := cfg.Heads * pooled.Width(cfg, layout) // candidates, all heads together
+	slots := cfg.Heads * policies.SlotWidth(cfg, layout) // candidates, all heads together
 	k.cand = make([]candidate, 0, slots)
 	k.ids = make([]int32, 0, slots)
 	return layout, nil

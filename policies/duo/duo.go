@@ -34,7 +34,6 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/policies/internal/pooled"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
 )
 
@@ -43,6 +42,7 @@ type policy struct {
 	sink, recent int
 
 	cfg       policies.Config
+	layout    policies.Layout
 	width     int // slot ids stay below width
 	next      int // position of the next query row
 	streaming []bool
@@ -117,10 +117,10 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	for h := range k.score {
 		clear(k.score[h])
 	}
-	layout := policies.Layout{Pool: policies.PoolLayer}
-	k.width = pooled.Width(cfg, layout)
+	k.layout = policies.Layout{Pool: policies.PoolLayer}
+	k.width = policies.SlotWidth(cfg, k.layout)
 	k.ids = make([]int32, 0, k.width)
-	return layout, nil
+	return k.layout, nil
 }
 
 // layerMask returns the mask group of cfg's layer, checked against its head count.
@@ -144,7 +144,7 @@ func (k *policy) layerMask(cfg policies.Config) (string, error) {
 
 // Observe adds the rows to the full heads' accumulated attention.
 func (k *policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(k.cfg, &k.res, k.width, k.next, a); err != nil {
+	if err := policies.CheckAttention(k.cfg, k.layout, &k.res, k.next, a); err != nil {
 		return fmt.Errorf("duo: %w", err)
 	}
 	k.res.Enter(a)
@@ -177,7 +177,7 @@ func (k *policy) Evict(e *policies.Eviction) error {
 	}
 	total := 0
 	for h := range e.Heads {
-		total += max(0, k.res.Count[h]-k.keep[h])
+		total += max(0, k.res.Heads[h].Resident()-k.keep[h])
 	}
 	if e.PoolNeed > total {
 		return fmt.Errorf("duo: position %d: the pool needs %d victims but the heads hold only %d over their shares", e.Pos, e.PoolNeed, total)
@@ -185,19 +185,20 @@ func (k *policy) Evict(e *policies.Eviction) error {
 	newest := int32(k.next - 1)
 	for h := range e.Heads {
 		e.Count[h] = 0
-		need := k.res.Count[h] - k.keep[h]
+		need := k.res.Heads[h].Resident() - k.keep[h]
 		if need <= 0 {
 			continue
 		}
 		if need > e.Stride {
 			return fmt.Errorf("duo: head %d: %d victims do not fit a stride of %d", h, need, e.Stride)
 		}
-		pos, score := k.res.Pos[h], k.score[h]
+		table, score := &k.res.Heads[h], k.score[h]
+		pos := table.Positions()
 		firstAfterSinks, lastBeforeWindow := int32(k.sinks[h]), newest-int32(k.window[h])
 		ids := k.ids[:0]
-		for s, q := range pos[:k.width] {
-			if q >= firstAfterSinks && (k.streaming[h] || q <= lastBeforeWindow) {
-				ids = append(ids, int32(s))
+		for _, s := range table.Live() {
+			if q := pos[s]; q >= firstAfterSinks && (k.streaming[h] || q <= lastBeforeWindow) {
+				ids = append(ids, s)
 			}
 		}
 		if need > len(ids) {

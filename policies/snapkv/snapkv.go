@@ -42,7 +42,6 @@ import (
 	"fmt"
 
 	"github.com/kvsim/kvsim/policies"
-	"github.com/kvsim/kvsim/policies/internal/pooled"
 	"github.com/kvsim/kvsim/policies/internal/ranking"
 	"github.com/kvsim/kvsim/policies/internal/rowring"
 )
@@ -54,19 +53,21 @@ const (
 )
 
 // Policy is SnapKV. Policies that divide a pooled budget among heads (PyramidKV,
-// Ada-KV) build on it through Read, Votes, Resident and Decode.
+// Ada-KV) build on it through Read, InitPool, Votes, EvictHeads, Resident, Decode and
+// Window.
 type Policy struct {
 	window, kernel int
 	maxPool        bool
 	decode         string
 
 	cfg          policies.Config
+	layout       policies.Layout
 	width        int // slot ids stay below width
 	next         int // position of the next query row
 	voteWindow   int // window clamped to the budget: voters, and protected tail in decode
 	promptWindow int // voteWindow clamped to the prompt
 	res          policies.Residency
-	// order[h*width:][:res.Count[h]] lists head h's resident slots by position.
+	// order[h*width:][:resident] (resident: res.Heads[h].Resident()) lists head h's resident slots by position.
 	order []int32
 	// vote[h*width+s] is the attention head h's slot s got from the voters: summed
 	// during prefill, refilled from ring before each decode vote.
@@ -116,7 +117,8 @@ func (k *Policy) Init(cfg policies.Config) (policies.Layout, error) {
 
 // InitPool is Init for a policy that builds SnapKV into a pooled layout: the layout
 // asks for pool, SnapKV takes any slot id a head can reach in a layer pool of
-// cfg.Heads×cfg.Budget entries, and the builder evicts through EvictHeads.
+// cfg.Heads×cfg.Budget entries (for a model pool, cfg.Budget is the layer's share per
+// head), and the builder evicts through EvictHeads.
 func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Layout, error) {
 	if err := policies.CheckConfig(cfg); err != nil {
 		return policies.Layout{}, fmt.Errorf("snapkv: %w", err)
@@ -125,11 +127,11 @@ func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Lay
 	if k.decode == decodeAppend {
 		layout.Slack = cfg.MaxLen
 	}
-	k.cfg, k.next = cfg, 0
-	k.width = policies.SlotWidth(cfg, layout)
-	if pool != policies.PoolHead {
-		k.width = pooled.Width(cfg, layout)
+	k.cfg, k.layout, k.next = cfg, layout, 0
+	if pool == policies.PoolModel {
+		k.layout.Pool = policies.PoolLayer // the layer's share, cfg.Budget per head
 	}
+	k.width = policies.SlotWidth(cfg, k.layout)
 	k.voteWindow = min(k.window, cfg.Budget)
 	k.promptWindow = min(k.voteWindow, cfg.PromptLen)
 	k.res.Reset(cfg)
@@ -153,7 +155,7 @@ func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Lay
 
 // Observe sums the prompt voters' attention and, for "rescore", keeps the latest rows.
 func (k *Policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(k.cfg, &k.res, k.width, k.next, a); err != nil {
+	if err := policies.CheckAttention(k.cfg, k.layout, &k.res, k.next, a); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
 	k.res.Enter(a)
@@ -161,7 +163,7 @@ func (k *Policy) Observe(a *policies.Attention) error {
 	rescore := k.decode == decodeRescore
 	if a.Phase == policies.Decode {
 		for h, s := range a.Slot[:a.Heads] {
-			k.order[h*k.width+k.res.Count[h]-1] = s
+			k.order[h*k.width+k.res.Heads[h].Resident()-1] = s
 		}
 		if rescore {
 			k.ring.Push(a, 0)
@@ -186,7 +188,7 @@ func (k *Policy) Observe(a *policies.Attention) error {
 
 // Evict applies the vote at compression and the decode rule afterwards.
 func (k *Policy) Evict(e *policies.Eviction) error {
-	if err := policies.CheckEviction(k.cfg, &k.res, k.next, e); err != nil {
+	if err := policies.CheckEviction(k.cfg, k.layout, &k.res, k.next, e); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
 	return k.evict(e, e.Need)
@@ -197,7 +199,7 @@ func (k *Policy) Evict(e *policies.Eviction) error {
 func (k *Policy) EvictHeads(e *policies.Eviction, need []int32) error {
 	perHead := *e
 	perHead.Need, perHead.PoolNeed = need, 0
-	if err := policies.CheckEviction(k.cfg, &k.res, k.next, &perHead); err != nil {
+	if err := policies.CheckEviction(k.cfg, policies.Layout{}, &k.res, k.next, &perHead); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
 	return k.evict(e, need)
@@ -215,7 +217,7 @@ func (k *Policy) evict(e *policies.Eviction, need []int32) error {
 		if n == 0 {
 			continue
 		}
-		resident := k.res.Count[h]
+		resident := k.res.Heads[h].Resident()
 		var victims []int32
 		var err error
 		if e.Phase == policies.Prefill || k.decode == decodeRescore {
@@ -243,7 +245,7 @@ func (k *Policy) prepareVote(h int, phase policies.Phase) int {
 		return k.next - 1 - k.promptWindow
 	}
 	if k.summed[h] != k.next {
-		k.ring.Sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+		k.ring.Sums(h, k.order[h*k.width:][:k.res.Heads[h].Resident()], k.vote[h*k.width:][:k.width])
 		k.summed[h] = k.next
 	}
 	return k.next - 1 - k.voteWindow
@@ -252,8 +254,8 @@ func (k *Policy) prepareVote(h int, phase policies.Phase) int {
 // candidates pools head h's votes over the resident tokens at positions ≤ last into
 // k.pooled (by slot) and returns those tokens' slots in position order, in k.ids.
 func (k *Policy) candidates(h, last int) []int32 {
-	pos := k.res.Pos[h]
-	order := k.order[h*k.width:][:k.res.Count[h]]
+	pos := k.res.Heads[h].Positions()
+	order := k.order[h*k.width:][:k.res.Heads[h].Resident()]
 	m := 0 // order is by position, so the candidates are a prefix
 	for m < len(order) && int(pos[order[m]]) <= last {
 		m++
@@ -276,7 +278,7 @@ func (k *Policy) lowestVoted(h, n, last int) ([]int32, error) {
 	if n > len(ids) {
 		return nil, fmt.Errorf("need %d victims but only %d tokens are outside the window", n, len(ids))
 	}
-	pos, pooled := k.res.Pos[h], k.pooled
+	pos, pooled := k.res.Heads[h].Positions(), k.pooled
 	ranking.Smallest(ids, n, func(a, b int32) bool {
 		if pooled[a] != pooled[b] {
 			return pooled[a] < pooled[b]
@@ -295,7 +297,7 @@ func (k *Policy) Votes(h int, phase policies.Phase) (slots []int32, pooled []flo
 }
 
 // Resident is how many tokens head h holds.
-func (k *Policy) Resident(h int) int { return k.res.Count[h] }
+func (k *Policy) Resident(h int) int { return k.res.Heads[h].Resident() }
 
 // Decode is the decode rule: "append", "recency" or "rescore".
 func (k *Policy) Decode() string { return k.decode }
@@ -307,10 +309,10 @@ func (k *Policy) Window() int { return k.window }
 // oldestSliding returns head h's n oldest tokens at positions ≤ last that the prompt
 // vote did not keep.
 func (k *Policy) oldestSliding(h, n, last int) ([]int32, error) {
-	pos := k.res.Pos[h]
+	pos := k.res.Heads[h].Positions()
 	voteKept := int32(k.cfg.PromptLen - k.promptWindow) // positions below it stay
 	ids := k.ids[:0]
-	for _, s := range k.order[h*k.width:][:k.res.Count[h]] {
+	for _, s := range k.order[h*k.width:][:k.res.Heads[h].Resident()] {
 		if len(ids) == n || int(pos[s]) > last {
 			break
 		}
@@ -327,7 +329,7 @@ func (k *Policy) oldestSliding(h, n, last int) ([]int32, error) {
 // compactOrder drops freed slots from head h's position-ordered list, which held n
 // slots.
 func (k *Policy) compactOrder(h, n int) {
-	pos := k.res.Pos[h]
+	pos := k.res.Heads[h].Positions()
 	order := k.order[h*k.width:]
 	kept := 0
 	for _, s := range order[:n] {
