@@ -3,12 +3,18 @@
 // layer pool: streaming heads keep only attention sinks and a recent window, and the
 // full (retrieval) heads share the rest of the layer's H×B entries.
 //
-// The paper learns which heads are which (a gate per head, thresholded); kvsim takes
-// the result as a given mask. A streaming head keeps its first `sink` tokens and its
-// last `recent`, capped at B (then the sinks first, and the window gets what is left),
-// so that a streaming head never takes more than a uniform head would. The full heads
-// divide what the streaming heads leave, H·B − (streaming heads)·min(sink+recent, B),
-// evenly, the remainder one token each to the lowest full heads.
+// The paper learns which heads are which (a gate per head, thresholded) on synthetic
+// data before deployment; kvsim takes the result as a given mask. Without one, kvsim
+// picks the streaming heads itself at the end of the prompt (its extension, an online
+// stand-in for the paper's offline step): in each layer, the `streaming` share of the
+// heads whose prompt queries gave the sinks and their recent window the most
+// attention, the lower head first on ties.
+//
+// A streaming head keeps its first `sink` tokens and its last `recent`, capped at B
+// (then the sinks first, and the window gets what is left), so that a streaming head
+// never takes more than a uniform head would. The full heads divide what the streaming
+// heads leave, H·B − (streaming heads)·min(sink+recent, B), evenly, the remainder one
+// token each to the lowest full heads.
 //
 // Choices where the paper is open, or where kvsim differs:
 //   - The paper's full heads keep every token. Under a budget they cannot, so a full
@@ -23,10 +29,11 @@
 //     heads may hold more than sink+recent; every eviction trims them back, giving
 //     more victims than the pool needs.
 //
-// Params: mask (required): one character per head, "s" for a streaming head and "f"
-// for a full one, layers separated by "/", as in "ssff/sfsf/ffss/fsss"; a single group
-// applies to every layer. sink (integer ≥ 0, default 4), recent (integer ≥ 1, default
-// 12).
+// Params: mask: one character per head, "s" for a streaming head and "f" for a full
+// one, layers separated by "/", as in "ssff/sfsf/ffss/fsss"; a single group applies to
+// every layer. Without a mask, streaming (number in [0, 1], default 0.5): the share of
+// each layer's heads that stream, rounded half up. sink (integer ≥ 0, default 4),
+// recent (integer ≥ 1, default 12).
 package duo
 
 import (
@@ -38,7 +45,8 @@ import (
 )
 
 type policy struct {
-	mask         []string // per layer, or one for every layer
+	mask         []string // per layer, or one for every layer; nil: chosen from the prompt
+	share        float64  // without a mask: the share of heads that stream
 	sink, recent int
 
 	cfg       policies.Config
@@ -50,7 +58,8 @@ type policy struct {
 	// it protects, clamped to that share.
 	keep, sinks, window []int
 	res                 policies.Residency
-	score               [][]float64 // full heads: accumulated attention by slot
+	score               [][]float64 // accumulated attention by slot (full heads evict by it)
+	local               []float64   // without a mask: prompt attention on each head's sinks and window
 	ids                 []int32     // scratch candidate list
 }
 
@@ -58,7 +67,10 @@ type policy struct {
 func New(p *policies.Params) (policies.Policy, error) {
 	k := &policy{sink: p.Int("sink", 4), recent: p.Int("recent", 12)}
 	mask := p.String("mask", "")
-	p.Check("mask", mask != "", `is required: one "s" (streaming) or "f" (full) per head, layers separated by "/"`)
+	p.Check("mask", mask != "" || !p.Has("mask"), `is empty: want one "s" (streaming) or "f" (full) per head, layers separated by "/"`)
+	k.share = p.Float("streaming", 0.5)
+	p.Check("streaming", !p.Has("streaming") || !p.Has("mask"), "cannot go with a mask, which names the streaming heads")
+	p.Check("streaming", k.share >= 0 && k.share <= 1, "must be in [0, 1], got %g", k.share)
 	p.Check("sink", k.sink >= 0, "must be ≥ 0, got %d", k.sink)
 	p.Check("recent", k.recent >= 1, "must be ≥ 1, got %d", k.recent)
 	if mask != "" {
@@ -78,34 +90,22 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	if err := policies.CheckConfig(cfg); err != nil {
 		return policies.Layout{}, fmt.Errorf("duo: %w", err)
 	}
-	group, err := k.layerMask(cfg)
-	if err != nil {
-		return policies.Layout{}, fmt.Errorf("duo: %w", err)
+	if cfg.Layer < 0 || cfg.Layer >= cfg.Layers {
+		return policies.Layout{}, fmt.Errorf("duo: layer %d of a %d-layer model", cfg.Layer, cfg.Layers)
 	}
 	k.cfg, k.next = cfg, 0
 	k.streaming = make([]bool, cfg.Heads)
 	k.keep, k.sinks, k.window = make([]int, cfg.Heads), make([]int, cfg.Heads), make([]int, cfg.Heads)
-	streamKeep := min(k.sink+k.recent, cfg.Budget)
-	full := 0
-	for h, c := range group {
-		k.streaming[h] = c == 's'
-		if !k.streaming[h] {
-			full++
+	k.local = make([]float64, cfg.Heads)
+	if k.mask != nil {
+		group, err := k.layerMask(cfg)
+		if err != nil {
+			return policies.Layout{}, fmt.Errorf("duo: %w", err)
 		}
-	}
-	rest := cfg.Heads*cfg.Budget - (cfg.Heads-full)*streamKeep
-	nthFull := 0
-	for h := range cfg.Heads {
-		k.keep[h] = streamKeep
-		if !k.streaming[h] {
-			k.keep[h] = rest / full
-			if nthFull < rest%full {
-				k.keep[h]++
-			}
-			nthFull++
+		for h, c := range group {
+			k.streaming[h] = c == 's'
 		}
-		k.sinks[h] = min(k.sink, k.keep[h])
-		k.window[h] = min(k.recent, k.keep[h]-k.sinks[h])
+		k.divide()
 	}
 	k.res.Reset(cfg)
 	if len(k.score) != cfg.Heads || (cfg.Heads > 0 && len(k.score[0]) < cfg.MaxLen) {
@@ -123,11 +123,55 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	return k.layout, nil
 }
 
+// divide sets each head's share of the pool and what it protects (see the package
+// doc), once the streaming heads are known.
+func (k *policy) divide() {
+	cfg := k.cfg
+	streamKeep := min(k.sink+k.recent, cfg.Budget)
+	full := 0
+	for _, s := range k.streaming {
+		if !s {
+			full++
+		}
+	}
+	rest := cfg.Heads*cfg.Budget - (cfg.Heads-full)*streamKeep
+	nthFull := 0
+	for h := range cfg.Heads {
+		k.keep[h] = streamKeep
+		if !k.streaming[h] {
+			k.keep[h] = rest / full
+			if nthFull < rest%full {
+				k.keep[h]++
+			}
+			nthFull++
+		}
+		k.sinks[h] = min(k.sink, k.keep[h])
+		k.window[h] = min(k.recent, k.keep[h]-k.sinks[h])
+	}
+}
+
+// chooseStreaming marks as streaming the share of heads whose prompt attention went
+// most to their sinks and window, the lower head first on ties.
+func (k *policy) chooseStreaming() {
+	heads := make([]int32, k.cfg.Heads)
+	for h := range heads {
+		heads[h] = int32(h)
+	}
+	n := int(k.share*float64(k.cfg.Heads) + 0.5)
+	ranking.Smallest(heads, n, func(a, b int32) bool {
+		if k.local[a] != k.local[b] {
+			return k.local[a] > k.local[b]
+		}
+		return a < b
+	})
+	for _, h := range heads[:n] {
+		k.streaming[h] = true
+	}
+	k.divide()
+}
+
 // layerMask returns the mask group of cfg's layer, checked against its head count.
 func (k *policy) layerMask(cfg policies.Config) (string, error) {
-	if cfg.Layer < 0 || cfg.Layer >= cfg.Layers {
-		return "", fmt.Errorf("layer %d of a %d-layer model", cfg.Layer, cfg.Layers)
-	}
 	group := k.mask[0]
 	switch len(k.mask) {
 	case 1:
@@ -142,13 +186,16 @@ func (k *policy) layerMask(cfg policies.Config) (string, error) {
 	return group, nil
 }
 
-// Observe adds the rows to the full heads' accumulated attention.
+// Observe adds the rows to the full heads' accumulated attention and, without a mask,
+// measures the prompt's attention on each head's sinks and window, choosing the
+// streaming heads once the prompt is in.
 func (k *policy) Observe(a *policies.Attention) error {
 	if err := policies.CheckAttention(k.cfg, k.layout, &k.res, k.next, a); err != nil {
 		return fmt.Errorf("duo: %w", err)
 	}
 	k.res.Enter(a)
 	k.next += a.Rows
+	choosing := k.mask == nil && a.Phase == policies.Prefill
 	for h := range a.Heads {
 		if k.streaming[h] {
 			continue
@@ -163,9 +210,30 @@ func (k *policy) Observe(a *policies.Attention) error {
 			for s, v := range row[:n] {
 				score[s] += float64(v)
 			}
+			if choosing {
+				k.local[h] += localMass(row[:n], k.sink, k.recent)
+			}
 		}
 	}
+	if choosing && k.next == k.cfg.PromptLen {
+		k.chooseStreaming()
+	}
 	return nil
+}
+
+// localMass is the attention a prompt row (the query at position len(row)−1) gives
+// the first sink tokens and the last recent ones.
+func localMass(row []float32, sink, recent int) float64 {
+	sinks := min(sink, len(row))
+	from := max(sinks, len(row)-recent) // the window, past the sinks
+	m := 0.0
+	for _, v := range row[:sinks] {
+		m += float64(v)
+	}
+	for _, v := range row[from:] {
+		m += float64(v)
+	}
+	return m
 }
 
 // Evict brings every head back to its share: the oldest tokens after the sinks in a

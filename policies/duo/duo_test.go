@@ -1,6 +1,7 @@
 package duo
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -101,7 +102,9 @@ func TestParams(t *testing.T) {
 		params map[string]any
 		want   string
 	}{
-		{map[string]any{}, `param "mask": is required`},
+		{map[string]any{"mask": ""}, `param "mask": is empty`},
+		{map[string]any{"mask": "sf", "streaming": 0.5}, `param "streaming": cannot go with a mask`},
+		{map[string]any{"streaming": 1.5}, `param "streaming": must be in [0, 1]`},
 		{map[string]any{"mask": "sxf"}, `param "mask": layer 0 is "sxf"`},
 		{map[string]any{"mask": "sf//fs"}, `param "mask": layer 1 is ""`},
 		{map[string]any{"mask": "sf", "sink": -1}, `param "sink"`},
@@ -192,4 +195,57 @@ func FuzzMask(f *testing.F) {
 			t.Fatalf("mask %q: %v", mask, err)
 		}
 	})
+}
+
+// TestChosenStreamingHeads: without a mask, half the heads stream, those whose prompt
+// queries gave the sink (token 0) and their own token the most attention. Heads 1 and
+// 2 give them everything (6 over 6 rows); uniform heads 0 and 3 give row i 2/(i+1),
+// 3.9 in all.
+func TestChosenStreamingHeads(t *testing.T) {
+	const heads, prompt = 4, 6
+	local := make([][]float32, prompt)
+	for i := range local {
+		local[i] = make([]float32, i+1)
+		local[i][0] += 0.5
+		local[i][i] += 0.5
+	}
+	p := newPolicy(t, map[string]any{"sink": 1, "recent": 1})
+	if _, err := p.Init(policies.Config{Layers: 1, Heads: heads, PromptLen: prompt, MaxLen: prompt, Budget: 4}); err != nil {
+		t.Fatal(err)
+	}
+	policytest.Prefill(t, p, prompt, [][][]float32{policytest.UniformPrompt(prompt), local, local, policytest.UniformPrompt(prompt)})
+	if want := []bool{false, true, true, false}; !slices.Equal(p.streaming, want) {
+		t.Fatalf("streaming %v, want %v", p.streaming, want)
+	}
+	// Streaming heads keep 2 (sink and newest), full heads share 16 − 4: 6 each, the
+	// whole prompt.
+	if want := []int{6, 2, 2, 6}; !slices.Equal(p.keep, want) {
+		t.Fatalf("shares %v, want %v", p.keep, want)
+	}
+	got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*prompt-16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]int32{nil, {1, 2, 3, 4}, {1, 2, 3, 4}, nil}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("victims %v, want %v", got, want)
+	}
+}
+
+func TestLocalMass(t *testing.T) {
+	row := []float32{0.4, 0.1, 0.2, 0.3}
+	for _, tt := range []struct {
+		row          []float32
+		sink, recent int
+		want         float64
+	}{
+		{row, 1, 1, 0.7},
+		{row, 1, 2, 0.9},
+		{row, 2, 3, 1},        // the window overlaps the sinks: counted once
+		{row[:1], 4, 12, 0.4}, // more sinks than tokens
+		{row, 0, 1, 0.3},
+	} {
+		if got := localMass(tt.row, tt.sink, tt.recent); math.Abs(got-tt.want) > 1e-6 {
+			t.Errorf("localMass(%v, %d, %d) = %g, want %g", tt.row, tt.sink, tt.recent, got, tt.want)
+		}
+	}
 }
