@@ -186,7 +186,7 @@ func (in *instance) compress(l *layerData) error {
 	for h := range in.evict.Need {
 		in.evict.Need[h] = int32(need)
 	}
-	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, false)
+	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, true)
 }
 
 // runEviction asks the policy for victims (Need already set), checks them, and applies

@@ -121,7 +121,7 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*instance) {
 	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
 		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
-		live = w.each(r, live, func(in *instance) error { return in.observe(a, false) })
+		live = w.each(r, live, func(in *instance) error { return in.observe(a, true) })
 	}
 	live = w.each(r, live, func(in *instance) error { return in.compress(l) })
 	for g := 0; g < l.gen; g++ {
