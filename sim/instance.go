@@ -326,23 +326,7 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 
 	if l.v.data != nil {
 		out := l.scratch[:l.headDim]
-		clear(out)
-		if len(live) > l.total/8 {
-			// Many tokens: scatter the row by position and multiply by Vᵀ, which
-			// beats one small axpy per token.
-			for i, s := range live {
-				l.dense[table.Pos(s)] = e[i]
-			}
-			d, T := l.headDim, l.total
-			kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
-			for _, s := range live {
-				l.dense[table.Pos(s)] = 0
-			}
-		} else {
-			for i, s := range live {
-				kernel.Axpy(e[i], l.v.vec(h, int(table.Pos(s))), out)
-			}
-		}
+		l.residentOutput(h, table, live, e, out)
 		ref := l.fullOutput(h, g)
 		var diff, norm float64
 		for i, x := range ref {

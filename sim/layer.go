@@ -39,6 +39,10 @@ type layerData struct {
 	vt      []float32 // V transposed, [heads][headDim][tokens]
 	dense   []float32 // scratch: one attention row by position, zero between uses
 
+	livePos    []int32   // scratch: the positions of one head's resident tokens
+	liveWeight []float32 // scratch: their weights
+	rows       kernel.RowScratch
+
 	logits []float32 // [heads][gen][total], decode rows, causal entries only
 	probs  []float32 // same shape, full-cache softmax
 	outs   []float32 // [heads][gen][headDim], full-cache attention outputs
@@ -134,6 +138,8 @@ func (l *layerData) computeDecode() {
 		l.vt = buf.Grow(l.vt, H*d*T)
 		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
+		l.livePos = buf.Grow(l.livePos, T)
+		l.liveWeight = buf.Grow(l.liveWeight, T)
 		for h := 0; h < H; h++ {
 			vh, vt := l.v.head(h), l.vt[h*d*T:(h+1)*d*T]
 			for j := 0; j < T; j++ {

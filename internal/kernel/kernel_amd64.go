@@ -21,6 +21,8 @@ var (
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile6x16, m, n, k, a, lda, b, ldb, c, ldc)
 		},
+		axpyRows:  axpyRowsAVX2Tail,
+		gemvLanes: gemvAVX2Lanes,
 	}
 	avx512Impl = impl{
 		name:     "avx512",
@@ -32,6 +34,8 @@ var (
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile8x32, m, n, k, a, lda, b, ldb, c, ldc)
 		},
+		axpyRows:  axpyRowsAVX2Tail,
+		gemvLanes: gemvAVX2Lanes,
 	}
 )
 
@@ -67,6 +71,53 @@ func expShiftAVX2(x []float32, shift float32) float32
 
 //go:noescape
 func expShiftAVX512(x []float32, shift float32) float32
+
+//go:noescape
+func axpyRowsAVX2(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+
+func axpyRowsAVX2Tail(alpha []float32, idx []int32, x []float32, ldx int, y []float32) {
+	if len(idx) == 0 {
+		return
+	}
+	body := len(y) &^ 7
+	if body > 0 {
+		axpyRowsAVX2(alpha, idx, &x[0], ldx, y[:body])
+	}
+	if body < len(y) {
+		for i, r := range idx {
+			row := int(r)*ldx + body
+			axpyGeneric(alpha[i], x[row:row+len(y)-body], y[body:])
+		}
+	}
+}
+
+// gemvAVX2Lanes follows gemvNTAVX2 (MatMulNT with one row): 16 lanes, two vectors
+// of 8, fed 16 products at a time; a last whole vector of 8 goes to the first, the
+// k mod 8 tail to the second. Four outputs at a time are reduced by the vertical
+// add of the two vectors and three horizontal adds; only widths that are multiples
+// of 8 are served, so the one-output reduction never runs and axpyRows needs no
+// unfused tail.
+var gemvAVX2Lanes = gemvLanes{
+	lanes:         16,
+	widthMultiple: 8,
+	lane: func(p, k int) int {
+		k8 := k &^ 7
+		switch {
+		case p < k8&^15:
+			return p % 16
+		case p < k8:
+			return p % 8
+		}
+		return 8 + p%8
+	},
+	reduce: func(acc []float32, n, j int) float32 {
+		var u [8]float32
+		for i := range u {
+			u[i] = acc[i*n+j] + acc[(8+i)*n+j]
+		}
+		return ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
+	},
+}
 
 func dotAVX2Tail(a, b []float32) float32 {
 	body := len(a) &^ 7

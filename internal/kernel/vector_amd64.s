@@ -199,3 +199,93 @@ maxNaN:
 	MOVL AX, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func axpyRowsAVX2(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+//
+// y += alpha[i]·x[idx[i]·ldx:] for each i in order, len(y) a multiple of 8. y is
+// held in registers 64 elements (Y0–Y7) at a time while every row streams past, then
+// 8 at a time; each element sees the same fused multiply-adds, in the same order, as
+// axpyAVX2 called once per row.
+TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-88
+	MOVQ alpha_base+0(FP), SI
+	MOVQ alpha_len+8(FP), CX
+	MOVQ idx_base+24(FP), DI
+	MOVQ x+48(FP), R8
+	MOVQ ldx+56(FP), R9
+	SHLQ $2, R9
+	MOVQ y_base+64(FP), DX
+	MOVQ y_len+72(FP), BX
+	SHLQ $2, BX
+	XORQ R10, R10 // byte offset of the current chunk of y
+
+rows64:
+	LEAQ 256(R10), R11
+	CMPQ R11, BX
+	JG   rows8
+	VMOVUPS (DX)(R10*1), Y0
+	VMOVUPS 32(DX)(R10*1), Y1
+	VMOVUPS 64(DX)(R10*1), Y2
+	VMOVUPS 96(DX)(R10*1), Y3
+	VMOVUPS 128(DX)(R10*1), Y4
+	VMOVUPS 160(DX)(R10*1), Y5
+	VMOVUPS 192(DX)(R10*1), Y6
+	VMOVUPS 224(DX)(R10*1), Y7
+	XORQ AX, AX
+
+rows64Loop:
+	CMPQ AX, CX
+	JE   rows64Store
+	VBROADCASTSS (SI)(AX*4), Y8
+	MOVLQSX (DI)(AX*4), R12
+	IMULQ R9, R12
+	ADDQ R8, R12
+	ADDQ R10, R12
+	VFMADD231PS (R12), Y8, Y0
+	VFMADD231PS 32(R12), Y8, Y1
+	VFMADD231PS 64(R12), Y8, Y2
+	VFMADD231PS 96(R12), Y8, Y3
+	VFMADD231PS 128(R12), Y8, Y4
+	VFMADD231PS 160(R12), Y8, Y5
+	VFMADD231PS 192(R12), Y8, Y6
+	VFMADD231PS 224(R12), Y8, Y7
+	INCQ AX
+	JMP  rows64Loop
+
+rows64Store:
+	VMOVUPS Y0, (DX)(R10*1)
+	VMOVUPS Y1, 32(DX)(R10*1)
+	VMOVUPS Y2, 64(DX)(R10*1)
+	VMOVUPS Y3, 96(DX)(R10*1)
+	VMOVUPS Y4, 128(DX)(R10*1)
+	VMOVUPS Y5, 160(DX)(R10*1)
+	VMOVUPS Y6, 192(DX)(R10*1)
+	VMOVUPS Y7, 224(DX)(R10*1)
+	MOVQ R11, R10
+	JMP  rows64
+
+rows8:
+	LEAQ 32(R10), R11
+	CMPQ R11, BX
+	JG   rowsDone
+	VMOVUPS (DX)(R10*1), Y0
+	XORQ AX, AX
+
+rows8Loop:
+	CMPQ AX, CX
+	JE   rows8Store
+	VBROADCASTSS (SI)(AX*4), Y8
+	MOVLQSX (DI)(AX*4), R12
+	IMULQ R9, R12
+	ADDQ R8, R12
+	VFMADD231PS (R12)(R10*1), Y8, Y0
+	INCQ AX
+	JMP  rows8Loop
+
+rows8Store:
+	VMOVUPS Y0, (DX)(R10*1)
+	MOVQ R11, R10
+	JMP  rows8
+
+rowsDone:
+	VZEROUPPER
+	RET
