@@ -21,6 +21,10 @@ var (
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile6x16, m, n, k, a, lda, b, ldb, c, ldc)
 		},
+		packNT: packedPanels,
+		matMulNTPacked: func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int) {
+			matMulNTPanels(&tile6x16, m, n, k, a, lda, p.b, p.ldb, p.panels, c, ldc)
+		},
 		axpyRows:  axpyRowsAVX2Tail,
 		gemvLanes: gemvAVX2Lanes,
 	}
@@ -33,6 +37,10 @@ var (
 		expShift: expShiftAVX512Tail,
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile8x32, m, n, k, a, lda, b, ldb, c, ldc)
+		},
+		packNT: packedPanels,
+		matMulNTPacked: func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int) {
+			matMulNTPanels(&tile8x32, m, n, k, a, lda, p.b, p.ldb, p.panels, c, ldc)
 		},
 		axpyRows:  axpyRowsAVX2Tail,
 		gemvLanes: gemvAVX2Lanes,
