@@ -42,7 +42,7 @@ var (
 		matMulNTPacked: func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int) {
 			matMulNTPanels(&tile8x32, m, n, k, a, lda, p.b, p.ldb, p.panels, c, ldc)
 		},
-		axpyRows:  axpyRowsAVX2Tail,
+		axpyRows:  axpyRowsAVX512Tail,
 		gemvLanes: gemvAVX2Lanes,
 	}
 )
@@ -96,6 +96,25 @@ func axpyRowsAVX2Tail(alpha []float32, idx []int32, x []float32, ldx int, y []fl
 			row := int(r)*ldx + body
 			axpyGeneric(alpha[i], x[row:row+len(y)-body], y[body:])
 		}
+	}
+}
+
+//go:noescape
+func axpyRowsAVX512(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+
+// axpyRowsAVX512Tail runs whole 16-lane vectors in AVX-512 and the rest as
+// axpyRowsAVX2Tail does.
+func axpyRowsAVX512Tail(alpha []float32, idx []int32, x []float32, ldx int, y []float32) {
+	if len(idx) == 0 {
+		return
+	}
+	body := len(y) &^ 15
+	if body > 0 {
+		axpyRowsAVX512(alpha, idx, &x[0], ldx, y[:body])
+	}
+	if body < len(y) {
+		// Row r's remaining elements start at x[r·ldx+body:].
+		axpyRowsAVX2Tail(alpha, idx, x[body:], ldx, y[body:])
 	}
 }
 

@@ -289,3 +289,92 @@ rows8Store:
 rowsDone:
 	VZEROUPPER
 	RET
+
+// func axpyRowsAVX512(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+//
+// axpyRowsAVX2 with 16-lane vectors: y is held 128 elements (Z0–Z7, a whole head of
+// 128) at a time, then 16; len(y) is a multiple of 16. The fused multiply-adds are
+// per element the same, so the results are too.
+TEXT ·axpyRowsAVX512(SB), NOSPLIT, $0-88
+	MOVQ alpha_base+0(FP), SI
+	MOVQ alpha_len+8(FP), CX
+	MOVQ idx_base+24(FP), DI
+	MOVQ x+48(FP), R8
+	MOVQ ldx+56(FP), R9
+	SHLQ $2, R9
+	MOVQ y_base+64(FP), DX
+	MOVQ y_len+72(FP), BX
+	SHLQ $2, BX
+	XORQ R10, R10 // byte offset of the current chunk of y
+
+z128:
+	LEAQ 512(R10), R11
+	CMPQ R11, BX
+	JG   z16
+	VMOVUPS (DX)(R10*1), Z0
+	VMOVUPS 64(DX)(R10*1), Z1
+	VMOVUPS 128(DX)(R10*1), Z2
+	VMOVUPS 192(DX)(R10*1), Z3
+	VMOVUPS 256(DX)(R10*1), Z4
+	VMOVUPS 320(DX)(R10*1), Z5
+	VMOVUPS 384(DX)(R10*1), Z6
+	VMOVUPS 448(DX)(R10*1), Z7
+	XORQ AX, AX
+
+z128Loop:
+	CMPQ AX, CX
+	JE   z128Store
+	VBROADCASTSS (SI)(AX*4), Z8
+	MOVLQSX (DI)(AX*4), R12
+	IMULQ R9, R12
+	ADDQ R8, R12
+	ADDQ R10, R12
+	VFMADD231PS (R12), Z8, Z0
+	VFMADD231PS 64(R12), Z8, Z1
+	VFMADD231PS 128(R12), Z8, Z2
+	VFMADD231PS 192(R12), Z8, Z3
+	VFMADD231PS 256(R12), Z8, Z4
+	VFMADD231PS 320(R12), Z8, Z5
+	VFMADD231PS 384(R12), Z8, Z6
+	VFMADD231PS 448(R12), Z8, Z7
+	INCQ AX
+	JMP  z128Loop
+
+z128Store:
+	VMOVUPS Z0, (DX)(R10*1)
+	VMOVUPS Z1, 64(DX)(R10*1)
+	VMOVUPS Z2, 128(DX)(R10*1)
+	VMOVUPS Z3, 192(DX)(R10*1)
+	VMOVUPS Z4, 256(DX)(R10*1)
+	VMOVUPS Z5, 320(DX)(R10*1)
+	VMOVUPS Z6, 384(DX)(R10*1)
+	VMOVUPS Z7, 448(DX)(R10*1)
+	MOVQ R11, R10
+	JMP  z128
+
+z16:
+	LEAQ 64(R10), R11
+	CMPQ R11, BX
+	JG   zDone
+	VMOVUPS (DX)(R10*1), Z0
+	XORQ AX, AX
+
+z16Loop:
+	CMPQ AX, CX
+	JE   z16Store
+	VBROADCASTSS (SI)(AX*4), Z8
+	MOVLQSX (DI)(AX*4), R12
+	IMULQ R9, R12
+	ADDQ R8, R12
+	VFMADD231PS (R12)(R10*1), Z8, Z0
+	INCQ AX
+	JMP  z16Loop
+
+z16Store:
+	VMOVUPS Z0, (DX)(R10*1)
+	MOVQ R11, R10
+	JMP  z16
+
+zDone:
+	VZEROUPPER
+	RET
