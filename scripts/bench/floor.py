@@ -17,10 +17,12 @@ every figure sees the same load, times:
           scripts/peer/replay.py, a vectorized numpy replay of the same cells.
 
 Every replay is timed end to end as a process (start, trace read, replay, JSON out),
-under nominal accounting, with -threads N for kvsim and OPENBLAS_NUM_THREADS=N for
+in wall time and in CPU time (user + system, which a loaded machine disturbs less; the
+sgemm rate is then per CPU second too), under nominal accounting, with -threads N for kvsim and OPENBLAS_NUM_THREADS=N for
 numpy. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from numpy's environment so
 that OpenBLAS picks its own kernels. The script prints each round's times and then the
-median ratios per thread count. Run it with Debian's python3 (python3-numpy).
+median ratios per thread count. -baseline BIN times another kvsim build (an older
+commit's) in the same rounds. Run it with Debian's python3 (python3-numpy).
 """
 
 import argparse
@@ -46,11 +48,15 @@ def scenario(path, trace, policies, budgets):
 
 
 def timed(cmd, env=None):
+    """Runs cmd and returns its wall and CPU (user + system) seconds."""
     start = time.perf_counter()
-    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stderr}")
-    return time.perf_counter() - start
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {os.waitstatus_to_exitcode(status)}\n{stderr}")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def numpy_env(threads):
@@ -66,20 +72,23 @@ rng = np.random.default_rng(1)
 a = rng.standard_normal((m, k), dtype=np.float32)
 b = rng.standard_normal((n, k), dtype=np.float32)
 c = a @ b.T
-best = 0.0
+wall = cpu = 0.0
 for _ in range(5):
-    reps, start = 0, time.perf_counter()
+    reps, start, start_cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < 0.2:
         np.matmul(a, b.T, out=c)
         reps += 1
-    best = max(best, 2 * m * n * k * reps / (time.perf_counter() - start))
-print(best)
+    flop = 2 * m * n * k * reps
+    wall = max(wall, flop / (time.perf_counter() - start))
+    cpu = max(cpu, flop / (time.process_time() - start_cpu))
+print(wall, cpu)
 """ % SGEMM
 
 
 def sgemm_rate(threads):
     r = subprocess.run([sys.executable, "-c", SGEMM_RATE], env=numpy_env(threads), capture_output=True, text=True, check=True)
-    return float(r.stdout)
+    wall, cpu = r.stdout.split()
+    return float(wall), float(cpu)
 
 
 def main():
@@ -87,6 +96,7 @@ def main():
     ap.add_argument("-threads", default="1,2")
     ap.add_argument("-rounds", type=int, default=3)
     ap.add_argument("-layers", type=int, default=4)
+    ap.add_argument("-baseline", metavar="BIN", help="also time this kvsim binary (an older build), interleaved")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     with tempfile.TemporaryDirectory(prefix="kvsim-floor-") as work:
@@ -96,6 +106,9 @@ def main():
 def measure(args, threads, work):
     kvsim = os.path.join(work, "kvsim")
     subprocess.run(["go", "build", "-o", kvsim, "./cmd/kvsim"], cwd=ROOT, check=True)
+    binaries = {"kvsim": kvsim}
+    if args.baseline:
+        binaries["baseline"] = os.path.abspath(args.baseline)
     out = subprocess.run([kvsim, "trace", "synth", "-preset", "opt-13b", "-layers", str(args.layers),
                           "-prompt", str(PROMPT), "-gen", str(GEN), "-out", work],
                          check=True, capture_output=True, text=True).stdout.split()
@@ -113,29 +126,39 @@ def measure(args, threads, work):
     peer = [sys.executable, os.path.join(ROOT, "scripts/peer/replay.py"), "-budgets", ",".join(BUDGETS),
             "-policies", "full,window,h2o", trace]
 
-    times = {t: {k: [] for k in ["rate", "floor", "one", "eighty", "peer", "numpy"]} for t in threads}
+    shared = {t: {"rate": [], "numpy": []} for t in threads}
+    times = {(b, t): {name: [] for name in runs} for b in binaries for t in threads}
     for rnd in range(args.rounds):
         for t in threads:
-            m = times[t]
-            m["rate"].append(sgemm_rate(t))
-            for name in runs:
-                m[name].append(timed([kvsim, "replay", "-threads", str(t), "-format", "json", "-progress", "off",
-                                      os.path.join(work, name + ".toml")]))
-            m["numpy"].append(timed(peer, env=numpy_env(t)))
-            print(f"round {rnd + 1}, {t} thread(s): sgemm {m['rate'][-1] / 1e9:.1f} GFLOP/s; " +
-                  ", ".join(f"{k} {m[k][-1]:.2f} s" for k in ["floor", "one", "eighty", "peer", "numpy"]), flush=True)
+            shared[t]["rate"].append(sgemm_rate(t))
+            for b, path in binaries.items():
+                m = times[b, t]
+                for name in runs:
+                    m[name].append(timed([path, "replay", "-threads", str(t), "-format", "json", "-progress", "off",
+                                          os.path.join(work, name + ".toml")]))
+                print(f"round {rnd + 1}, {b}, {t} thread(s), wall/CPU s: " +
+                      ", ".join(f"{k} {m[k][-1][0]:.2f}/{m[k][-1][1]:.2f}" for k in runs), flush=True)
+            shared[t]["numpy"].append(timed(peer, env=numpy_env(t)))
+            print(f"round {rnd + 1}, {t} thread(s): sgemm {shared[t]['rate'][-1][0] / 1e9:.1f} GFLOP/s wall, "
+                  f"{shared[t]['rate'][-1][1] / 1e9:.1f} per CPU second; numpy peer wall/CPU s "
+                  f"{shared[t]['numpy'][-1][0]:.2f}/{shared[t]['numpy'][-1][1]:.2f}", flush=True)
 
     print(f"\ntrace: opt-13b shape, {args.layers} layers × {HEADS} heads × {HEAD_DIM}, {PROMPT}+{GEN} tokens; "
           f"floor FLOPs {flops / 1e9:.2f} G; medians of {args.rounds} rounds")
-    print("| threads | sgemm GFLOP/s | floor s | 25-cell replay s | ÷ floor | 1 cell s | 80 cells s | 80 ÷ 1 | "
-          "kvsim 15 cells s | numpy peer s | numpy ÷ kvsim |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for t in threads:
-        med = {k: statistics.median(v) for k, v in times[t].items()}
-        floor = flops / med["rate"]
-        print(f"| {t} | {med['rate'] / 1e9:.1f} | {floor:.3f} | {med['floor']:.2f} | {med['floor'] / floor:.1f}× | "
-              f"{med['one']:.2f} | {med['eighty']:.2f} | {med['eighty'] / med['one']:.1f}× | {med['peer']:.2f} | "
-              f"{med['numpy']:.2f} | {med['numpy'] / med['peer']:.1f}× |")
+    for clock, i in (("wall", 0), ("CPU", 1)):
+        print(f"\n{clock} time (the sgemm rate per {clock} second too):")
+        print("| build | threads | sgemm GFLOP/s | floor s | 25-cell replay s | ÷ floor | 1 cell s | 80 cells s | 80 ÷ 1 | "
+              "15 cells s | numpy peer s | numpy ÷ kvsim |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for b in binaries:
+            for t in threads:
+                med = {k: statistics.median(x[i] for x in v) for k, v in times[b, t].items()}
+                rate = statistics.median(x[i] for x in shared[t]["rate"])
+                numpy = statistics.median(x[i] for x in shared[t]["numpy"])
+                floor = flops / rate
+                print(f"| {b} | {t} | {rate / 1e9:.1f} | {floor:.3f} | {med['floor']:.2f} | {med['floor'] / floor:.1f}× | "
+                      f"{med['one']:.2f} | {med['eighty']:.2f} | {med['eighty'] / med['one']:.1f}× | {med['peer']:.2f} | "
+                      f"{numpy:.2f} | {numpy / med['peer']:.1f}× |")
 
 
 if __name__ == "__main__":
