@@ -7,12 +7,13 @@ import (
 	"github.com/kvsim/kvsim/policies/host"
 )
 
-// residentOutput sets out to head h's attention output at decode row g from the
-// resident tokens alone: live[i] is a slot of table and e[i] its weight. It reads
-// the resident rows of V only, O(resident · headDim), and rounds exactly as the
-// products it stands for: one axpy per token in slot order for few tokens, and the
-// dense row times Vᵀ over all positions once more than an eighth of them are
-// resident (kernel.SparseRowTimes reproduces that product from the resident rows).
+// residentOutput sets out to head h's attention output from the resident tokens:
+// live[i] is a slot of table and e[i] its weight. It rounds exactly as the products
+// the metric is defined by: one axpy per token in slot order while at most an eighth
+// of the positions are resident, and the dense row times Vᵀ over all positions
+// beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
+// the resident rows of V alone; from there on the dense product is the faster way to
+// the same result (BenchmarkSparseRowTimes).
 func (l *layerData) residentOutput(h int, table *host.Table, live []int32, e, out []float32) {
 	d, T := l.headDim, l.total
 	pos := l.livePos[:len(live)]
@@ -27,12 +28,16 @@ func (l *layerData) residentOutput(h int, table *host.Table, live []int32, e, ou
 	for i, p := range pos {
 		l.dense[p] = e[i]
 	}
-	slices.Sort(pos)
-	w := l.liveWeight[:len(pos)]
-	for i, p := range pos {
-		w[i] = l.dense[p]
+	sparse := len(pos) <= T/4
+	if sparse {
+		slices.Sort(pos)
+		w := l.liveWeight[:len(pos)]
+		for i, p := range pos {
+			w[i] = l.dense[p]
+		}
+		sparse = kernel.SparseRowTimes(T, pos, w, l.v.head(h), d, out, &l.rows)
 	}
-	if !kernel.SparseRowTimes(T, pos, w, l.v.head(h), d, out, &l.rows) {
+	if !sparse {
 		kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
 	}
 	for _, p := range pos {
