@@ -40,6 +40,7 @@ type layerData struct {
 	dense   []float32 // scratch: one attention row by position, zero between uses
 
 	livePos    []int32   // scratch: the positions of one head's resident tokens
+	nonzeroPos []int32   // scratch: those with nonzero weights, in position order
 	liveWeight []float32 // scratch: their weights
 	rows       kernel.RowScratch
 
@@ -162,6 +163,7 @@ func (l *layerData) computeDecode() {
 		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
 		l.livePos = buf.Grow(l.livePos, T)
+		l.nonzeroPos = buf.Grow(l.nonzeroPos, T)
 		l.liveWeight = buf.Grow(l.liveWeight, T)
 		for h := 0; h < H; h++ {
 			vh, vt := l.v.head(h), l.vt[h*d*T:(h+1)*d*T]

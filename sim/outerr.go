@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"slices"
-
 	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/policies/host"
 )
@@ -30,12 +28,15 @@ func (l *layerData) residentOutput(h int, table *host.Table, live []int32, e, ou
 	}
 	sparse := len(pos) <= T/4
 	if sparse {
-		slices.Sort(pos)
-		w := l.liveWeight[:len(pos)]
-		for i, p := range pos {
-			w[i] = l.dense[p]
+		// The row's nonzero entries in position order: a scan of the row beats a
+		// sort of the resident positions, and a zero weight adds nothing.
+		nz, w := l.nonzeroPos[:0], l.liveWeight[:0]
+		for p, x := range l.dense[:T] {
+			if x != 0 {
+				nz, w = append(nz, int32(p)), append(w, x)
+			}
 		}
-		sparse = kernel.SparseRowTimes(T, pos, w, l.v.head(h), d, out, &l.rows)
+		sparse = kernel.SparseRowTimes(T, nz, w, l.v.head(h), d, out, &l.rows)
 	}
 	if !sparse {
 		kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)

@@ -127,22 +127,19 @@ func axpyRowsAVX512Tail(alpha []float32, idx []int32, x []float32, ldx int, y []
 var gemvAVX2Lanes = gemvLanes{
 	lanes:         16,
 	widthMultiple: 8,
-	lane: func(p, k int) int {
-		k8 := k &^ 7
-		switch {
-		case p < k8&^15:
-			return p % 16
-		case p < k8:
-			return p % 8
-		}
-		return 8 + p%8
+	rule: func(k int) laneRule {
+		k8 := int32(k &^ 7)
+		return laneRule{a: k8 &^ 15, b: k8, maskA: 15, maskB: 7, maskC: 7, off: 8}
 	},
-	reduce: func(acc []float32, n, j int) float32 {
-		var u [8]float32
-		for i := range u {
-			u[i] = acc[i*n+j] + acc[(8+i)*n+j]
+	reduce: func(acc, out []float32) {
+		n := len(out)
+		for j := range out {
+			var u [8]float32
+			for i := range u {
+				u[i] = acc[i*n+j] + acc[(8+i)*n+j]
+			}
+			out[j] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
 		}
-		return ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
 	},
 }
 

@@ -55,16 +55,17 @@ func SparseRowTimes(k int, pos []int32, w []float32, v []float32, ldv int, out [
 	// does (the zeros between them add nothing), and reduce the lanes in the kernel's
 	// order.
 	s.grow(g.lanes*n, len(pos))
+	r := g.rule(k)
 	var start [maxLanes + 1]int
 	for _, p := range pos {
-		start[g.lane(int(p), k)+1]++
+		start[r.lane(p)+1]++
 	}
 	for l := 1; l <= g.lanes; l++ {
 		start[l] += start[l-1]
 	}
 	at := start
 	for i, p := range pos {
-		l := g.lane(int(p), k)
+		l := r.lane(p)
 		s.rows[at[l]], s.weights[at[l]] = p, w[i]
 		at[l]++
 	}
@@ -73,9 +74,7 @@ func SparseRowTimes(k int, pos []int32, w []float32, v []float32, ldv int, out [
 		clear(lane)
 		active.axpyRows(s.weights[start[l]:start[l+1]], s.rows[start[l]:start[l+1]], v, ldv, lane)
 	}
-	for j := range out {
-		out[j] = g.reduce(s.acc, n, j)
-	}
+	g.reduce(s.acc, out)
 	return true
 }
 
@@ -99,14 +98,31 @@ func (s *RowScratch) grow(acc, entries int) {
 // maxLanes is the most accumulator lanes a gemvLanes has.
 const maxLanes = 16
 
-// gemvLanes describes how an implementation's one-row MatMulNT accumulates: the
-// accumulator lane each reduction index p < k feeds, and how the lanes of output j
-// are summed (acc holds lane l of output j at l·n+j).
+// gemvLanes describes how an implementation's one-row MatMulNT accumulates: rule
+// gives the accumulator lane each reduction index p < k feeds, and reduce sums the
+// lanes of every output j into out (acc holds lane l of output j at l·len(out)+j).
 type gemvLanes struct {
 	lanes         int
 	widthMultiple int
-	lane          func(p, k int) int
-	reduce        func(acc []float32, n, j int) float32
+	rule          func(k int) laneRule
+	reduce        func(acc, out []float32)
+}
+
+// laneRule maps index p to lane p&maskA below a, p&maskB below b, and
+// off+(p&maskC) from b on.
+type laneRule struct {
+	a, b                     int32
+	maskA, maskB, maskC, off int32
+}
+
+func (r laneRule) lane(p int32) int32 {
+	switch {
+	case p < r.a:
+		return p & r.maskA
+	case p < r.b:
+		return p & r.maskB
+	}
+	return r.off + p&r.maskC
 }
 
 // genericLanes follows dotGeneric: four partial sums by p mod 4, the last k mod 4
@@ -114,14 +130,14 @@ type gemvLanes struct {
 var genericLanes = gemvLanes{
 	lanes:         4,
 	widthMultiple: 1,
-	lane: func(p, k int) int {
-		if p >= k&^3 {
-			return 0
-		}
-		return p % 4
+	rule: func(k int) laneRule {
+		return laneRule{a: int32(k &^ 3), b: int32(k &^ 3), maskA: 3}
 	},
-	reduce: func(acc []float32, n, j int) float32 {
-		return (acc[j] + acc[n+j]) + (acc[2*n+j] + acc[3*n+j])
+	reduce: func(acc, out []float32) {
+		n := len(out)
+		for j := range out {
+			out[j] = (acc[j] + acc[n+j]) + (acc[2*n+j] + acc[3*n+j])
+		}
 	},
 }
 
