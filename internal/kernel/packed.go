@@ -16,8 +16,8 @@ type PackedNT struct {
 // Pack packs the n×k matrix b (row stride ldb), keeping a reference to b: b must not
 // change while p is in use. It reuses p's memory.
 func (p *PackedNT) Pack(n, k int, b []float32, ldb int) {
-	if err := checkMatMulNT(1, n, k, k, k, len(b), ldb, n, n); err != nil {
-		panic(err)
+	if n < 0 || k < 0 || ldb < k || n > 0 && len(b) < (n-1)*ldb+k {
+		panic(fmt.Errorf("kernel: PackedNT.Pack: n=%d k=%d ldb=%d with len(b) %d", n, k, ldb, len(b)))
 	}
 	p.b, p.n, p.k, p.ldb, p.im = b, n, k, ldb, active
 	p.panels = p.panels[:0]
