@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/models"
 	"github.com/kvsim/kvsim/sim/scenario"
 )
 
@@ -45,7 +45,7 @@ func TestEmbeddedScenarios(t *testing.T) {
 	for _, p := range s.Policy {
 		policies = append(policies, p.Name)
 	}
-	if !slices.Equal(policies, []string{"full", "window", "random", "h2o", "oracle", "auv", "nacl"}) || s.Validate == nil ||
+	if !slices.Equal(policies, []string{"full", "window", "random", "h2o", "oracle", "auv", "nacl", "knorm", "keydiff", "expectedattention"}) || s.Validate == nil ||
 		s.Validate.Model != models.Scheme+models.Default {
 		t.Errorf("demo policies %v, [validate] %+v", policies, s.Validate)
 	}

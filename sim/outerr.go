@@ -2,7 +2,7 @@ package sim
 
 import (
 	"github.com/kvsim/kvsim/internal/kernel"
-	"github.com/kvsim/kvsim/policies/host"
+	"github.com/kvsim/kvsim/policies"
 )
 
 // residentOutput sets out to head h's attention output from the resident tokens:
@@ -12,7 +12,7 @@ import (
 // beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
 // the resident rows of V alone; from there on the dense product is the faster way to
 // the same result (BenchmarkSparseRowTimes).
-func (l *layerData) residentOutput(h int, table *host.Table, live []int32, e, out []float32) {
+func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int32, e, out []float32) {
 	d, T := l.headDim, l.total
 	pos := l.livePos[:len(live)]
 	for i, s := range live {

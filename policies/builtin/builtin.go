@@ -8,8 +8,11 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/auv"
+	"github.com/kvsim/kvsim/policies/expectedattention"
 	"github.com/kvsim/kvsim/policies/full"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/keydiff"
+	"github.com/kvsim/kvsim/policies/knorm"
 	"github.com/kvsim/kvsim/policies/nacl"
 	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/random"
@@ -29,6 +32,10 @@ var registry = map[string]policies.New{
 	"nacl":   nacl.New,
 	"snapkv": snapkv.New,
 	"tova":   tova.New,
+	"knorm":  knorm.New,
+
+	"keydiff":           keydiff.New,
+	"expectedattention": expectedattention.New,
 
 	"scissorhands": scissorhands.New,
 }
