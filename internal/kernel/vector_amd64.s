@@ -6,6 +6,27 @@
 // loop runs 32 elements per iteration with independent accumulators, then single
 // vectors.
 
+// ROWS_ARGS loads the arguments of axpyRowsAVX2 and axpyRowsAVX512: SI = alpha,
+// CX = rows, DI = idx, R8 = x, R9 = ldx·4, DX = y, BX = len(y)·4, R10 = 0 (the
+// byte offset of the current chunk of y).
+#define ROWS_ARGS \
+	MOVQ alpha_base+0(FP), SI; \
+	MOVQ alpha_len+8(FP), CX; \
+	MOVQ idx_base+24(FP), DI; \
+	MOVQ x+48(FP), R8; \
+	MOVQ ldx+56(FP), R9; \
+	SHLQ $2, R9; \
+	MOVQ y_base+64(FP), DX; \
+	MOVQ y_len+72(FP), BX; \
+	SHLQ $2, BX; \
+	XORQ R10, R10
+
+// ROW_ADDR sets R12 to the address of row idx[AX] of x.
+#define ROW_ADDR \
+	MOVLQSX (DI)(AX*4), R12; \
+	IMULQ R9, R12; \
+	ADDQ R8, R12
+
 // func dotAVX2(a, b []float32) float32
 TEXT ·dotAVX2(SB), NOSPLIT, $0-52
 	MOVQ a_base+0(FP), SI
@@ -207,16 +228,7 @@ maxNaN:
 // 8 at a time; each element sees the same fused multiply-adds, in the same order, as
 // axpyAVX2 called once per row.
 TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-88
-	MOVQ alpha_base+0(FP), SI
-	MOVQ alpha_len+8(FP), CX
-	MOVQ idx_base+24(FP), DI
-	MOVQ x+48(FP), R8
-	MOVQ ldx+56(FP), R9
-	SHLQ $2, R9
-	MOVQ y_base+64(FP), DX
-	MOVQ y_len+72(FP), BX
-	SHLQ $2, BX
-	XORQ R10, R10 // byte offset of the current chunk of y
+	ROWS_ARGS
 
 rows64:
 	LEAQ 256(R10), R11
@@ -236,9 +248,7 @@ rows64Loop:
 	CMPQ AX, CX
 	JE   rows64Store
 	VBROADCASTSS (SI)(AX*4), Y8
-	MOVLQSX (DI)(AX*4), R12
-	IMULQ R9, R12
-	ADDQ R8, R12
+	ROW_ADDR
 	ADDQ R10, R12
 	VFMADD231PS (R12), Y8, Y0
 	VFMADD231PS 32(R12), Y8, Y1
@@ -274,9 +284,7 @@ rows8Loop:
 	CMPQ AX, CX
 	JE   rows8Store
 	VBROADCASTSS (SI)(AX*4), Y8
-	MOVLQSX (DI)(AX*4), R12
-	IMULQ R9, R12
-	ADDQ R8, R12
+	ROW_ADDR
 	VFMADD231PS (R12)(R10*1), Y8, Y0
 	INCQ AX
 	JMP  rows8Loop
@@ -296,16 +304,7 @@ rowsDone:
 // 128) at a time, then 16; len(y) is a multiple of 16. The fused multiply-adds are
 // per element the same, so the results are too.
 TEXT ·axpyRowsAVX512(SB), NOSPLIT, $0-88
-	MOVQ alpha_base+0(FP), SI
-	MOVQ alpha_len+8(FP), CX
-	MOVQ idx_base+24(FP), DI
-	MOVQ x+48(FP), R8
-	MOVQ ldx+56(FP), R9
-	SHLQ $2, R9
-	MOVQ y_base+64(FP), DX
-	MOVQ y_len+72(FP), BX
-	SHLQ $2, BX
-	XORQ R10, R10 // byte offset of the current chunk of y
+	ROWS_ARGS
 
 z128:
 	LEAQ 512(R10), R11
@@ -325,9 +324,7 @@ z128Loop:
 	CMPQ AX, CX
 	JE   z128Store
 	VBROADCASTSS (SI)(AX*4), Z8
-	MOVLQSX (DI)(AX*4), R12
-	IMULQ R9, R12
-	ADDQ R8, R12
+	ROW_ADDR
 	ADDQ R10, R12
 	VFMADD231PS (R12), Z8, Z0
 	VFMADD231PS 64(R12), Z8, Z1
@@ -363,9 +360,7 @@ z16Loop:
 	CMPQ AX, CX
 	JE   z16Store
 	VBROADCASTSS (SI)(AX*4), Z8
-	MOVLQSX (DI)(AX*4), R12
-	IMULQ R9, R12
-	ADDQ R8, R12
+	ROW_ADDR
 	VFMADD231PS (R12)(R10*1), Z8, Z0
 	INCQ AX
 	JMP  z16Loop
