@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
@@ -95,4 +96,34 @@ func BenchmarkReplayAccounting(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReplayCells replays 4 layers of the 13B-shaped trace as one cell (h2o at
+// 10%) and as 80 (window, h2o, tova and random at 20 budgets, 1% to 20%), one run of
+// each in turn so that both see the same load, and reports the ratio of their times:
+// what the work shared by every cell saves.
+func BenchmarkReplayCells(b *testing.B) {
+	src := synthSources(b, synth.Options{Preset: "opt-13b", Layers: 4, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true}, 1)
+	var many []host.Budget
+	for i := 1; i <= 20; i++ {
+		many = append(many, host.Budget{Fraction: float64(i) / 100})
+	}
+	runs := []struct {
+		specs   []sim.PolicySpec
+		budgets []host.Budget
+		elapsed time.Duration
+	}{
+		{builtinSpecs(b, "h2o"), []host.Budget{{Fraction: 0.1}}, 0},
+		{builtinSpecs(b, "window", "h2o", "tova", "random"), many, 0},
+	}
+	for b.Loop() {
+		for i := range runs {
+			start := time.Now()
+			if _, err := sim.Replay(context.Background(), src, runs[i].specs, sim.Options{Budgets: runs[i].budgets, Seed: 1}); err != nil {
+				b.Fatal(err)
+			}
+			runs[i].elapsed += time.Since(start)
+		}
+	}
+	b.ReportMetric(runs[1].elapsed.Seconds()/runs[0].elapsed.Seconds(), "80-cells/1-cell")
 }

@@ -214,7 +214,7 @@ func (in *instance) share(cfg policies.Config) (int, error) {
 func (in *instance) observePrefill(a *policies.Attention) error {
 	in.prefill = *a
 	in.prefill.Keys, in.prefill.Values, in.prefill.Queries = pick(in.layout, a)
-	return in.observe(&in.prefill, false)
+	return in.observe(&in.prefill, true)
 }
 
 // pick returns a's keys, values and queries where the layout asks for them, nil
@@ -245,7 +245,7 @@ func (in *instance) compress(l *layerData) error {
 	if !in.bound.Need(&in.evict, in.tables, policies.Prefill) {
 		return nil
 	}
-	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, false)
+	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, true)
 }
 
 // runEviction asks the policy for victims (Need or PoolNeed already set), checks them,
@@ -404,23 +404,7 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 
 	if l.outErr {
 		out := l.scratch[:l.headDim]
-		clear(out)
-		if len(live) > l.total/8 {
-			// Many tokens: scatter the row by position and multiply by Vᵀ, which
-			// beats one small axpy per token.
-			for i, s := range live {
-				l.dense[table.Pos(s)] = e[i]
-			}
-			d, T := l.headDim, l.total
-			kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
-			for _, s := range live {
-				l.dense[table.Pos(s)] = 0
-			}
-		} else {
-			for i, s := range live {
-				kernel.Axpy(e[i], l.v.vec(h, int(table.Pos(s))), out)
-			}
-		}
+		l.residentOutput(h, table, live, e, out)
 		ref := l.fullOutput(h, g)
 		var diff, norm float64
 		for i, x := range ref {

@@ -41,6 +41,11 @@ type layerData struct {
 	vt      []float32 // V transposed, [heads][headDim][tokens]
 	dense   []float32 // scratch: one attention row by position, zero between uses
 
+	livePos    []int32   // scratch: the positions of one head's resident tokens
+	nonzeroPos []int32   // scratch: those with nonzero weights, in position order
+	liveWeight []float32 // scratch: their weights
+	rows       kernel.RowScratch
+
 	logits []float32 // [heads][gen][total], decode rows, causal entries only
 	probs  []float32 // same shape, full-cache softmax
 	outs   []float32 // [heads][gen][headDim], full-cache attention outputs
@@ -48,9 +53,13 @@ type layerData struct {
 	topN   []int32   // [heads][gen] valid entries of top
 	future []float32 // [heads][gen+1][total]: mass from decode rows after each step
 
-	block   []float32 // prefill block [heads][rows][prompt]
-	scratch []float32
-	inputs  // vectors for policies that ask for them
+	block []float32 // prefill block [heads][rows][prompt]
+	// keys holds each head's prompt keys packed for the prefill blocks, once per
+	// job: keysPacked is cleared by load.
+	keys       []kernel.PackedNT
+	keysPacked bool
+	scratch    []float32
+	inputs     // vectors for policies that ask for them
 
 	perf Perf // score-kernel work of the current job
 }
@@ -61,6 +70,24 @@ func (l *layerData) matMulNT(m, n, k int, a []float32, lda int, b []float32, ldb
 	kernel.MatMulNT(m, n, k, a, lda, b, ldb, c, ldc)
 	l.perf.ScoreSeconds += time.Since(start).Seconds()
 	l.perf.ScoreFLOP += 2 * float64(m) * float64(n) * float64(k)
+}
+
+// prefillScores sets c to rows [r0, r0+m) of head h's prompt logits against keys
+// 0..r0+m-1, from the keys packed once per job (MatMulNT would copy them again for
+// every block), counted into the score-kernel figures.
+func (l *layerData) prefillScores(h, r0, m int, c []float32) {
+	start := time.Now()
+	if !l.keysPacked {
+		l.keys = buf.Grow(l.keys, l.heads)
+		for i := range l.keys {
+			l.keys[i].Pack(l.prompt, l.headDim, l.k.head(i), l.headDim)
+		}
+		l.keysPacked = true
+	}
+	d := l.headDim
+	kernel.MatMulNTPacked(m, r0+m, d, l.q.head(h)[r0*d:], d, &l.keys[h], c, l.prompt)
+	l.perf.ScoreSeconds += time.Since(start).Seconds()
+	l.perf.ScoreFLOP += 2 * float64(m) * float64(r0+m) * float64(d)
 }
 
 func (l *layerData) decodeLogits(h, g int) []float32 {
@@ -89,6 +116,7 @@ func (l *layerData) load(src Source, layer int, meta kvtrace.Meta, outErr bool) 
 	l.heads, l.headDim = meta.Heads, meta.HeadDim
 	l.prompt, l.total = meta.PromptLen, meta.Tokens()
 	l.gen = l.total - l.prompt
+	l.keysPacked = false
 	l.outErr = outErr
 	l.v.data = nil // nil until read: no V
 	if err := l.read(src, kvtrace.Q, layer, &l.q, &l.q.data); err != nil {
@@ -142,6 +170,9 @@ func (l *layerData) computeDecode() {
 		l.vt = buf.Grow(l.vt, H*d*T)
 		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
+		l.livePos = buf.Grow(l.livePos, T)
+		l.nonzeroPos = buf.Grow(l.nonzeroPos, T)
+		l.liveWeight = buf.Grow(l.liveWeight, T)
 		for h := 0; h < H; h++ {
 			vh, vt := l.v.head(h), l.vt[h*d*T:(h+1)*d*T]
 			for j := 0; j < T; j++ {
@@ -215,12 +246,11 @@ func (l *layerData) fillFuture(in *instance, step int) {
 // prefillBlock computes full-attention rows [r0, r0+rows) of every head into a shared
 // block with stride prompt.
 func (l *layerData) prefillBlock(r0, rows int) *policies.Attention {
-	H, P, d := l.heads, l.prompt, l.headDim
+	H, P := l.heads, l.prompt
 	l.block = buf.Grow(l.block, H*rows*P)
-	end := r0 + rows
 	for h := 0; h < H; h++ {
 		out := l.block[h*rows*P : (h+1)*rows*P]
-		l.matMulNT(rows, end, d, l.q.head(h)[r0*d:], d, l.k.head(h), d, out, P)
+		l.prefillScores(h, r0, rows, out)
 		for r := 0; r < rows; r++ {
 			row := out[r*P : (r+1)*P]
 			i := r0 + r

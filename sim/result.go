@@ -52,7 +52,9 @@ type Cell struct {
 	// StateBytesPerToken is the policy state per head and resident token that the
 	// policy declares (policies.TokenState); 0 when it declares none.
 	StateBytesPerToken int `json:"state_bytes_per_token"`
-	// PolicyNs is the time inside the policy per (head · decode step).
+	// PolicyNs is the time inside the policy, every call but Init (prefill
+	// observations, the compression eviction and every decode call), per
+	// (head · decode step).
 	PolicyNs float64   `json:"policy_ns_per_head_step"`
 	Layers   []Metrics `json:"layers"`
 	// CI holds the 95% Student-t intervals over samples (see SampleResult).
@@ -128,7 +130,7 @@ type Perf struct {
 	ScoreSeconds float64 `json:"score_seconds"`
 	// ReadSeconds is time spent reading and converting trace tensors.
 	ReadSeconds float64 `json:"read_seconds"`
-	// PolicySeconds is time inside policy calls during decoding.
+	// PolicySeconds is time inside policy calls: prefill, compression and decode.
 	PolicySeconds float64 `json:"policy_seconds"`
 	// DecodeSteps counts (sample, layer, head, decode step) tuples replayed.
 	DecodeSteps float64 `json:"decode_steps"`

@@ -51,6 +51,7 @@ func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	headDim := fs.Int("head-dim", 0, "head dimension `N` (0: the preset's; at most the preset's)")
 	prompt := fs.Int("prompt", 512, "prompt tokens")
 	gen := fs.Int("gen", 64, "generated tokens")
+	positions := fs.Int("positions", 0, fmt.Sprintf("context length `N` of the synthetic model, up to %d (0: OPT's %d); prompt+gen must fit", synth.MaxPositions, synth.MaxTokens))
 	samples := fs.Int("samples", 1, "number of samples (files)")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic model")
 	dtype := fs.String("dtype", "f16", "tensor dtype: f16, bf16 or f32")
@@ -74,7 +75,7 @@ func runTraceSynth(ctx context.Context, e *env, args []string) error {
 	}
 	for i := 0; i < *samples; i++ {
 		opts := synth.Options{Preset: *preset, Layers: *layers, Heads: *heads, HeadDim: *headDim,
-			PromptLen: *prompt, GenLen: *gen, Sample: i, Seed: *seed, WithV: !*noV}
+			PromptLen: *prompt, GenLen: *gen, Positions: *positions, Sample: i, Seed: *seed, WithV: !*noV}
 		if err := opts.Validate(); err != nil {
 			return usageError{fmt.Errorf("trace synth: %w", err)}
 		}

@@ -75,3 +75,64 @@ func BenchmarkSoftmax(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAxpyRows gathers 64 scattered rows of 128 (one head's resident values at
+// a 6% budget of a 1088-token trace) into an output, in every kernel set, against
+// one Axpy per row.
+func BenchmarkAxpyRows(b *testing.B) {
+	const rows, width, n = 1088, 128, 64
+	r := rand.New(rand.NewPCG(3, 3))
+	x := randomSlice(r, rows*width)
+	alpha := randomSlice(r, n)
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(r.IntN(rows))
+	}
+	y := make([]float32, width)
+	for _, im := range implementations {
+		b.Run(im.name+"/rows", func(b *testing.B) {
+			for b.Loop() {
+				im.axpyRows(alpha, idx, x, width, y)
+			}
+		})
+		b.Run(im.name+"/axpy", func(b *testing.B) {
+			for b.Loop() {
+				for i, row := range idx {
+					im.axpy(alpha[i], x[int(row)*width:int(row)*width+width], y)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSparseRowTimes multiplies one attention row of a 1088-token head by its
+// values, against the dense product MatMulNT would compute (the same result), at
+// several shares of resident tokens.
+func BenchmarkSparseRowTimes(b *testing.B) {
+	const k, n = 1088, 128
+	r := rand.New(rand.NewPCG(4, 4))
+	v := randomSlice(r, k*n)
+	vt := randomSlice(r, n*k)
+	out := make([]float32, n)
+	var s RowScratch
+	for _, share := range []int{8, 4, 2, 1} {
+		var pos []int32
+		var w []float32
+		dense := make([]float32, k)
+		for p := 0; p < k; p += share {
+			pos = append(pos, int32(p))
+			w = append(w, 1)
+			dense[p] = 1
+		}
+		b.Run(fmt.Sprintf("sparse/1of%d", share), func(b *testing.B) {
+			for b.Loop() {
+				SparseRowTimes(k, pos, w, v, n, out, &s)
+			}
+		})
+		b.Run(fmt.Sprintf("dense/1of%d", share), func(b *testing.B) {
+			for b.Loop() {
+				MatMulNT(1, n, k, dense, k, vt, k, out, n)
+			}
+		})
+	}
+}

@@ -5,13 +5,15 @@ import "math"
 // genericImpl is the portable Go kernel set: the only one off amd64 or with the
 // purego build tag, and the reference the assembly is tested against.
 var genericImpl = impl{
-	name:     "generic",
-	dot:      dotGeneric,
-	axpy:     axpyGeneric,
-	scale:    scaleGeneric,
-	max:      maxGeneric,
-	expShift: expShiftGeneric,
-	matMulNT: matMulNTGeneric,
+	name:      "generic",
+	dot:       dotGeneric,
+	axpy:      axpyGeneric,
+	scale:     scaleGeneric,
+	max:       maxGeneric,
+	expShift:  expShiftGeneric,
+	matMulNT:  matMulNTGeneric,
+	axpyRows:  axpyRowsGeneric,
+	gemvLanes: genericLanes,
 }
 
 var negInf = math.Inf(-1)

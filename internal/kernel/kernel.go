@@ -25,6 +25,12 @@ type impl struct {
 	max      func(x []float32) float32 // len(x) > 0
 	expShift func(x []float32, shift float32) float32
 	matMulNT func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)
+	axpyRows func(alpha []float32, idx []int32, x []float32, ldx int, y []float32)
+	// packNT and matMulNTPacked serve PackedNT; nil where matMulNT packs nothing.
+	packNT         func(n, k int, b []float32, ldb int, dst []float32) []float32
+	matMulNTPacked func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int)
+	// gemvLanes is how matMulNT accumulates a single row, for SparseRowTimes.
+	gemvLanes gemvLanes
 }
 
 // implementations lists the kernel sets this CPU can run, slowest first; active is

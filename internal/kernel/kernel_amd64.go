@@ -21,6 +21,12 @@ var (
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile6x16, m, n, k, a, lda, b, ldb, c, ldc)
 		},
+		packNT: packedPanels,
+		matMulNTPacked: func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int) {
+			matMulNTPanels(&tile6x16, m, n, k, a, lda, p.b, p.ldb, p.panels, c, ldc)
+		},
+		axpyRows:  axpyRowsAVX2Tail,
+		gemvLanes: gemvAVX2Lanes,
 	}
 	avx512Impl = impl{
 		name:     "avx512",
@@ -32,6 +38,12 @@ var (
 		matMulNT: func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 			matMulNTTiled(&tile8x32, m, n, k, a, lda, b, ldb, c, ldc)
 		},
+		packNT: packedPanels,
+		matMulNTPacked: func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int) {
+			matMulNTPanels(&tile8x32, m, n, k, a, lda, p.b, p.ldb, p.panels, c, ldc)
+		},
+		axpyRows:  axpyRowsAVX512Tail,
+		gemvLanes: gemvAVX2Lanes,
 	}
 )
 
@@ -67,6 +79,69 @@ func expShiftAVX2(x []float32, shift float32) float32
 
 //go:noescape
 func expShiftAVX512(x []float32, shift float32) float32
+
+//go:noescape
+func axpyRowsAVX2(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+
+func axpyRowsAVX2Tail(alpha []float32, idx []int32, x []float32, ldx int, y []float32) {
+	if len(idx) == 0 {
+		return
+	}
+	body := len(y) &^ 7
+	if body > 0 {
+		axpyRowsAVX2(alpha, idx, &x[0], ldx, y[:body])
+	}
+	if body < len(y) {
+		for i, r := range idx {
+			row := int(r)*ldx + body
+			axpyGeneric(alpha[i], x[row:row+len(y)-body], y[body:])
+		}
+	}
+}
+
+//go:noescape
+func axpyRowsAVX512(alpha []float32, idx []int32, x *float32, ldx int, y []float32)
+
+// axpyRowsAVX512Tail runs whole 16-lane vectors in AVX-512 and the rest as
+// axpyRowsAVX2Tail does.
+func axpyRowsAVX512Tail(alpha []float32, idx []int32, x []float32, ldx int, y []float32) {
+	if len(idx) == 0 {
+		return
+	}
+	body := len(y) &^ 15
+	if body > 0 {
+		axpyRowsAVX512(alpha, idx, &x[0], ldx, y[:body])
+	}
+	if body < len(y) {
+		// Row r's remaining elements start at x[r·ldx+body:].
+		axpyRowsAVX2Tail(alpha, idx, x[body:], ldx, y[body:])
+	}
+}
+
+// gemvAVX2Lanes follows gemvNTAVX2 (MatMulNT with one row): 16 lanes, two vectors
+// of 8, fed 16 products at a time; a last whole vector of 8 goes to the first, the
+// k mod 8 tail to the second. Four outputs at a time are reduced by the vertical
+// add of the two vectors and three horizontal adds; only widths that are multiples
+// of 8 are served, so the one-output reduction never runs and axpyRows needs no
+// unfused tail.
+var gemvAVX2Lanes = gemvLanes{
+	lanes:         16,
+	widthMultiple: 8,
+	rule: func(k int) laneRule {
+		k8 := int32(k &^ 7)
+		return laneRule{a: k8 &^ 15, b: k8, maskA: 15, maskB: 7, maskC: 7, off: 8}
+	},
+	reduce: func(acc, out []float32) {
+		n := len(out)
+		for j := range out {
+			var u [8]float32
+			for i := range u {
+				u[i] = acc[i*n+j] + acc[(8+i)*n+j]
+			}
+			out[j] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
+		}
+	},
+}
 
 func dotAVX2Tail(a, b []float32) float32 {
 	body := len(a) &^ 7

@@ -78,6 +78,40 @@ var workspaces = sync.Pool{New: func() any {
 }}
 
 func matMulNTTiled(t *tileKernel, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	matMulNTPanels(t, m, n, k, a, lda, b, ldb, nil, c, ldc)
+}
+
+// packedPanels packs the n×k matrix b into dst (reused when large enough), 64-byte
+// aligned: for each block of blockK columns starting at pc (kc deep), panel jc/panelWidth
+// starts at pc·panels·panelWidth + jc/panelWidth·kc·panelWidth, with panels =
+// ⌈n/panelWidth⌉, each laid out as packPanel writes it.
+func packedPanels(n, k int, b []float32, ldb int, dst []float32) []float32 {
+	panels := (n + panelWidth - 1) / panelWidth
+	size := panels * panelWidth * k
+	const align = 64 / 4
+	if cap(dst) < size+align {
+		dst = make([]float32, size+align)
+	}
+	dst = dst[:cap(dst)]
+	off := int(uintptr(unsafe.Pointer(&dst[0])) / 4 % align)
+	if off != 0 {
+		off = align - off
+	}
+	dst = dst[off : off+size]
+	for pc := 0; pc < k; pc += blockK {
+		kc := min(blockK, k-pc)
+		for jc := 0; jc < n; jc += panelWidth {
+			packPanel(dst[pc*panels*panelWidth+jc/panelWidth*kc*panelWidth:], b[jc*ldb:], ldb, pc, min(panelWidth, n-jc), kc)
+		}
+	}
+	return dst
+}
+
+// matMulNTPanels is matMulNTTiled reading B's panels from packed (packedPanels of
+// at least n rows of b), or packing them as it goes when packed is nil. A panel
+// packed from more rows than n holds real values where packPanel would put zeros;
+// they only reach tile lanes that are thrown away, so the results are the same.
+func matMulNTPanels(t *tileKernel, m, n, k int, a []float32, lda int, b []float32, ldb int, packed []float32, c []float32, ldc int) {
 	if k == 0 {
 		for i := range m {
 			clear(c[i*ldc : i*ldc+n])
@@ -92,6 +126,7 @@ func matMulNTTiled(t *tileKernel, m, n, k int, a []float32, lda int, b []float32
 	}
 	ws := workspaces.Get().(*workspace)
 	defer workspaces.Put(ws)
+	panels := len(packed) / (panelWidth * k) // of the packed B
 	for pc := 0; pc < k; pc += blockK {
 		kc := min(blockK, k-pc)
 		accumulate := pc > 0
@@ -109,10 +144,15 @@ func matMulNTTiled(t *tileKernel, m, n, k int, a []float32, lda int, b []float32
 			}
 			for jc := 0; jc < n; jc += panelWidth {
 				nc := min(panelWidth, n-jc)
-				packPanel(ws.panel, b[jc*ldb:], ldb, pc, nc, kc)
+				source := ws.panel
+				if packed != nil {
+					source = packed[pc*panels*panelWidth+jc/panelWidth*kc*panelWidth:]
+				} else {
+					packPanel(ws.panel, b[jc*ldb:], ldb, pc, nc, kc)
+				}
 				for jt := 0; jt < nc; jt += t.cols {
 					cols := min(t.cols, nc-jt)
-					panel := &ws.panel[jt]
+					panel := &source[jt]
 					for ir := 0; ir < full; ir += t.rows {
 						i := ic + ir
 						out := i*ldc + jc + jt

@@ -63,6 +63,17 @@ func (p *policy) Observe(a *policies.Attention) error {
 	p.res.Enter(a)
 	for h := 0; h < a.Heads; h++ {
 		score := p.score[h]
+		if a.Phase == policies.Decode {
+			// Only resident slots carry attention (free slots read 0), so a step
+			// costs O(budget), not O(table width).
+			for r := 0; r < a.Rows; r++ {
+				row := a.Row(h, r)
+				for _, s := range p.res.Heads[h].Live() {
+					score[s] += float64(row[s])
+				}
+			}
+			continue
+		}
 		for r := 0; r < a.Rows; r++ {
 			row := a.Row(h, r)
 			n := min(len(row), len(score))

@@ -44,15 +44,33 @@ func (o *policy) Evict(e *policies.Eviction) error {
 				o.pool = append(o.pool, int32(s))
 			}
 		}
-		slices.SortFunc(o.pool, func(a, b int32) int {
+		// A decode step owes one victim: take the least slot in one pass. Only the
+		// compression (once per sequence) sorts the pool.
+		less := func(a, b int32) bool {
 			if future[a] != future[b] {
-				if future[a] < future[b] {
-					return -1
-				}
-				return 1
+				return future[a] < future[b]
 			}
-			return int(pos[a] - pos[b])
-		})
+			return pos[a] < pos[b]
+		}
+		if e.Need[h] == 1 && len(o.pool) > 0 {
+			best := 0
+			for i, s := range o.pool {
+				if less(s, o.pool[best]) {
+					best = i
+				}
+			}
+			o.pool[0] = o.pool[best]
+		} else {
+			slices.SortFunc(o.pool, func(a, b int32) int {
+				switch {
+				case less(a, b):
+					return -1
+				case less(b, a):
+					return 1
+				}
+				return 0
+			})
+		}
 		for _, s := range o.pool[:e.Need[h]] {
 			e.Victim(h, s, 0)
 			o.res.Free(h, s)

@@ -59,6 +59,7 @@ type Synth struct {
 	HeadDim   int    `toml:"head_dim"`
 	PromptLen int    `toml:"prompt_len"`
 	GenLen    int    `toml:"gen_len"`
+	Positions int    `toml:"positions" json:",omitempty"` // omitted when 0, so older scenarios keep their ContentHash
 	Samples   int    `toml:"samples"`
 	Seed      uint64 `toml:"seed"`
 	WithV     *bool  `toml:"with_v"`

@@ -24,7 +24,7 @@ func (s *Scenario) synthOptions(sample int) synth.Options {
 		seed = s.Seed
 	}
 	return synth.Options{Preset: y.Preset, Layers: y.Layers, Heads: y.Heads, HeadDim: y.HeadDim,
-		PromptLen: y.PromptLen, GenLen: y.GenLen, Sample: sample, Seed: seed, WithV: withV}
+		PromptLen: y.PromptLen, GenLen: y.GenLen, Positions: y.Positions, Sample: sample, Seed: seed, WithV: withV}
 }
 
 // Options are the replay options the scenario sets.

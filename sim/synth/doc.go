@@ -71,8 +71,9 @@
 //     (P = PromptLen, G = GenLen), shared by all heads: before it queries ignore L, then
 //     g(t) = clamp((t − s* + 1)/8, 0, 1) ramps the direction in over 8 queries. A policy
 //     that decides at the end of the prompt cannot see L's importance when s* ≥ P.
-//   - Slow recency. ω_s = π/(2·2048): cos(ω_s·Δ) falls from 1 to 0 over OPT's whole
-//     context, a gentle preference for nearer tokens.
+//   - Slow recency. ω_s = π/(2·N), N the context (OPT's 2048 unless Options.Positions
+//     sets a longer one): cos(ω_s·Δ) falls from 1 to 0 over the whole context, a gentle
+//     preference for nearer tokens.
 //   - Recency band. θ_r(t) = ω_r·t + φ_r(t). The frequencies are stratified quantiles of
 //     a half-Cauchy spectrum of scale 1/W cut at π: ω_r = tan(π/2·F·(r−1+U_r)/R)/W with
 //     F = (2/π)·atan(π·W) and U_r ~ U[0,1], so that (1/R)·Σ_r cos(ω_r·Δ) approximates

@@ -112,6 +112,9 @@ func cacheKey(shape opt.Shape, opts Options, dtype half.DType) string {
 	canonical := fmt.Sprintf("synth v%d|%s|layers %d|heads %d|head_dim %d|prompt %d|gen %d|seed %d|v %t|%s",
 		GeneratorVersion, shape.Name, shape.Layers, shape.Heads, shape.HeadDim,
 		opts.PromptLen, opts.GenLen, opts.Seed, opts.WithV, dtype)
+	if ctx := opts.context(); ctx != MaxTokens {
+		canonical += fmt.Sprintf("|positions %d", ctx) // absent at OPT's context, so older keys stand
+	}
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:6])
 }

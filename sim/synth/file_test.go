@@ -115,6 +115,7 @@ func TestEnsure(t *testing.T) {
 		func(o *Options) { o.GenLen++ },
 		func(o *Options) { o.WithV = false },
 		func(o *Options) { o.HeadDim = 40 },
+		func(o *Options) { o.Positions = 4096 },
 	} {
 		other := opts
 		change(&other)
@@ -124,6 +125,11 @@ func TestEnsure(t *testing.T) {
 	}
 	if cacheKey(mustShape(t, opts), opts, half.F32) == cacheKey(mustShape(t, opts), opts, half.F16) {
 		t.Error("F32 and F16 share a cache key")
+	}
+	opt := opts
+	opt.Positions = MaxTokens // OPT's own context, named: the same bytes
+	if cacheKey(mustShape(t, opt), opt, half.F16) != cacheKey(mustShape(t, opts), opts, half.F16) {
+		t.Error("Positions = MaxTokens changes the cache key")
 	}
 	full := Options{Preset: "opt-125m", PromptLen: 8}
 	explicit := Options{Preset: "opt-125m", Layers: 12, Heads: 12, HeadDim: 64, PromptLen: 8}

@@ -31,8 +31,10 @@ const (
 	firstOrdinaryToken = 4
 )
 
-// slowOmega makes cos(ω·Δ) fall monotonically from 1 to 0 over OPT's whole context.
-var slowOmega = math.Pi / (2 * MaxTokens)
+// slowOmega makes cos(ω·Δ) fall monotonically from 1 to 0 over the whole context.
+func (o Options) slowOmega() float64 {
+	return math.Pi / (2 * float64(o.context()))
+}
 
 // headModel is one head's behaviour, fixed by the synthetic model (seed, preset, layer,
 // head) and shared by all its samples.
@@ -91,11 +93,12 @@ func newHeadModel(modelKey uint64, layer, head int) headModel {
 
 // headSample is one head of one sample: its model and the key of its sample streams.
 type headSample struct {
-	model    *headModel
-	key      uint64 // mixes sample, model, layer and head
-	salience uint64 // the sample's key, for the salience shared by all heads
-	prompt   int
-	switchAt int
+	model     *headModel
+	key       uint64 // mixes sample, model, layer and head
+	salience  uint64 // the sample's key, for the salience shared by all heads
+	prompt    int
+	switchAt  int
+	slowOmega float64
 }
 
 // member reports whether position j belongs to a token set of the given density: half
@@ -172,7 +175,7 @@ type positional struct {
 func (hs *headSample) newPositional() positional {
 	m := hs.model
 	p := positional{walk: newStream(mix(hs.key, tagPhase))}
-	p.rotors[0] = newRotor(slowOmega, 0)
+	p.rotors[0] = newRotor(hs.slowOmega, 0)
 	diffusion := math.Sqrt(1 / (2 * m.width))
 	for r, omega := range m.omega {
 		p.rotors[1+r] = newRotor(omega, diffusion)

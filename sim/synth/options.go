@@ -27,6 +27,11 @@ type Options struct {
 	Seed uint64
 	// WithV adds value tensors.
 	WithV bool
+	// Positions is the synthetic model's context length, up to MaxPositions; 0 means
+	// OPT's MaxTokens. PromptLen+GenLen must fit in it. Contexts longer than OPT's are
+	// for synthetic studies only (OPT's learned positions stop at 2048); the slow
+	// recency term, which spans the whole context, is the only behaviour it changes.
+	Positions int
 }
 
 // Limits on Options.
@@ -37,7 +42,22 @@ const (
 	MinPromptLen = 8
 	// MaxTokens is OPT's context length (its learned positions stop there).
 	MaxTokens = 2048
+	// MaxPositions bounds Positions.
+	MaxPositions = 32768
+	// MaxLayerBytes bounds one layer's q, k and v in float32 (heads × tokens ×
+	// head_dim × 4 bytes each), what generating a layer holds at once; a replay
+	// worker holds about twice that (README, "Long contexts"). OPT-13B's 40 heads fit
+	// at 32768 tokens with V (1.9 GiB).
+	MaxLayerBytes = 2 << 30
 )
+
+// context is the synthetic model's context length.
+func (o Options) context() int {
+	if o.Positions == 0 {
+		return MaxTokens
+	}
+	return o.Positions
+}
 
 // Validate reports every problem with the options, each naming its field.
 func (o Options) Validate() error {
@@ -77,8 +97,27 @@ func (o Options) shape() (opt.Shape, error) {
 	if o.GenLen < 0 {
 		bad("GenLen = %d: must not be negative", o.GenLen)
 	}
-	if o.PromptLen > MaxTokens || o.GenLen > MaxTokens || o.PromptLen+o.GenLen > MaxTokens {
-		bad("PromptLen+GenLen = %d: exceeds OPT's context of %d tokens", o.PromptLen+o.GenLen, MaxTokens)
+	if o.Positions < 0 || o.Positions > MaxPositions {
+		bad("Positions = %d: want 0 (OPT's %d) up to %d", o.Positions, MaxTokens, MaxPositions)
+	}
+	ctx := o.context()
+	tooLong := o.PromptLen > ctx || o.GenLen > ctx || o.PromptLen+o.GenLen > ctx
+	switch {
+	case tooLong && o.Positions == 0:
+		bad("PromptLen+GenLen = %d: exceeds OPT's context of %d tokens (set Positions, up to %d, for a longer synthetic context)",
+			o.PromptLen+o.GenLen, MaxTokens, MaxPositions)
+	case tooLong:
+		bad("PromptLen+GenLen = %d: exceeds Positions = %d", o.PromptLen+o.GenLen, ctx)
+	}
+	if err == nil && !tooLong {
+		tensors := 2
+		if o.WithV {
+			tensors = 3
+		}
+		if b := tensors * p.Heads * (o.PromptLen + o.GenLen) * p.HeadDim * 4; b > MaxLayerBytes {
+			bad("one layer of %d heads × %d tokens × %d head_dim takes %.1f GiB in float32, over the %d GiB bound (shrink Heads or the lengths)",
+				p.Heads, o.PromptLen+o.GenLen, p.HeadDim, float64(b)/(1<<30), MaxLayerBytes>>30)
+		}
 	}
 	if o.Sample < 0 {
 		bad("Sample = %d: must not be negative", o.Sample)

@@ -66,6 +66,12 @@ func TestValidate(t *testing.T) {
 		{func(o *Options) { o.GenLen = -2 }, "GenLen = -2: must not be negative"},
 		{func(o *Options) { o.GenLen = 2041 }, "PromptLen+GenLen = 2049: exceeds OPT's context of 2048"},
 		{func(o *Options) { o.PromptLen = math.MaxInt }, "exceeds OPT's context"},
+		{func(o *Options) { o.Positions = -1 }, "Positions = -1: want 0 (OPT's 2048) up to 32768"},
+		{func(o *Options) { o.Positions = 40000 }, "Positions = 40000"},
+		{func(o *Options) { o.Positions, o.GenLen = 4096, 4089 }, "PromptLen+GenLen = 4097: exceeds Positions = 4096"},
+		// 3 tensors × 56 heads × 32768 tokens × 128 × 4 bytes = 2.625 GiB.
+		{func(o *Options) { o.Preset, o.Positions, o.PromptLen, o.WithV = "opt-30b", 32768, 32768, true },
+			"one layer of 56 heads × 32768 tokens × 128 head_dim takes 2.6 GiB in float32, over the 2 GiB bound"},
 		{func(o *Options) { o.Sample = -1 }, "Sample = -1: must not be negative"},
 	}
 	for _, tt := range tests {
@@ -83,6 +89,28 @@ func TestValidate(t *testing.T) {
 	err := Options{Preset: "opt-125m", PromptLen: 3, Sample: -1}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "PromptLen") || !strings.Contains(err.Error(), "Sample") {
 		t.Errorf("Validate with two problems = %v, want both named", err)
+	}
+}
+
+// TestPositions: a longer synthetic context takes traces past OPT's 2048 tokens, and
+// naming OPT's own context is the default, sample for sample.
+func TestPositions(t *testing.T) {
+	long := Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 4000, GenLen: 96, Positions: 4096, Seed: 3}
+	tr := mustNew(t, long)
+	q, err := tr.Read(kvtrace.Q, 0, nil)
+	if err != nil || len(q) != 2*4096*64 {
+		t.Fatalf("Read: %d values, %v; want %d", len(q), err, 2*4096*64)
+	}
+	max13b := Options{Preset: "opt-13b", PromptLen: MaxPositions - 64, GenLen: 64, Positions: MaxPositions, WithV: true}
+	if err := max13b.Validate(); err != nil {
+		t.Errorf("OPT-13B at %d tokens: %v", MaxPositions, err)
+	}
+	def, opt := small, small
+	opt.Positions = MaxTokens
+	a, errA := mustNew(t, def).Read(kvtrace.K, 1, nil)
+	b, errB := mustNew(t, opt).Read(kvtrace.K, 1, nil)
+	if errA != nil || errB != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("Positions = %d differs from the default (%v, %v)", MaxTokens, errA, errB)
 	}
 }
 

@@ -132,11 +132,12 @@ func (tr *Trace) Read(kind kvtrace.Kind, layer int, dst []float32) ([]float32, e
 
 func (tr *Trace) headSample(layer, head int) headSample {
 	return headSample{
-		model:    &tr.models[layer*tr.meta.Heads+head],
-		key:      mix(tr.sampleKey, tr.modelKey, uint64(layer), uint64(head)),
-		salience: tr.sampleKey,
-		prompt:   tr.opts.PromptLen,
-		switchAt: tr.switchAt,
+		model:     &tr.models[layer*tr.meta.Heads+head],
+		key:       mix(tr.sampleKey, tr.modelKey, uint64(layer), uint64(head)),
+		salience:  tr.sampleKey,
+		prompt:    tr.opts.PromptLen,
+		switchAt:  tr.switchAt,
+		slowOmega: tr.opts.slowOmega(),
 	}
 }
 

@@ -1,0 +1,47 @@
+package sim
+
+import (
+	"github.com/kvsim/kvsim/internal/kernel"
+	"github.com/kvsim/kvsim/policies"
+)
+
+// residentOutput sets out to head h's attention output from the resident tokens:
+// live[i] is a slot of table and e[i] its weight. It rounds exactly as the products
+// the metric is defined by: one axpy per token in slot order while at most an eighth
+// of the positions are resident, and the dense row times Vᵀ over all positions
+// beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
+// the resident rows of V alone; from there on the dense product is the faster way to
+// the same result (BenchmarkSparseRowTimes).
+func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int32, e, out []float32) {
+	d, T := l.headDim, l.total
+	pos := l.livePos[:len(live)]
+	for i, s := range live {
+		pos[i] = table.Pos(s)
+	}
+	if len(live) <= T/8 {
+		clear(out)
+		kernel.AxpyRows(e, pos, l.v.head(h), d, out)
+		return
+	}
+	for i, p := range pos {
+		l.dense[p] = e[i]
+	}
+	sparse := len(pos) <= T/4
+	if sparse {
+		// The row's nonzero entries in position order: a scan of the row beats a
+		// sort of the resident positions, and a zero weight adds nothing.
+		nz, w := l.nonzeroPos[:0], l.liveWeight[:0]
+		for p, x := range l.dense[:T] {
+			if x != 0 {
+				nz, w = append(nz, int32(p)), append(w, x)
+			}
+		}
+		sparse = kernel.SparseRowTimes(T, nz, w, l.v.head(h), d, out, &l.rows)
+	}
+	if !sparse {
+		kernel.MatMulNT(1, d, T, l.dense, T, l.vt[h*d*T:], T, out, d)
+	}
+	for _, p := range pos {
+		l.dense[p] = 0
+	}
+}
