@@ -68,7 +68,8 @@ func (in *instance) callError(call string, pos int, err error) error {
 	return fmt.Errorf("policy %q: %s at layer %d, position %d: %w", in.spec.Name, call, in.cfg.Layer, pos, err)
 }
 
-// guard runs one policy call through host.Call, timing it when timed is set.
+// guard runs one policy call through host.Call, timing it when timed is set (every
+// call but Init, which the policy-time column leaves out).
 func (in *instance) guard(timed bool, f func() error) error {
 	start := time.Now()
 	err := host.Call(f)
@@ -214,7 +215,7 @@ func (in *instance) share(cfg policies.Config) (int, error) {
 func (in *instance) observePrefill(a *policies.Attention) error {
 	in.prefill = *a
 	in.prefill.Keys, in.prefill.Values, in.prefill.Queries = pick(in.layout, a)
-	return in.observe(&in.prefill, true)
+	return in.observe(&in.prefill)
 }
 
 // pick returns a's keys, values and queries where the layout asks for them, nil
@@ -233,8 +234,8 @@ func pick(layout policies.Layout, a *policies.Attention) (k, v, q []float32) {
 }
 
 // observe passes an attention batch to the policy.
-func (in *instance) observe(a *policies.Attention, timed bool) error {
-	if err := in.guard(timed, func() error { return in.policy.Observe(a) }); err != nil {
+func (in *instance) observe(a *policies.Attention) error {
+	if err := in.guard(true, func() error { return in.policy.Observe(a) }); err != nil {
 		return in.callError("observe "+a.Phase.String(), a.Pos, err)
 	}
 	return nil
@@ -245,19 +246,19 @@ func (in *instance) compress(l *layerData) error {
 	if !in.bound.Need(&in.evict, in.tables, policies.Prefill) {
 		return nil
 	}
-	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, true)
+	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1)
 }
 
 // runEviction asks the policy for victims (Need or PoolNeed already set), checks them,
 // and applies them. step is the decode row whose future Future should exclude (-1: all of it).
-func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step int, timed bool) error {
+func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step int) error {
 	e := &in.evict
 	e.Phase, e.Pos = phase, pos
 	clear(e.Count)
 	if e.Future != nil {
 		l.fillFuture(in, step)
 	}
-	if err := in.guard(timed, func() error { return in.policy.Evict(e) }); err != nil {
+	if err := in.guard(true, func() error { return in.policy.Evict(e) }); err != nil {
 		return in.callError("evict", pos, err)
 	}
 	if err := host.CheckVictims(e, in.tables, in.layout.Compensation); err != nil {
@@ -316,11 +317,11 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 		in.poolPeak = max(in.poolPeak, entries)
 		in.stats.peak = max(in.stats.peak, (entries+H-1)/H)
 	}
-	if err := in.observe(a, true); err != nil {
+	if err := in.observe(a); err != nil {
 		return err
 	}
 	if in.bound.Need(&in.evict, in.tables, policies.Decode) {
-		return in.runEviction(l, policies.Decode, t, g, true)
+		return in.runEviction(l, policies.Decode, t, g)
 	}
 	return nil
 }
