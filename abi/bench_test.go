@@ -110,7 +110,7 @@ func BenchmarkReplay(b *testing.B) {
 	goWASM := func(pkg string, fuel int64) func(b *testing.B) policies.New {
 		return wasm(func(b *testing.B) string { return goPolicy(b, pkg) }, fuel)
 	}
-	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c", 2) }
 	watWindow := func(b *testing.B) string { return wat(b, "../examples/policies/wat/window.wat") }
 	asPlugin := func(pkg string) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
@@ -250,7 +250,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}{
 		{"tova/native", func(*testing.B) policies.New { return tova.New }},
 		{"tova/wasm-c", func(b *testing.B) policies.New {
-			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{}).New
+			return load(b, cPolicy(b, "../examples/policies/c/tova.c", 2), wasmhost.Options{}).New
 		}},
 		{"tova/wasm-go", func(b *testing.B) policies.New {
 			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{}).New
@@ -288,7 +288,7 @@ func BenchmarkFuelOverhead(b *testing.B) {
 			return newDecodeSteps(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)).step
 		}
 	}
-	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c", 2) }
 	goTOVA := func(b *testing.B) string { return goPolicy(b, "github.com/kvsim/kvsim/policies/tova") }
 	for _, v := range []struct {
 		name string

@@ -1,7 +1,10 @@
 package abi_test
 
 import (
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,14 +91,33 @@ func wat(t testing.TB, src string) string {
 	})
 }
 
-// cPolicy compiles a C policy for wasm32 with clang and lld, without libc.
-func cPolicy(t testing.TB, src string) string {
+// cPolicy compiles a C policy for wasm32 with clang and lld, without libc, against
+// kvpolicy.h's ABI major version major.
+func cPolicy(t testing.TB, src string, major int) string {
 	need(t, "clang", "clang lld")
 	need(t, "wasm-ld", "lld")
-	return build(t, strings.TrimSuffix(filepath.Base(src), ".c")+"-c.wasm", func(out string) error {
+	return build(t, fmt.Sprintf("%s-c-abi%d.wasm", strings.TrimSuffix(filepath.Base(src), ".c"), major), func(out string) error {
 		return run("clang", "--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
-			"-Wall", "-Werror", "-I", ".", "-o", out, src)
+			"-Wall", "-Werror", fmt.Sprintf("-DKVP_ABI_MAJOR=%d", major), "-I", ".", "-o", out, src)
 	})
+}
+
+// gunzip writes the decompressed file src to out.
+func gunzip(src, out string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(z, wasmhost.MaxModuleBytes))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
 }
 
 // rustc finds a rustc that can build for wasm32-unknown-unknown: $KVSIM_RUSTC, the

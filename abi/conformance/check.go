@@ -1,9 +1,10 @@
 // Package conformance is a test kit for eviction policies, whatever they are built
 // with: native Go, a Go plugin or a WASM module. Check runs a policy through a
 // battery of small replays on synthetic traces (legal victims, determinism, reuse of
-// instances, prefill block sizes, tiny budgets and prompts, the reference host) and
-// reports each check; Same replays two policies side by side and finds the first
-// eviction where they differ, victim for victim.
+// instances, prefill block sizes, tiny budgets and prompts, the reference host, and
+// contract 2.0's inputs, compact rows and pools on a call-by-call host) and reports
+// each check; Same replays two policies side by side, and drives them call by call,
+// and finds the first eviction where they differ, victim for victim.
 //
 // `kvsim policy check` prints Check's results; kvsim's own tests use Same to hold
 // every builtin policy's WASM build to its native build.
@@ -11,6 +12,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -122,6 +124,15 @@ func Check(ctx context.Context, newPolicy policies.New, opts Options) []Result {
 		} else {
 			add("reference host", "policytest.Run on random sequences, budgets 1, 5, 12 and 30", referenceHost(build))
 		}
+		const callsDetail = "call by call on a host that serves keys, values, queries, compact rows and pools (3 layers × 3 heads, prompt 24 + 16, budgets 1 to 30): legal victims, pools kept, the same answers twice"
+		switch uses, err := checkCalls(build); {
+		case errors.Is(err, errClairvoyant):
+			results = append(results, Result{Name: "contract 2.0", Detail: err.Error(), Skipped: true})
+		case err != nil:
+			add("contract 2.0", callsDetail, err)
+		default:
+			add("contract 2.0", callsDetail+"; the layout "+uses, nil)
+		}
 		if mid := res.Cell(0, 4); mid.Failed == "" {
 			results = append(results, Result{Name: "speed", Detail: fmt.Sprintf("%.0f ns per (head · decode step) at budget %s", mid.PolicyNs, mid.Budget), Info: true})
 		}
@@ -153,7 +164,8 @@ func Same(ctx context.Context, want, got policies.New, params map[string]any) er
 	if err := failed(res.Cells[nb:]); err != nil {
 		return err
 	}
-	return firstErr(diff(&wantLog, &gotLog, 0), sameCells(&sim.Result{Cells: res.Cells[:nb]}, &sim.Result{Cells: res.Cells[nb:]}))
+	return firstErr(diff(&wantLog, &gotLog, 0), sameCells(&sim.Result{Cells: res.Cells[:nb]}, &sim.Result{Cells: res.Cells[nb:]}),
+		SameCalls(want, got, params))
 }
 
 // replay is one battery replay.
