@@ -1,7 +1,7 @@
 // Package wasmhost runs eviction policies compiled to WebAssembly behind the policy
-// ABI (abi/ABI.md), on wazero: version 2.0, and 1.x for modules built against it. A loaded Module makes policies.Policy instances,
-// each its own sandboxed module instance, so a replay treats a .wasm policy like a
-// builtin one.
+// ABI (abi/ABI.md), on wazero: version 2.0, and 1.x for modules built against it. A
+// loaded Module makes policies.Policy instances, each its own sandboxed module
+// instance, so a replay treats a .wasm policy like a builtin one.
 //
 // A guest cannot take its host down: every pointer, length and count it hands back is
 // checked before the host reads guest memory, and a trap, an exit, a bad return value,
