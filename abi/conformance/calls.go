@@ -422,9 +422,9 @@ func checkCalls(build func() (policies.Policy, error)) (string, error) {
 		}
 	}
 	if len(uses) == 0 {
-		return "asks for none of it", nil
+		return "the layout asks for none of it", nil
 	}
-	return "uses " + strings.Join(uses, ", "), nil
+	return "the layout uses " + strings.Join(uses, ", "), nil
 }
 
 // layoutUses names the contract 2.0 features a layout asks for.

@@ -131,7 +131,7 @@ func Check(ctx context.Context, newPolicy policies.New, opts Options) []Result {
 		case err != nil:
 			add("contract 2.0", callsDetail, err)
 		default:
-			add("contract 2.0", callsDetail+"; the layout "+uses, nil)
+			add("contract 2.0", callsDetail+"; "+uses, nil)
 		}
 		if mid := res.Cell(0, 4); mid.Failed == "" {
 			results = append(results, Result{Name: "speed", Detail: fmt.Sprintf("%.0f ns per (head · decode step) at budget %s", mid.PolicyNs, mid.Budget), Info: true})

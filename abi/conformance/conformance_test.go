@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kvsim/kvsim/abi/testdata/contract2"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/tova"
@@ -159,5 +160,43 @@ func TestDiff(t *testing.T) {
 		} else if tc.want != "" {
 			t.Errorf("no difference found, want %q", tc.want)
 		}
+	}
+}
+
+// TestContract2Checks: the call-by-call host serves contract 2.0 to a policy that
+// asks for inputs, compact rows or pools, and catches one that overdraws its layer
+// pool or gives layer budgets over the model pool; SameCalls tells such policies
+// apart.
+func TestContract2Checks(t *testing.T) {
+	kind := func(k string) policies.New {
+		return func(p *policies.Params) (policies.Policy, error) {
+			return contract2.New(policies.NewParams(map[string]any{"kind": k}))
+		}
+	}
+	for _, tc := range []struct {
+		kind, want string
+	}{
+		{"inputs", "the layout uses keys, values, queries, compact rows"},
+		{"layer", "the layout uses a layer pool"},
+		{"model", "the layout uses a model pool"},
+		// 3 heads × 24 prompt tokens − 3 × budget 1 = 69 victims needed.
+		{"overdraw", "budget 1, layer 0: evict prefill at position 23: 68 victims in all, but the layer pool needs 69: the policy overdraws its pool"},
+		{"greedy", "budget 1, layer 0: layer budgets: 10 tokens in all, over the model pool of 9"},
+	} {
+		detail, err := checkCalls(func() (policies.Policy, error) { return kind(tc.kind)(nil) })
+		got := detail
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("kind %s:\n got %s\nwant %s", tc.kind, got, tc.want)
+		}
+	}
+	want := "budget 1, layer 0: layout {Slack:2 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:layer}, want {Slack:0 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:model}"
+	if err := SameCalls(kind("model"), kind("layer"), nil); err == nil || err.Error() != want {
+		t.Errorf("model against layer:\n got %v\nwant %s", err, want)
+	}
+	if err := SameCalls(kind("model"), kind("model"), nil); err != nil {
+		t.Errorf("model against itself: %v", err)
 	}
 }
