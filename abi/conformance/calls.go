@@ -107,237 +107,265 @@ func callWidth(cfg policies.Config, layout policies.Layout) int {
 	return policies.SlotWidth(cfg, layout)
 }
 
+// callHost serves one (budget, layer) sequence to one policy instance.
+type callHost struct {
+	p      policies.Policy
+	tr     callTrace
+	cfg    policies.Config
+	layout policies.Layout
+	run    *callRun
+	vec    vectors
+	// capacity is what the pool holds, slack not counted, and slack the pool's
+	// slack: per head, or for all heads together when pooled.
+	capacity, slack, width int
+	pooled                 bool
+	pos                    [][]int // head -> slot -> position, -1 when free
+}
+
 func runLayer(p policies.Policy, tr callTrace, l, budget int) (*callRun, error) {
-	H, D, P, T := tr.Heads, tr.HeadDim, tr.PromptLen, tr.MaxLen
-	cfg := policies.Config{Layer: l, Layers: tr.Layers, Heads: H, HeadDim: D, PromptLen: P, MaxLen: T, Budget: budget, Seed: tr.Seed + uint64(l)}
-	layout, err := p.Init(cfg)
+	c := &callHost{p: p, tr: tr, vec: tr.layer(l), cfg: policies.Config{Layer: l, Layers: tr.Layers, Heads: tr.Heads,
+		HeadDim: tr.HeadDim, PromptLen: tr.PromptLen, MaxLen: tr.MaxLen, Budget: budget, Seed: tr.Seed + uint64(l)}}
+	layout, err := p.Init(c.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	run := &callRun{layout: layout}
 	if layout.Clairvoyant {
 		return nil, errClairvoyant
 	}
-	// What the pool holds, slack not counted: per head, or all heads together.
-	capacity := budget
-	switch layout.Pool {
-	case policies.PoolHead:
-	case policies.PoolLayer:
-		capacity = H * budget
-	case policies.PoolModel:
-		lb, ok := p.(policies.LayerBudgeter)
-		if !ok {
-			return run, errors.New("the layout asks for a model pool, but the policy does not implement policies.LayerBudgeter")
+	c.layout, c.run = layout, &callRun{layout: layout}
+	if err := c.pool(); err != nil {
+		return c.run, err
+	}
+	c.width = callWidth(c.cfg, layout)
+	c.pos = make([][]int, tr.Heads)
+	for h := range c.pos {
+		c.pos[h] = make([]int, c.width)
+		for s := range c.pos[h] {
+			c.pos[h][s] = -1
+			if s < tr.PromptLen {
+				c.pos[h][s] = s
+			}
 		}
-		whole := cfg
+	}
+	if err := c.prefill(); err != nil {
+		return c.run, err
+	}
+	for t := tr.PromptLen; t < tr.MaxLen; t++ {
+		if err := c.decode(t); err != nil {
+			return c.run, err
+		}
+	}
+	return c.run, nil
+}
+
+// pool sets what the layout's pool holds, asking a model pool's layer budgets.
+func (c *callHost) pool() error {
+	H, B := c.cfg.Heads, c.cfg.Budget
+	c.capacity, c.slack = B, c.layout.Slack
+	switch c.layout.Pool {
+	case policies.PoolHead:
+		return nil
+	case policies.PoolLayer:
+		c.capacity = H * B
+	case policies.PoolModel:
+		lb, ok := c.p.(policies.LayerBudgeter)
+		if !ok {
+			return errors.New("the layout asks for a model pool, but the policy does not implement policies.LayerBudgeter")
+		}
+		whole := c.cfg
 		whole.Layer = -1
-		run.budgets = make([]int, tr.Layers)
-		if err := lb.LayerBudgets(whole, run.budgets); err != nil {
-			return run, fmt.Errorf("layer budgets: %w", err)
+		c.run.budgets = make([]int, c.cfg.Layers)
+		if err := lb.LayerBudgets(whole, c.run.budgets); err != nil {
+			return fmt.Errorf("layer budgets: %w", err)
 		}
 		sum := 0
-		for i, n := range run.budgets {
+		for l, n := range c.run.budgets {
 			if n < 0 {
-				return run, fmt.Errorf("layer budgets: layer %d gets %d tokens", i, n)
+				return fmt.Errorf("layer budgets: layer %d gets %d tokens", l, n)
 			}
 			sum += n
 		}
-		if sum > tr.Layers*H*budget {
-			return run, fmt.Errorf("layer budgets: %d tokens in all, over the model pool of %d", sum, tr.Layers*H*budget)
+		if whole := c.cfg.Layers * H * B; sum > whole {
+			return fmt.Errorf("layer budgets: %d tokens in all, over the model pool of %d", sum, whole)
 		}
-		capacity = run.budgets[l]
+		c.capacity = c.run.budgets[c.cfg.Layer]
 	default:
-		return run, fmt.Errorf("layout with unknown pool %v", layout.Pool)
+		return fmt.Errorf("layout with unknown pool %v", c.layout.Pool)
 	}
-	pooled := layout.Pool != policies.PoolHead
-	slack := layout.Slack
-	if pooled {
-		slack *= H
-	}
-	W := callWidth(cfg, layout)
-	vec := tr.layer(l)
-	pos := make([][]int, H) // head -> slot -> position, -1 when free
-	for h := range pos {
-		pos[h] = make([]int, W)
-		for s := range pos[h] {
-			pos[h][s] = -1
-			if s < P {
-				pos[h][s] = s
-			}
-		}
-	}
-	// inputs gives the rows' own vectors, [h][r][d], for what the layout asks.
-	inputs := func(a *policies.Attention) {
-		a.HeadDim = D
-		for _, in := range [...]struct {
-			asked bool
-			src   []float32
-			dst   *[]float32
-		}{{layout.Keys, vec.keys, &a.Keys}, {layout.Values, vec.values, &a.Values}, {layout.Queries, vec.queries, &a.Queries}} {
-			if !in.asked {
-				continue
-			}
-			*in.dst = make([]float32, H*a.Rows*D)
-			for h := range H {
-				copy((*in.dst)[h*a.Rows*D:], in.src[(h*T+a.Pos)*D:(h*T+a.Pos+a.Rows)*D])
-			}
-		}
-	}
-	// softmax of query t over the tokens of keep, by position.
-	softmax := func(h, t int, keep []int) []float64 {
-		out := make([]float64, len(keep))
-		m := math.Inf(-1)
-		for i, j := range keep {
-			out[i] = tr.logit(vec, h, t, j)
-			m = math.Max(m, out[i])
-		}
-		sum := 0.0
-		for i := range out {
-			out[i] = math.Exp(out[i] - m)
-			sum += out[i]
-		}
-		for i := range out {
-			out[i] /= sum
-		}
-		return out
-	}
+	c.pooled, c.slack = true, H*c.layout.Slack
+	return nil
+}
 
-	// Prefill, in blocks of 5 rows.
+// prefill observes the prompt in blocks of 5 rows, then compresses it if it is over
+// the budget or pool.
+func (c *callHost) prefill() error {
+	H, P := c.cfg.Heads, c.cfg.PromptLen
 	for r0 := 0; r0 < P; r0 += 5 {
 		rows := min(5, P-r0)
 		a := &policies.Attention{Phase: policies.Prefill, Pos: r0, Rows: rows, Heads: H, Stride: P, Probs: make([]float32, H*rows*P)}
 		for h := range H {
 			for r := range rows {
 				t := r0 + r
-				keep := make([]int, t+1)
-				for j := range keep {
-					keep[j] = j
-				}
-				for j, pr := range softmax(h, t, keep) {
+				for j, pr := range c.softmax(h, t, seq(t+1)) {
 					a.Row(h, r)[j] = float32(pr)
 				}
 			}
 		}
-		inputs(a)
-		if err := p.Observe(a); err != nil {
-			return run, fmt.Errorf("observe prefill row %d: %w", r0, err)
+		c.inputs(a)
+		if err := c.p.Observe(a); err != nil {
+			return fmt.Errorf("observe prefill row %d: %w", r0, err)
 		}
 	}
-
-	resident := func(h int) int {
-		n := 0
-		for _, q := range pos[h] {
-			if q >= 0 {
-				n++
-			}
-		}
-		return n
-	}
-	evict := func(phase policies.Phase, at int, need []int32, poolNeed int) error {
-		e := &policies.Eviction{Phase: phase, Pos: at, Heads: H, Need: need, PoolNeed: poolNeed, Stride: W,
-			Count: make([]int32, H), Victims: make([]int32, H*W)}
-		if layout.Compensation {
-			e.Weights = make([]float32, H*W)
-		}
-		if err := p.Evict(e); err != nil {
-			return fmt.Errorf("evict %v at position %d: %w", phase, at, err)
-		}
-		ev := callEviction{phase: phase, pos: at, victims: make([][]int32, H), weights: make([][]float32, H)}
-		total := 0
-		for h := range H {
-			n := int(e.Count[h])
-			if n < int(need[h]) || n > W {
-				return fmt.Errorf("evict %v at position %d: head %d gave %d victims, need %d", phase, at, h, n, need[h])
-			}
-			total += n
-			for i := range n {
-				s := e.Victims[h*W+i]
-				if s < 0 || int(s) >= W || pos[h][s] < 0 {
-					return fmt.Errorf("evict %v at position %d: head %d: victim slot %d is not resident (or named twice)", phase, at, h, s)
-				}
-				pos[h][s] = -1
-			}
-			ev.victims[h] = slices.Clone(e.Victims[h*W : h*W+n])
-			if e.Weights != nil {
-				ev.weights[h] = slices.Clone(e.Weights[h*W : h*W+n])
-			}
-		}
-		if total < poolNeed {
-			return fmt.Errorf("evict %v at position %d: %d victims in all, but the %v pool needs %d: the policy overdraws its pool", phase, at, total, layout.Pool, poolNeed)
-		}
-		run.evictions = append(run.evictions, ev)
-		return nil
-	}
-
 	need := make([]int32, H)
 	switch {
-	case layout.Unbounded:
-	case !pooled && P > budget:
+	case c.layout.Unbounded:
+	case !c.pooled && P > c.capacity:
 		for h := range need {
-			need[h] = int32(P - budget)
+			need[h] = int32(P - c.capacity)
 		}
-		if err := evict(policies.Prefill, P-1, need, 0); err != nil {
-			return run, err
-		}
-	case pooled && H*P > capacity:
-		if err := evict(policies.Prefill, P-1, need, H*P-capacity); err != nil {
-			return run, err
-		}
+		return c.evict(policies.Prefill, P-1, need, 0)
+	case c.pooled && H*P > c.capacity:
+		return c.evict(policies.Prefill, P-1, need, H*P-c.capacity)
 	}
+	return nil
+}
 
-	for t := P; t < T; t++ {
-		a := &policies.Attention{Phase: policies.Decode, Pos: t, Rows: 1, Heads: H, Stride: W,
-			Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
-		if layout.Compact {
-			a.Live, a.Len = make([]int32, H*W), make([]int32, H)
+// decode observes step t, its token in each head's lowest free slot, and evicts
+// when a head, or the pool, is over.
+func (c *callHost) decode(t int) error {
+	H, W := c.cfg.Heads, c.width
+	a := &policies.Attention{Phase: policies.Decode, Pos: t, Rows: 1, Heads: H, Stride: W,
+		Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+	if c.layout.Compact {
+		a.Live, a.Len = make([]int32, H*W), make([]int32, H)
+	}
+	need, anyNeed, total := make([]int32, H), false, 0
+	for h := range H {
+		free := slices.Index(c.pos[h], -1)
+		if free < 0 {
+			return fmt.Errorf("step %d: head %d has no free slot in a table of %d", t, h, W)
 		}
-		total := 0
-		clear(need)
-		anyNeed := false
-		for h := range H {
-			free := slices.Index(pos[h], -1)
-			if free < 0 {
-				return run, fmt.Errorf("step %d: head %d has no free slot in a table of %d", t, h, W)
-			}
-			pos[h][free] = t
-			a.Slot[h] = int32(free)
-			var slots, keep []int
-			for s, q := range pos[h] {
-				if q >= 0 {
-					slots, keep = append(slots, s), append(keep, q)
-				}
-			}
-			for i, pr := range softmax(h, t, keep) {
-				if layout.Compact {
-					a.Live[h*W+i], a.Probs[h*W+i] = int32(slots[i]), float32(pr)
-				} else {
-					a.Probs[h*W+slots[i]] = float32(pr)
-				}
-			}
-			if layout.Compact {
-				a.Len[h] = int32(len(slots))
-			}
-			n := resident(h)
-			total += n
-			if extra := n - budget - slack; !pooled && !layout.Unbounded && extra > 0 {
-				need[h], anyNeed = int32(extra), true
+		c.pos[h][free] = t
+		a.Slot[h] = int32(free)
+		var slots, keep []int
+		for s, q := range c.pos[h] {
+			if q >= 0 {
+				slots, keep = append(slots, s), append(keep, q)
 			}
 		}
-		inputs(a)
-		if err := p.Observe(a); err != nil {
-			return run, fmt.Errorf("observe step %d: %w", t, err)
-		}
-		poolNeed := 0
-		if pooled && !layout.Unbounded {
-			poolNeed = max(0, total-capacity-slack)
-		}
-		if anyNeed || poolNeed > 0 {
-			if err := evict(policies.Decode, t, need, poolNeed); err != nil {
-				return run, err
+		for i, pr := range c.softmax(h, t, keep) {
+			if c.layout.Compact {
+				a.Live[h*W+i], a.Probs[h*W+i] = int32(slots[i]), float32(pr)
+			} else {
+				a.Probs[h*W+slots[i]] = float32(pr)
 			}
+		}
+		if c.layout.Compact {
+			a.Len[h] = int32(len(slots))
+		}
+		total += len(slots)
+		if extra := len(slots) - c.capacity - c.slack; !c.pooled && !c.layout.Unbounded && extra > 0 {
+			need[h], anyNeed = int32(extra), true
 		}
 	}
-	return run, nil
+	c.inputs(a)
+	if err := c.p.Observe(a); err != nil {
+		return fmt.Errorf("observe step %d: %w", t, err)
+	}
+	poolNeed := 0
+	if c.pooled && !c.layout.Unbounded {
+		poolNeed = max(0, total-c.capacity-c.slack)
+	}
+	if anyNeed || poolNeed > 0 {
+		return c.evict(policies.Decode, t, need, poolNeed)
+	}
+	return nil
+}
+
+// evict asks for victims, checks them the way the replay host does, frees their
+// slots and records them.
+func (c *callHost) evict(phase policies.Phase, at int, need []int32, poolNeed int) error {
+	H, W := c.cfg.Heads, c.width
+	e := &policies.Eviction{Phase: phase, Pos: at, Heads: H, Need: need, PoolNeed: poolNeed, Stride: W,
+		Count: make([]int32, H), Victims: make([]int32, H*W)}
+	if c.layout.Compensation {
+		e.Weights = make([]float32, H*W)
+	}
+	where := fmt.Sprintf("evict %v at position %d", phase, at)
+	if err := c.p.Evict(e); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	ev := callEviction{phase: phase, pos: at, victims: make([][]int32, H), weights: make([][]float32, H)}
+	total := 0
+	for h := range H {
+		n := int(e.Count[h])
+		if n < int(need[h]) || n > W {
+			return fmt.Errorf("%s: head %d gave %d victims, need %d", where, h, n, need[h])
+		}
+		total += n
+		for _, s := range e.Victims[h*W : h*W+n] {
+			if s < 0 || int(s) >= W || c.pos[h][s] < 0 {
+				return fmt.Errorf("%s: head %d: victim slot %d is not resident (or named twice)", where, h, s)
+			}
+			c.pos[h][s] = -1
+		}
+		ev.victims[h] = slices.Clone(e.Victims[h*W : h*W+n])
+		if e.Weights != nil {
+			ev.weights[h] = slices.Clone(e.Weights[h*W : h*W+n])
+		}
+	}
+	if total < poolNeed {
+		return fmt.Errorf("%s: %d victims in all, but the %v pool needs %d: the policy overdraws its pool", where, total, c.layout.Pool, poolNeed)
+	}
+	c.run.evictions = append(c.run.evictions, ev)
+	return nil
+}
+
+// inputs gives the rows' own vectors, [h][r][d], for what the layout asks.
+func (c *callHost) inputs(a *policies.Attention) {
+	H, D, T := c.cfg.Heads, c.cfg.HeadDim, c.cfg.MaxLen
+	a.HeadDim = D
+	for _, in := range [...]struct {
+		asked bool
+		src   []float32
+		dst   *[]float32
+	}{{c.layout.Keys, c.vec.keys, &a.Keys}, {c.layout.Values, c.vec.values, &a.Values}, {c.layout.Queries, c.vec.queries, &a.Queries}} {
+		if !in.asked {
+			continue
+		}
+		*in.dst = make([]float32, H*a.Rows*D)
+		for h := range H {
+			copy((*in.dst)[h*a.Rows*D:], in.src[(h*T+a.Pos)*D:(h*T+a.Pos+a.Rows)*D])
+		}
+	}
+}
+
+// softmax is query t's attention over the tokens at positions keep, in that order.
+func (c *callHost) softmax(h, t int, keep []int) []float64 {
+	out := make([]float64, len(keep))
+	m := math.Inf(-1)
+	for i, j := range keep {
+		out[i] = c.tr.logit(c.vec, h, t, j)
+		m = math.Max(m, out[i])
+	}
+	sum := 0.0
+	for i := range out {
+		out[i] = math.Exp(out[i] - m)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+// seq is 0, 1, …, n-1.
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }
 
 // sameRuns compares two policies' runs, victim for victim and in order, with merge
