@@ -44,6 +44,11 @@ func (c callTrace) layer(l int) vectors {
 			v.keys[(h*c.MaxLen)*c.HeadDim+d] *= 3
 		}
 	}
+	// Queries come scaled by HeadDim^-1/2, as hosts pass them: q·k is the logit.
+	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	for i := range v.queries {
+		v.queries[i] *= scale
+	}
 	return v
 }
 
@@ -55,7 +60,7 @@ func (c callTrace) logit(v vectors, h, t, j int) float64 {
 	for d := range q {
 		s += float64(q[d]) * float64(k[d])
 	}
-	return s / math.Sqrt(float64(c.HeadDim))
+	return s
 }
 
 // callEviction is one Evict answer, for comparing two policies.
