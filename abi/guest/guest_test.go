@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/kvsim/kvsim/abi/conformance"
 	"github.com/kvsim/kvsim/abi/internal/region"
@@ -227,4 +228,88 @@ func TestFailures(t *testing.T) {
 	if err := l.Observe(a); err == nil || !strings.HasPrefix(err.Error(), "status 1: host error: observe: array of 16 words at offset") {
 		t.Errorf("probs outside the region: %v", err)
 	}
+}
+
+// spy is a policy that asks for every array and checks that each slice the server
+// hands it lies inside the region.
+type spy struct {
+	t   *testing.T
+	buf []byte
+}
+
+func (p *spy) Init(policies.Config) (policies.Layout, error) {
+	return policies.Layout{Compensation: true, Clairvoyant: true, Keys: true, Values: true, Queries: true,
+		Compact: true, Pool: policies.PoolModel}, nil
+}
+
+func (p *spy) LayerBudgets(cfg policies.Config, entries []int) error { return nil }
+
+func (p *spy) Observe(a *policies.Attention) error {
+	p.inside("probs", a.Probs, a.Heads*a.Rows*a.Stride)
+	p.inside("keys", a.Keys, a.Heads*a.Rows*a.HeadDim)
+	p.inside("values", a.Values, a.Heads*a.Rows*a.HeadDim)
+	p.inside("queries", a.Queries, a.Heads*a.Rows*a.HeadDim)
+	p.inside("comp", a.Comp, a.Heads)
+	p.insideInts("slot", a.Slot, a.Heads)
+	p.insideInts("live", a.Live, a.Heads*a.Stride)
+	p.insideInts("len", a.Len, a.Heads)
+	return nil
+}
+
+func (p *spy) Evict(e *policies.Eviction) error {
+	p.insideInts("need", e.Need, e.Heads)
+	p.insideInts("count", e.Count, e.Heads)
+	p.insideInts("victims", e.Victims, e.Heads*e.Stride)
+	p.inside("weights", e.Weights, e.Heads*e.Stride)
+	p.inside("future", e.Future, e.Heads*e.Stride)
+	return nil
+}
+
+func (p *spy) inside(name string, s []float32, n int) {
+	p.check(name, unsafe.Pointer(unsafe.SliceData(s)), len(s), n)
+}
+
+func (p *spy) insideInts(name string, s []int32, n int) {
+	p.check(name, unsafe.Pointer(unsafe.SliceData(s)), len(s), n)
+}
+
+// check: a slice of words is nil (and nothing was asked for) or n words long and
+// inside the region.
+func (p *spy) check(name string, at unsafe.Pointer, words, n int) {
+	if at == nil {
+		return
+	}
+	start := uintptr(at) - uintptr(unsafe.Pointer(unsafe.SliceData(p.buf)))
+	if words != n || start > uintptr(len(p.buf)) || uintptr(4*words) > uintptr(len(p.buf))-start {
+		p.t.Errorf("%s: %d words at offset %d, %d asked for, in a %d-byte region", name, words, int(start), n, len(p.buf))
+	}
+}
+
+// FuzzServerStaysInRegion: whatever a (broken) host writes into the header's call
+// fields, array offsets and capacities, every slice the server hands the policy lies
+// inside the region, or the call fails with a host error.
+func FuzzServerStaysInRegion(f *testing.F) {
+	f.Add(make([]byte, region.HeaderSize-region.Phase), uint8(0))
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 8, 0, 0, 0, 255, 255, 255, 255}, uint8(1))
+	f.Fuzz(func(t *testing.T, header []byte, call uint8) {
+		p := &spy{t: t}
+		l, err := newLoopback(func(*policies.Params) (policies.Policy, error) { return p, nil }, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Init(policies.Config{Layers: 2, Heads: 2, HeadDim: 4, PromptLen: 8, MaxLen: 12, Budget: 4}); err != nil {
+			t.Fatal(err)
+		}
+		p.buf = l.s.buf
+		copy(l.s.buf[region.Phase:region.HeaderSize], header)
+		// The config fields stay the host's; the fuzz writes what calls carry.
+		switch call % 3 {
+		case 0:
+			l.s.observe()
+		case 1:
+			l.s.evict()
+		case 2:
+			l.s.layerBudgets()
+		}
+	})
 }
