@@ -191,16 +191,9 @@ func (s *server) observe() int32 {
 			}
 		}
 	}
-	n := a.Heads * a.Rows * a.HeadDim
 	a.Keys, a.Values, a.Queries = nil, nil, nil
-	for _, v := range [...]struct {
-		asked bool
-		field int
-		dst   *[]float32
-	}{{s.layout.Keys, region.KeysOff, &a.Keys}, {s.layout.Values, region.ValuesOff, &a.Values}, {s.layout.Queries, region.QueriesOff, &a.Queries}} {
-		if err == nil && v.asked {
-			*v.dst, err = s.floats(v.field, n)
-		}
+	if err == nil && (s.layout.Keys || s.layout.Values || s.layout.Queries) {
+		err = s.vectors(a)
 	}
 	if err != nil {
 		return s.fail(fmt.Errorf("host error: observe: %w", err))
@@ -242,6 +235,24 @@ func (s *server) evict() int32 {
 		return s.fail(fmt.Errorf("host error: evict: %w", err))
 	}
 	return s.guard(func() error { return s.policy.Evict(e) })
+}
+
+// vectors views the keys, values and queries the layout asks for.
+func (s *server) vectors(a *policies.Attention) error {
+	n := a.Heads * a.Rows * a.HeadDim
+	for _, v := range [...]struct {
+		asked bool
+		field int
+		dst   *[]float32
+	}{{s.layout.Keys, region.KeysOff, &a.Keys}, {s.layout.Values, region.ValuesOff, &a.Values}, {s.layout.Queries, region.QueriesOff, &a.Queries}} {
+		if v.asked {
+			var err error
+			if *v.dst, err = s.floats(v.field, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // layerBudgets asks the policy to divide a model pool among layers, for the config
