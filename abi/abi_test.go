@@ -262,6 +262,19 @@ func TestContract2AsWASM(t *testing.T) {
 	}
 }
 
+// TestContract2InC: the same policy written in C against kvpolicy.h's 2.0 header
+// (testdata/contract2.c, one build per kind) answers every call as the Go policy
+// does natively: the header's 2.0 fields and arrays are where the Go guest SDK has
+// them.
+func TestContract2InC(t *testing.T) {
+	for i, kind := range []string{"inputs", "layer", "model"} {
+		m := load(t, cPolicy(t, "testdata/contract2.c", 2, fmt.Sprintf("KIND=%d", i)), wasmhost.Options{})
+		if err := conformance.SameCalls(contract2.New, m.New, map[string]any{"kind": kind}); err != nil {
+			t.Errorf("kind %s: %v", kind, err)
+		}
+	}
+}
+
 // TestBadPoolOutputs: a guest that gives fewer victims than its layer pool needs, or
 // layer budgets over the model pool, fails the call with the reason, naming the
 // module and the export.

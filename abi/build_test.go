@@ -92,13 +92,18 @@ func wat(t testing.TB, src string) string {
 }
 
 // cPolicy compiles a C policy for wasm32 with clang and lld, without libc, against
-// kvpolicy.h's ABI major version major.
-func cPolicy(t testing.TB, src string, major int) string {
+// kvpolicy.h's ABI major version major, with more -D defines if given.
+func cPolicy(t testing.TB, src string, major int, defines ...string) string {
 	need(t, "clang", "clang lld")
 	need(t, "wasm-ld", "lld")
-	return build(t, fmt.Sprintf("%s-c-abi%d.wasm", strings.TrimSuffix(filepath.Base(src), ".c"), major), func(out string) error {
-		return run("clang", "--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
-			"-Wall", "-Werror", fmt.Sprintf("-DKVP_ABI_MAJOR=%d", major), "-I", ".", "-o", out, src)
+	name := fmt.Sprintf("%s-c-abi%d%s.wasm", strings.TrimSuffix(filepath.Base(src), ".c"), major, strings.Join(defines, ""))
+	return build(t, name, func(out string) error {
+		args := []string{"--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
+			"-Wall", "-Werror", fmt.Sprintf("-DKVP_ABI_MAJOR=%d", major), "-I", "."}
+		for _, d := range defines {
+			args = append(args, "-D"+d)
+		}
+		return run("clang", append(args, "-o", out, src)...)
 	})
 }
 
