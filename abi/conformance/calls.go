@@ -17,8 +17,11 @@ import (
 // uses them can be checked, and held to a reference, without a replay host. It drives
 // each policy instance through a few layers of one sequence per budget, reusing the
 // instance across layers, and checks every answer the way the replay host does.
+//
+// It has as many layers and heads as the replay battery's main trace, so that params
+// tied to the model's shape (a mask of heads, a budget per layer) fit both.
 var (
-	callShape   = callTrace{Layers: 3, Heads: 3, HeadDim: 8, PromptLen: 24, MaxLen: 40, Seed: 11}
+	callShape   = callTrace{Layers: mainTrace.Layers, Heads: mainTrace.Heads, HeadDim: 8, PromptLen: 24, MaxLen: 40, Seed: 11}
 	callBudgets = []int{1, 3, 8, 20, 30}
 )
 

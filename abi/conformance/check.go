@@ -129,7 +129,7 @@ func Check(ctx context.Context, newPolicy policies.New, opts Options) []Result {
 		}
 	}
 	// The call-by-call host needs no replay: it runs whatever the replays found.
-	const callsDetail = "call by call on a host that serves keys, values, queries, compact rows and pools (3 layers × 3 heads, prompt 24 + 16, budgets 1 to 30): legal victims, pools kept, the same answers twice"
+	const callsDetail = "call by call on a host that serves keys, values, queries, compact rows and pools (2 layers × 4 heads, prompt 24 + 16, budgets 1 to 30): legal victims, pools kept, the same answers twice"
 	switch uses, err := checkCalls(build); {
 	case errors.Is(err, errClairvoyant):
 		results = append(results, Result{Name: "contract 2.0", Detail: err.Error(), Skipped: true})

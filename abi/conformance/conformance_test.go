@@ -119,7 +119,7 @@ func TestCheckCatchesBugs(t *testing.T) {
 		{"none", nil},
 		{"params", []string{"params"}},
 		{"reuse", []string{"reuse"}},
-		{"shared", []string{"determinism", "prefill blocks", "reuse"}}, // every comparison sees it
+		{"shared", []string{"contract 2.0", "determinism", "prefill blocks", "reuse"}}, // every comparison sees it
 		{"blocks", []string{"prefill blocks"}},
 	} {
 		var failed []string
@@ -179,9 +179,10 @@ func TestContract2Checks(t *testing.T) {
 		{"inputs", "the layout uses keys, values, queries, compact rows"},
 		{"layer", "the layout uses a layer pool"},
 		{"model", "the layout uses a model pool"},
-		// 3 heads × 24 prompt tokens − 3 × budget 1 = 69 victims needed.
-		{"overdraw", "budget 1, layer 0: evict prefill at position 23: 68 victims in all, but the layer pool needs 69: the policy overdraws its pool"},
-		{"greedy", "budget 1, layer 0: layer budgets: 10 tokens in all, over the model pool of 9"},
+		// 4 heads × 24 prompt tokens − 4 × budget 1 = 92 victims needed.
+		{"overdraw", "budget 1, layer 0: evict prefill at position 23: 91 victims in all, but the layer pool needs 92: the policy overdraws its pool"},
+		// 2 layers × 4 heads × budget 1 = 8 tokens in the pool.
+		{"greedy", "budget 1, layer 0: layer budgets: 9 tokens in all, over the model pool of 8"},
 	} {
 		detail, err := checkCalls(func() (policies.Policy, error) { return kind(tc.kind)(nil) })
 		got := detail
