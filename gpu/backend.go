@@ -1,7 +1,7 @@
 package gpu
 
 import (
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/policies"
 )
 

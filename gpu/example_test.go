@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // Greedy decoding on the CPU backend with layer 0 observed: the prompt attends in

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/models"
 	"github.com/kvsim/kvsim/sim/scenario"
 )
 

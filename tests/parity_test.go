@@ -17,10 +17,11 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/tracecap"
 )
@@ -36,7 +37,7 @@ const (
 	parityScript    = "../scripts/parity/hf_opt.py"
 	// trainedModels holds the trained OPT checkpoints the repository ships, one
 	// directory each; every one there is compared.
-	trainedModels = "../models"
+	trainedModels = "../internal/models"
 
 	parityGen = 32 // greedy tokens per prompt
 	// Both sides compute in float32 from the same stored weights (transformers reads
@@ -491,7 +492,7 @@ func compareCase(t *testing.T, engine *gpu.Engine, tok *tokenizer.Tokenizer, c p
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := tracecap.Job{Sample: tracecap.Sample{ID: c.Name}, Prompt: tracecap.Prompt{Tokens: c.Prompt},
+	job := tracecap.Job{Sample: dataset.Sample{ID: c.Name}, Prompt: dataset.Prompt{Tokens: c.Prompt},
 		Path: filepath.Join(traceDir, strings.ReplaceAll(c.Name, "/", "-")+".kvtrace.safetensors")}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

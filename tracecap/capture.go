@@ -13,15 +13,16 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
 // Options configures a capture. Zero fields take the defaults noted, except
 // GenTokens: 0 captures the prompts alone.
 type Options struct {
-	Template string // with one {document}; "" is DefaultTemplate
+	Template string // with one {document}; "" is dataset.DefaultTemplate
 	// MaxPromptTokens bounds each prompt, "</s>" included; documents are cut to fit.
 	// 0 means the model's positions less GenTokens.
 	MaxPromptTokens int
@@ -42,7 +43,7 @@ type Capturer struct {
 	engine   *gpu.Engine
 	tok      *tokenizer.Tokenizer
 	opts     Options
-	template Template
+	template dataset.Template
 	layers   []int // model layers kept, ascending
 	heads    []int // model heads kept, ascending
 	source   string
@@ -53,7 +54,7 @@ type Capturer struct {
 func New(engine *gpu.Engine, tok *tokenizer.Tokenizer, o Options) (*Capturer, error) {
 	cfg := engine.Config()
 	if o.Template == "" {
-		o.Template = DefaultTemplate
+		o.Template = dataset.DefaultTemplate
 	}
 	if o.DType == 0 {
 		o.DType = half.F16
@@ -61,7 +62,7 @@ func New(engine *gpu.Engine, tok *tokenizer.Tokenizer, o Options) (*Capturer, er
 	if o.Model == "" {
 		o.Model = cfg.NameOrPath
 	}
-	template, err := ParseTemplate(o.Template)
+	template, err := dataset.ParseTemplate(o.Template)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
@@ -138,8 +139,8 @@ func joinInts(xs []int) string {
 
 // Job is one sample to capture.
 type Job struct {
-	Sample Sample
-	Prompt Prompt
+	Sample dataset.Sample
+	Prompt dataset.Prompt
 	Path   string
 	// Done reports that the trace exists from an earlier run with the same options.
 	Done bool
@@ -157,7 +158,7 @@ func TracePath(dir string, index int) string {
 // there that was captured with other options is an error. It removes the
 // temporary files of an interrupted capture into dir, so only one capture may use
 // dir at a time.
-func (c *Capturer) Plan(samples []Sample, dir string) ([]Job, error) {
+func (c *Capturer) Plan(samples []dataset.Sample, dir string) ([]Job, error) {
 	if _, err := kvtrace.RemoveTemps(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("capture: %w", err)
 	}

@@ -10,13 +10,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/half"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 )
 
@@ -55,76 +55,12 @@ func tinyModel(t *testing.T) (*gpu.Engine, *tokenizer.Tokenizer) {
 	return gpu.New(b), tok
 }
 
-func samples() []Sample {
+func samples() []dataset.Sample {
 	lines := strings.Split(strings.TrimSpace(corpus), "\n")
-	return []Sample{
+	return []dataset.Sample{
 		{Index: 0, Line: 1, ID: "x0", Document: lines[0] + " " + lines[1], Reference: "A bridge opens."},
 		{Index: 1, Line: 2, ID: "x1", Document: lines[3] + " " + lines[4], Reference: "Birds and a cup."},
 	}
-}
-
-func TestTemplate(t *testing.T) {
-	_, tok := tinyModel(t)
-	tpl, err := ParseTemplate(DefaultTemplate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := "The council said the new bridge would open in the spring. Résidents — ünïcode 😀 and more words follow here."
-	full, err := tpl.Build(tok, doc, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if full.Truncated || full.Text != "###\nArticle: "+doc+"\n\nSummarize the above article in 1 sentence.\n" ||
-		full.Tokens[0] != 2 || len(full.Tokens) != len(tok.EncodeWithBOS(full.Text)) {
-		t.Fatalf("untruncated prompt %q with %d tokens", full.Text, len(full.Tokens))
-	}
-	empty := len(tok.EncodeWithBOS(tpl.Fill("")))
-	for limit := empty; limit < len(full.Tokens); limit += 3 {
-		p, err := tpl.Build(tok, doc, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kept := doc[:p.DocumentBytes]
-		if !p.Truncated || p.Text != tpl.Fill(kept) || !utf8.ValidString(kept) {
-			t.Fatalf("limit %d: prompt %q", limit, p.Text)
-		}
-		if len(p.Tokens) > limit || !slices.Equal(p.Tokens, toInt32(tok.EncodeWithBOS(p.Text))) {
-			t.Errorf("limit %d: %d tokens %v", limit, len(p.Tokens), p.Tokens)
-		}
-		// The longest prefix: one more character does not fit.
-		_, size := utf8.DecodeRuneInString(doc[p.DocumentBytes:])
-		if longer := tok.EncodeWithBOS(tpl.Fill(doc[:p.DocumentBytes+size])); len(longer) <= limit {
-			t.Errorf("limit %d: kept %d bytes, but %d fit", limit, p.DocumentBytes, p.DocumentBytes+size)
-		}
-	}
-	if _, err := tpl.Build(tok, doc, empty-1); err == nil || !strings.Contains(err.Error(), "template alone") {
-		t.Errorf("a limit below the template: %v", err)
-	}
-	for _, bad := range []string{"no placeholder", "{document} twice {document}"} {
-		if _, err := ParseTemplate(bad); err == nil {
-			t.Errorf("template %q accepted", bad)
-		}
-	}
-}
-
-// TestDecodeKnown: generated ids beyond the tokenizer's vocabulary (the model's may
-// be larger) are left out of the text.
-func TestDecodeKnown(t *testing.T) {
-	_, tok := tinyModel(t)
-	ids := toInt32(tok.Encode("the council"))
-	unknown := int32(tok.VocabSize())
-	got, err := tok.DecodeKnown(append([]int32{unknown}, append(ids, unknown)...))
-	if err != nil || got != "the council" {
-		t.Errorf("DecodeKnown = %q, %v; want \"the council\"", got, err)
-	}
-}
-
-func toInt32(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, id := range ids {
-		out[i] = int32(id)
-	}
-	return out
 }
 
 // TestCaptureAttention captures a sample in f32, then decodes it again with the
@@ -263,7 +199,7 @@ func TestCaptureSelectionAndResume(t *testing.T) {
 		stopped := meta.Extra["stopped_at_eos"] == "true"
 		if meta.Prompt != p.Text || meta.Reference != jobs[i].Sample.Reference || meta.SampleID != jobs[i].Sample.ID ||
 			meta.Extra["capture_layers"] != "1" || meta.Extra["capture_heads"] != "1,3" ||
-			meta.Extra["template"] != DefaultTemplate || meta.Extra["truncated"] != "true" ||
+			meta.Extra["template"] != dataset.DefaultTemplate || meta.Extra["truncated"] != "true" ||
 			meta.Extra["dataset"] != "test.jsonl" || meta.Extra["sample_index"] != []string{"0", "1"}[i] ||
 			stopped != (meta.GenLen < 5) || res.EOS != stopped {
 			t.Errorf("sample %d: metadata %+v", i, meta)

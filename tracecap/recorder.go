@@ -25,10 +25,7 @@ type recorder struct {
 func newRecorder(c *Capturer, positions, headDim int) *recorder {
 	r := &recorder{heads: c.heads, positions: positions, headDim: headDim, dtype: c.opts.DType,
 		kept: make([]int, c.engine.Config().NumHiddenLayers)}
-	r.size = 2
-	if r.dtype == half.F32 {
-		r.size = 4
-	}
+	r.size = r.dtype.Size()
 	kinds := 3
 	if c.opts.NoV {
 		kinds = 2
@@ -61,14 +58,15 @@ func (r *recorder) observe(v *gpu.LayerView) error {
 		for hi, h := range r.heads {
 			off := (hi*r.positions + int(p)) * r.headDim * r.size
 			for k, src := range sources {
-				r.encode(r.data[i][k][off:off+r.headDim*r.size], v.Head(src, row, h))
+				r.dtype.Encode(r.data[i][k][off:off+r.headDim*r.size], v.Head(src, row, h))
 			}
 		}
 	}
 	return nil
 }
 
-// write writes the trace of the first len(tokens) positions.
+// write writes the trace of the first len(tokens) positions, in the dtype the
+// tensors are kept in: no conversion.
 func (r *recorder) write(path string, meta kvtrace.Meta, tokens []int32) error {
 	w, err := kvtrace.Create(path, meta, r.dtype)
 	if err != nil {
@@ -78,43 +76,25 @@ func (r *recorder) write(path string, meta kvtrace.Meta, tokens []int32) error {
 	if err := w.WriteTokens(tokens); err != nil {
 		return err
 	}
-	T, H, d := len(tokens), len(r.heads), r.headDim
-	buf := make([][]float32, 3)
+	// Each head keeps room for r.positions; the trace holds the first T.
+	head := len(tokens) * r.headDim * r.size
+	buf := make([][]byte, 3)
 	for i, tensors := range r.data {
+		out := make([][]byte, 3)
 		for k, data := range tensors {
-			if buf[k] == nil {
-				buf[k] = make([]float32, H*T*d)
-			}
-			for h := range H {
-				src := data[h*r.positions*d*r.size : (h*r.positions+T)*d*r.size]
-				r.decode(buf[k][h*T*d:(h+1)*T*d], src)
+			out[k] = data
+			if len(tokens) < r.positions {
+				buf[k] = buf[k][:0]
+				for h := range r.heads {
+					start := h * r.positions * r.headDim * r.size
+					buf[k] = append(buf[k], data[start:start+head]...)
+				}
+				out[k] = buf[k]
 			}
 		}
-		if err := w.WriteLayer(i, buf[0], buf[1], buf[2]); err != nil {
+		if err := w.WriteLayerEncoded(i, out[0], out[1], out[2]); err != nil {
 			return err
 		}
 	}
 	return w.Close()
-}
-
-func (r *recorder) encode(dst []byte, src []float32) {
-	switch r.dtype {
-	case half.F16:
-		half.EncodeF16(dst, src)
-	case half.BF16:
-		half.EncodeBF16(dst, src)
-	default:
-		half.EncodeF32(dst, src)
-	}
-}
-
-func (r *recorder) decode(dst []float32, src []byte) {
-	switch r.dtype {
-	case half.F16:
-		half.DecodeF16(dst, src)
-	case half.BF16:
-		half.DecodeBF16(dst, src)
-	default:
-		half.DecodeF32(dst, src)
-	}
 }

@@ -14,8 +14,9 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/half"
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/models"
 	"github.com/kvsim/kvsim/tracecap"
 )
 
@@ -34,10 +35,10 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	modelDir := fs.String("model", "", "checkpoint `DIR`, or builtin:NAME for a model embedded in kvsim (required)")
 	data := fs.String("data", "", "dataset `FILE` in JSONL, or builtin:NAME/FILE (required)")
 	out := fs.String("out", "", "output `DIR`, created if missing (required)")
-	docField := fs.String("document-field", tracecap.DefaultFields.Document, "JSON field of the document")
-	sumField := fs.String("summary-field", tracecap.DefaultFields.Summary, "JSON field of the reference summary (\"\": none)")
-	idField := fs.String("id-field", tracecap.DefaultFields.ID, "JSON field of the sample id, if present")
-	template := fs.String("template", tracecap.DefaultTemplate, "prompt `TEXT` with one {document}")
+	docField := fs.String("document-field", dataset.DefaultFields.Document, "JSON field of the document")
+	sumField := fs.String("summary-field", dataset.DefaultFields.Summary, "JSON field of the reference summary (\"\": none)")
+	idField := fs.String("id-field", dataset.DefaultFields.ID, "JSON field of the sample id, if present")
+	template := fs.String("template", dataset.DefaultTemplate, "prompt `TEXT` with one {document}")
 	templateFile := fs.String("template-file", "", "read the prompt template from `FILE` instead")
 	maxPrompt := fs.Int("max-prompt", 0, "at most `N` prompt tokens, documents cut to fit (0: the model's positions less -gen)")
 	gen := fs.Int("gen", 64, "generate at most `N` tokens")
@@ -87,13 +88,13 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	// The dataset first: a mistake in it should not wait for a big model to load.
-	records, err := tracecap.ReadJSONL(*data, tracecap.Fields{Document: *docField, Summary: *sumField, ID: *idField},
+	records, err := dataset.ReadJSONL(*data, dataset.Fields{Document: *docField, Summary: *sumField, ID: *idField},
 		*offset, *samples)
 	if err != nil {
 		return err
 	}
 	if sp != nil {
-		records = slices.DeleteFunc(records, func(r tracecap.Sample) bool { return !sp.Has(r.Index) })
+		records = slices.DeleteFunc(records, func(r dataset.Sample) bool { return !sp.Has(r.Index) })
 	}
 	om, err := openModel(*modelDir)
 	if err != nil {

@@ -4,9 +4,9 @@ package main
 
 import (
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // openBackend opens the OPT engine's backend named by a -device flag ("cpu",

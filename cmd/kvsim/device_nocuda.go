@@ -6,8 +6,8 @@ import (
 	"errors"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // openBackend opens the OPT engine's backend named by a -device flag over m, which

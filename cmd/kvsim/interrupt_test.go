@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // cancelOnWrite is an output that cancels a command's context when the command

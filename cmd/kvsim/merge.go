@@ -10,11 +10,14 @@ import (
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/sim"
-	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
 	"github.com/kvsim/kvsim/sim/shard"
 )
+
+// shardFile is a replay or validate shard's file.
+type shardFile = shard.File[*validate.Part]
 
 const shardUsage = "run only shard `i/n` of the samples (those whose index mod n is i), or \"slurm\": i from $SLURM_ARRAY_TASK_ID, n from $KVSIM_SHARDS or $SLURM_ARRAY_TASK_COUNT"
 
@@ -41,7 +44,7 @@ func replayShard(ctx context.Context, e *env, sc *scenario.Scenario, sources []s
 	if err != nil {
 		return err
 	}
-	f := &shard.File{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
+	f := &shardFile{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
 		Samples: []shard.Sample{}, Part: part}
 	for _, k := range part.Samples {
 		f.Samples = append(f.Samples, shard.Sample{Index: k, Name: sources[k].Name(), ID: sources[k].Meta().SampleID})
@@ -53,48 +56,23 @@ func replayShard(ctx context.Context, e *env, sc *scenario.Scenario, sources []s
 	return nil
 }
 
-// validateShard validates shard sp of the [validate] samples, every cell of specs,
+// validateShard validates shard sp of the [validate] samples, every cell of pols,
 // and writes its shard file to out, for `kvsim merge`.
-func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *validationInputs, specs []sim.PolicySpec,
+func validateShard(ctx context.Context, e *env, sc *scenario.Scenario, in *validationInputs, pols []validate.Policy,
 	replay *sim.Result, sp shard.Spec, out string) error {
 	hash, err := validationHash(sc)
 	if err != nil {
 		return err
 	}
-	part := &validate.Part{Samples: len(in.samples), Covered: []int{}, Compare: sc.Compare, Seed: sc.Seed}
-	var samples []validate.Sample
-	for k, s := range in.samples {
-		if sp.Has(k) {
-			part.Covered = append(part.Covered, k)
-			samples = append(samples, s)
-		}
+	part, err := validate.RunPart(ctx, in.engine, pols, sc.ValidateBudgets(), in.samples, sp.Has, sc.Compare,
+		validate.RunOptions{Cell: in.opts, Simulated: simulated(replay)})
+	if err != nil {
+		return err
 	}
-	f := &shard.File{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
+	f := &shardFile{Format: shard.Format, Kvsim: shard.Version(), Scenario: hash, Title: sc.Title, Shard: sp,
 		Samples: []shard.Sample{}, Validation: part}
 	for _, k := range part.Covered {
 		f.Samples = append(f.Samples, shard.Sample{Index: k, Name: sc.RelativePath(sc.Validate.Data), ID: strconv.Itoa(sc.Validate.Offset + k)})
-	}
-	opts := in.opts
-	var baselines []validate.Baseline
-	if len(samples) > 0 {
-		if baselines, err = validate.FullCache(ctx, in.engine, samples, opts); err != nil {
-			return err
-		}
-	}
-	for _, spec := range specs {
-		for _, b := range sc.ValidateBudgets() {
-			opts.Budget, opts.Accounting = b, spec.Accounting
-			cell := validate.PartCell{Policy: spec.Name, Budget: b, Accounting: spec.Accounting.String(),
-				SimulatedHitRate: simulatedHitRate(replay, spec.Name, b), Runs: []validate.SampleRun{}}
-			for i, k := range part.Covered {
-				r, err := validate.RunSample(ctx, in.engine, spec.Name, spec.New, k, samples[i], baselines[i], opts)
-				if err != nil {
-					return err
-				}
-				cell.Runs = append(cell.Runs, *r)
-			}
-			part.Cells = append(part.Cells, cell)
-		}
 	}
 	if err := shard.Write(out, f); err != nil {
 		return err
@@ -129,33 +107,37 @@ func runMerge(_ context.Context, e *env, args []string) error {
 			"same figures, bit for bit (times are measured: merged, they are the shards').\n"+
 			"It refuses shards of different scenarios or kvsim versions and overlapping\n"+
 			"shards, and names the missing ones, so that only those are rerun.")
-	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	format := fs.String("format", "table", "output format: "+strings.Join(render.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	plotPath := fs.String("plot", "", "also draw the results into `FILE` (.png, .svg or .pdf), as replay or validate does")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *plotPath != "" {
-		if _, err := report.PlotFormat(*plotPath); err != nil {
+		if _, err := render.PlotFormat(*plotPath); err != nil {
 			return usageError{fmt.Errorf("merge: -plot: %w", err)}
 		}
 	}
-	if !slices.Contains(report.Formats, *format) {
-		return usageError{fmt.Errorf("merge: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	if !slices.Contains(render.Formats, *format) {
+		return usageError{fmt.Errorf("merge: -format %q: want one of %s", *format, strings.Join(render.Formats, ", "))}
 	}
 	if fs.NArg() == 0 {
 		return usageError{fmt.Errorf("merge: no shard files")}
 	}
-	files := make([]*shard.File, fs.NArg())
+	files := make([]*shardFile, fs.NArg())
 	for i, path := range fs.Args() {
-		f, err := shard.Read(path)
+		f, err := shard.Read[*validate.Part](path)
 		if err != nil {
 			return err
 		}
 		files[i] = f
 	}
 	if v := files[0].Validation; v != nil {
-		cells, err := shard.MergeValidation(files, fs.Args())
+		parts, err := shard.Validations(files, fs.Args())
+		if err != nil {
+			return err
+		}
+		cells, err := validate.MergeParts(parts, fs.Args())
 		if err != nil {
 			return err
 		}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 // optModel is an OPT checkpoint directory opened for decoding: its weights and

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/kvsim/kvsim/abi/source"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/scenarios"
 	"github.com/kvsim/kvsim/sim"
@@ -25,7 +25,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 			"captured on the CPU from the embedded trained OPT, no downloads. SCENARIO may also\n"+
 			"name an embedded scenario: "+strings.Join(scenarios.Names(), ", ")+".\n"+
 			"See the README for the scenario reference.")
-	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	format := fs.String("format", "table", "output format: "+strings.Join(render.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	plotPath := fs.String("plot", "", "also draw hit rate against budget into `FILE` (.png, .svg or .pdf), and quality against memory into FILE-frontier")
 	threads := fs.Int("threads", 0, "worker threads (0: the scenario's, else one per CPU); results do not depend on it")
@@ -50,12 +50,12 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if *plotPath != "" {
-		if _, err := report.PlotFormat(*plotPath); err != nil {
+		if _, err := render.PlotFormat(*plotPath); err != nil {
 			return usageError{fmt.Errorf("replay: -plot: %w", err)}
 		}
 	}
-	if !slices.Contains(report.Formats, *format) {
-		return usageError{fmt.Errorf("replay: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	if !slices.Contains(render.Formats, *format) {
+		return usageError{fmt.Errorf("replay: -format %q: want one of %s", *format, strings.Join(render.Formats, ", "))}
 	}
 	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("replay: want one scenario, got %d", fs.NArg())}
@@ -127,7 +127,7 @@ func loadScenario(ctx context.Context, path string) (*scenario.Scenario, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := sc.OpenPolicies(source.Opener(ctx)); err != nil {
+	if err := sc.OpenPolicies(policyOpener(ctx)); err != nil {
 		return nil, err
 	}
 	return sc, nil

@@ -6,6 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kvsim/kvsim/abi/source"
+	"github.com/kvsim/kvsim/abi/wasmhost"
+	"github.com/kvsim/kvsim/internal/dataset"
+	"github.com/kvsim/kvsim/internal/models"
+	"github.com/kvsim/kvsim/policies"
 
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/kvtrace"
@@ -95,11 +103,11 @@ func captureScenario(ctx context.Context, e *env, sc *scenario.Scenario, dir str
 // in errors), loads its model and starts it on device, so that a bad path or device
 // fails before anything slow runs. It returns the resolved data path and model
 // directory too; the caller closes the model.
-func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, device string, threads int) (data string, records []tracecap.Sample, om *optModel, modelDir string, err error) {
-	if data, err = sc.ResolvePath(d.Data); err != nil {
+func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, device string, threads int) (data string, records []dataset.Sample, om *optModel, modelDir string, err error) {
+	if data, err = datasetPath(sc, d.Data); err != nil {
 		return "", nil, nil, "", err
 	}
-	fields := tracecap.DefaultFields
+	fields := dataset.DefaultFields
 	for _, f := range []struct {
 		dst *string
 		v   string
@@ -108,10 +116,10 @@ func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, devic
 			*f.dst = f.v
 		}
 	}
-	if records, err = tracecap.ReadJSONL(data, fields, d.Offset, d.Samples); err != nil {
+	if records, err = dataset.ReadJSONL(data, fields, d.Offset, d.Samples); err != nil {
 		return "", nil, nil, "", err
 	}
-	if modelDir, err = sc.ResolvePath(d.Model); err != nil {
+	if modelDir, err = datasetPath(sc, d.Model); err != nil {
 		return "", nil, nil, "", err
 	}
 	if om, err = openModel(modelDir); err != nil {
@@ -122,4 +130,48 @@ func openDataset(sc *scenario.Scenario, table string, d *scenario.Dataset, devic
 		return "", nil, nil, "", err
 	}
 	return data, records, om, modelDir, nil
+}
+
+// datasetPath resolves a model or data path of a [capture] or [validate] table:
+// builtin: names are written out from the binary (models.Resolve), others are
+// relative to the scenario's directory.
+func datasetPath(sc *scenario.Scenario, p string) (string, error) {
+	if !strings.HasPrefix(p, models.Scheme) {
+		return sc.RelativePath(p), nil
+	}
+	path, err := models.Resolve(p)
+	if err != nil {
+		return "", fmt.Errorf("scenario %s: %w", sc.Path, err)
+	}
+	return path, nil
+}
+
+// policyOpener opens a scenario's policy sources through source.Open; a
+// [policy.limits] table becomes the WASM host's options.
+func policyOpener(ctx context.Context) scenario.Opener {
+	return func(src, dir string, limits *scenario.Limits) (policies.New, error) {
+		return source.Open(ctx, src, dir, wasmSandbox(limits))
+	}
+}
+
+// wasmSandbox turns a [policy.limits] table into the WASM host's options: unset
+// limits keep the host's defaults, and deadline_ms = 0 turns the deadline off.
+func wasmSandbox(l *scenario.Limits) *wasmhost.Options {
+	if l == nil {
+		return nil
+	}
+	var o wasmhost.Options
+	if l.MemoryPages != nil {
+		o.MemoryPages = uint32(*l.MemoryPages)
+	}
+	if l.Fuel != nil {
+		o.Fuel = *l.Fuel
+	}
+	if d := l.DeadlineMS; d != nil {
+		o.Deadline = time.Duration(*d) * time.Millisecond
+		if *d == 0 {
+			o.Deadline = wasmhost.NoDeadline
+		}
+	}
+	return &o
 }

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/sim/attnstats"
 	"github.com/kvsim/kvsim/sim/kvtrace"
-	"github.com/kvsim/kvsim/sim/report"
 )
 
 func runTraceStats(e *env, args []string) error {
@@ -74,5 +74,5 @@ func runTraceStats(e *env, args []string) error {
 		pct(sum.Previous), sum.PreviousHeads, sum.Heads)
 	fmt.Fprintf(e.stdout, "the query itself: %s of attention, mean over heads\n\n", pct(sum.Self))
 	header := []string{"layer", "head", "kind", "sink", "previous", "self", "sink top", "previous top"}
-	return report.WriteTable(e.stdout, header, rows, *format == "markdown", 3)
+	return render.WriteTable(e.stdout, header, rows, *format == "markdown", 3)
 }

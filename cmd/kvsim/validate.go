@@ -3,32 +3,22 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/internal/atomicfile"
+	"github.com/kvsim/kvsim/internal/dataset"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/report"
 	"github.com/kvsim/kvsim/sim/scenario"
-	"github.com/kvsim/kvsim/tracecap"
 )
-
-// formatCorrelation prints a correlation, "-" when undefined.
-func formatCorrelation(x *float64) string {
-	if x == nil {
-		return "-"
-	}
-	return strconv.FormatFloat(*x, 'f', 3, 64)
-}
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "validate", "validate [flags] [SCENARIO.toml | NAME]",
@@ -39,7 +29,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			"simulated hit rate ranks the cells (Kendall τ, Spearman ρ). Finished cells go to\n"+
 			"the -state file as they finish, so an interrupted run resumes. Without a scenario\n"+
 			"it runs the embedded demo's [validate] table on the embedded trained OPT.")
-	format := fs.String("format", "table", "output format: "+strings.Join(report.Formats, ", "))
+	format := fs.String("format", "table", "output format: "+strings.Join(render.Formats, ", "))
 	out := fs.String("out", "", "write the results to `FILE` (atomically) instead of stdout")
 	state := fs.String("state", "", "finished cells, one JSON per line, for resuming (default: -out with .cells.jsonl, else none)")
 	device := fs.String("device", "", deviceUsage+" (default: the scenario's)")
@@ -59,12 +49,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Errorf("validate: -shard writes a shard file to -out, which kvsim merge turns into tables, -format and -plot; a shard keeps no -state")}
 	}
 	if *plotPath != "" {
-		if _, err := report.PlotFormat(*plotPath); err != nil {
+		if _, err := render.PlotFormat(*plotPath); err != nil {
 			return usageError{fmt.Errorf("validate: -plot: %w", err)}
 		}
 	}
-	if !slices.Contains(report.Formats, *format) {
-		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(report.Formats, ", "))}
+	if !slices.Contains(render.Formats, *format) {
+		return usageError{fmt.Errorf("validate: -format %q: want one of %s", *format, strings.Join(render.Formats, ", "))}
 	}
 	if fs.NArg() > 1 {
 		return usageError{fmt.Errorf("validate: want one scenario, got %d", fs.NArg())}
@@ -120,18 +110,18 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	if sp != nil {
-		return validateShard(ctx, e, sc, in, specs, replay, *sp, *out)
-	}
 	var pols []validate.Policy
 	for _, spec := range specs {
 		pols = append(pols, validate.Policy{Name: spec.Name, New: spec.New, Accounting: spec.Accounting})
+	}
+	if sp != nil {
+		return validateShard(ctx, e, sc, in, pols, replay, *sp, *out)
 	}
 	res := validate.Validation{Compare: sc.Compare}
 	bar := newProgress(e, *progress, "validate (sample·cell)")
 	total := len(specs) * len(sc.ValidateBudgets()) * len(samples)
 	res.Cells, err = validate.Run(ctx, engine, pols, sc.ValidateBudgets(), samples, validate.RunOptions{Cell: opts, State: *state,
-		Simulated: func(policy string, b host.Budget) *float64 { return simulatedHitRate(replay, policy, b) },
+		Simulated: simulated(replay),
 		Progress:  func(done int) { bar(done, total) }})
 	if err != nil {
 		return err
@@ -142,17 +132,16 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 // finishValidation adds the rank agreement and the intervals to the cells, draws
 // them into plotPath when set, and writes them in format to out, or to stdout.
 func finishValidation(e *env, res *validate.Validation, seed uint64, format, out, plotPath string) error {
-	res.Agreement = validate.RankAgreement(res.Cells, seed)
-	validate.AddIntervals(res)
+	validate.Finish(res, seed)
 	if plotPath != "" {
-		if err := report.PlotFigure(plotPath, validationFigure(res)); err != nil {
+		if err := validate.Plot(plotPath, res); err != nil {
 			return err
 		}
 	}
 	if out != "" {
-		return atomicfile.Write(out, func(w io.Writer) error { return writeValidation(w, res, format) })
+		return atomicfile.Write(out, func(w io.Writer) error { return validate.Write(w, res, format) })
 	}
-	return writeValidation(e.stdout, res, format)
+	return validate.Write(e.stdout, res, format)
 }
 
 // validationInputs is what validation decodes with: the engine on the model of the
@@ -168,11 +157,7 @@ type validationInputs struct {
 // backend, before anything slow runs, so that a bad path or device fails at once.
 func openValidation(sc *scenario.Scenario, device string, threads int) (*validationInputs, error) {
 	v := sc.Validate
-	templateText := v.Template
-	if templateText == "" {
-		templateText = tracecap.DefaultTemplate
-	}
-	template, err := tracecap.ParseTemplate(templateText)
+	template, err := dataset.ParseTemplate(cmp.Or(v.Template, dataset.DefaultTemplate))
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: [validate] template: %w", sc.Path, err)
 	}
@@ -180,25 +165,18 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 	if err != nil {
 		return nil, err
 	}
-	model, tok := om.model, om.tok
-	in := &validationInputs{engine: om.engine, close: om.Close}
-
 	maxPrompt := v.MaxPromptTokens
 	if maxPrompt == 0 {
-		maxPrompt = model.Config.MaxPositionEmbeddings - v.GenTokens
+		maxPrompt = om.model.Config.MaxPositionEmbeddings - v.GenTokens
 	}
-	in.samples = make([]validate.Sample, len(records))
-	for i, r := range records {
-		p, err := template.Build(tok, r.Document, maxPrompt)
-		if err != nil {
-			in.close()
-			return nil, fmt.Errorf("sample %s: %w", r.ID, err)
-		}
-		in.samples[i] = validate.Sample{Prompt: p.Tokens, Reference: r.Reference}
+	samples, err := validate.Samples(records, template, om.tok, maxPrompt)
+	if err != nil {
+		om.Close()
+		return nil, err
 	}
-	in.opts = validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
-		Detokenize: tok.DecodeKnown}
-	return in, nil
+	return &validationInputs{engine: om.engine, samples: samples, close: om.Close,
+		opts: validate.CellOptions{MaxNew: v.GenTokens, IgnoreEOS: v.IgnoreEOS, Seed: sc.Seed, Stem: v.Stem == nil || *v.Stem,
+			Detokenize: om.tok.DecodeKnown}}, nil
 }
 
 // validateCandidates names the policies the scenario lets validation pick from,
@@ -231,7 +209,7 @@ func validateCandidates(e *env, sc *scenario.Scenario) ([]string, error) {
 // the validation budgets.
 func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []string, threads int, progress string) (*sim.Result, error) {
 	if path := sc.Validate.ReplayResult; path != "" {
-		return scenario.ReadResult(sc.RelativePath(path))
+		return report.ReadResult(sc.RelativePath(path))
 	}
 	specs, err := sc.SpecsNamed(candidates)
 	if err != nil {
@@ -252,47 +230,9 @@ func replayFor(ctx context.Context, e *env, sc *scenario.Scenario, candidates []
 	return sim.Replay(ctx, sources, specs, opts)
 }
 
-// validationFigure plots validated metrics, one panel each and one line per
-// policy over its budgets, against the simulated hit rate when every cell has one
-// (a simulator that ranks right makes rising lines, falling for NLL), else against
-// the budget in tokens.
-func validationFigure(res *validate.Validation) report.Figure {
-	bySimulation := true
-	for i := range res.Cells {
-		bySimulation = bySimulation && res.Cells[i].SimulatedHitRate != nil
-	}
-	xLabel := "budget (tokens, mean over samples)"
-	if bySimulation {
-		xLabel = "simulated hit rate"
-	}
-	var f report.Figure
-	for _, m := range []struct{ name, title string }{
-		{"rougeL_full", "ROUGE-L F1 against the full-cache output"},
-		{"agreement", "share of full-cache tokens before the first divergence"},
-		{"nll", "teacher-forced NLL of the full-cache output (lower is better)"},
-		{"rougeL_ref", "ROUGE-L F1 against the references"},
-	} {
-		get := validate.Metrics[slices.IndexFunc(validate.Metrics, func(x validate.Metric) bool { return x.Name == m.name })].Get
-		panel := report.Panel{Title: m.title, XLabel: xLabel, YLabel: m.name}
-		for i := range res.Cells {
-			c := &res.Cells[i]
-			x := c.BudgetTokens
-			if bySimulation {
-				x = *c.SimulatedHitRate
-			}
-			k := slices.IndexFunc(panel.Series, func(s report.Series) bool { return s.Name == c.Policy })
-			if k < 0 {
-				k = len(panel.Series)
-				panel.Series = append(panel.Series, report.Series{Name: c.Policy})
-			}
-			panel.Series[k].Points = append(panel.Series[k].Points, report.Point{X: x, Y: get(&c.Cell)})
-		}
-		for _, s := range panel.Series {
-			slices.SortStableFunc(s.Points, func(a, b report.Point) int { return cmp.Compare(a.X, b.X) })
-		}
-		f.Panels = append(f.Panels, panel)
-	}
-	return f
+// simulated is replay's hit rate of a validated cell (validate.RunOptions.Simulated).
+func simulated(r *sim.Result) func(policy string, b host.Budget) *float64 {
+	return func(policy string, b host.Budget) *float64 { return simulatedHitRate(r, policy, b) }
 }
 
 // simulatedHitRate is replay's hit rate for (policy, budget), or nil.
@@ -306,64 +246,4 @@ func simulatedHitRate(r *sim.Result, policy string, budget host.Budget) *float64
 	}
 	hit := r.Cell(i, j).HitRate
 	return &hit
-}
-
-// validationColumns are the table's columns, after policy and budget.
-var validationColumns = []string{"sim hit", "R-1 ref", "R-2 ref", "R-L ref", "R-1 full", "R-2 full", "R-L full",
-	"agree", "NLL", "tok/s", "policy µs/tok", "slots µs/tok", "evict %", "peak KV MiB"}
-
-func cellRow(c *validate.ValidatedCell) []string {
-	f := func(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
-	hit := "-"
-	if c.SimulatedHitRate != nil {
-		hit = f(100**c.SimulatedHitRate, 2) + "%"
-	}
-	return []string{c.Policy, c.Budget, hit, f(c.Rouge1Ref, 4), f(c.Rouge2Ref, 4), f(c.RougeLRef, 4),
-		f(c.Rouge1Full, 4), f(c.Rouge2Full, 4), f(c.RougeLFull, 4), f(c.Agreement, 4), f(c.NLL, 4),
-		f(c.TokensPerSecond, 1), f(c.PolicyMicrosPerToken, 1), f(c.SlotMicrosPerToken, 1), f(100*c.EvictionShare, 2),
-		f(float64(c.PeakKVBytes)/(1<<20), 3)}
-}
-
-// writeValidation renders res as a table, CSV, JSON or Markdown.
-func writeValidation(w io.Writer, res *validate.Validation, format string) error {
-	header := append([]string{"policy", "budget"}, validationColumns...)
-	rows := make([][]string, len(res.Cells))
-	for i := range res.Cells {
-		rows[i] = cellRow(&res.Cells[i])
-	}
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write(append(header, intervalColumns()...))
-		for i := range rows {
-			cw.Write(append(rows[i], intervalFields(&res.Cells[i])...))
-		}
-		cw.Flush()
-		return cw.Error()
-	}
-	markdown := format == "markdown"
-	if err := report.WriteTable(w, header, rows, markdown, 2); err != nil {
-		return err
-	}
-	if err := writeIntervals(w, res, markdown); err != nil {
-		return err
-	}
-	if len(res.Agreement) == 0 {
-		return nil
-	}
-	heading(w, markdown, fmt.Sprintf("Simulated hit rate against each validated metric, over %d cells (NLL: lower is better, so a good ranking shows negative; "+
-		"τ's 95%% CI: percentile bootstrap over samples, %d replicates)", res.Agreement[0].Cells, validate.TauBootstrapReps))
-	rows = rows[:0]
-	for _, a := range res.Agreement {
-		ci := "-"
-		if a.KendallTauCI != nil {
-			ci = fmt.Sprintf("[%.3f, %.3f]", a.KendallTauCI.Lo, a.KendallTauCI.Hi)
-		}
-		rows = append(rows, []string{a.Metric, formatCorrelation(a.KendallTau), ci, formatCorrelation(a.Spearman)})
-	}
-	return report.WriteTable(w, []string{"metric", "Kendall τ", "τ 95% CI", "Spearman ρ"}, rows, markdown, 1)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/kvsim/kvsim/gpu"
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
 
@@ -14,10 +15,10 @@ func (b *Backend) probsBuffers(c *cache, n int, want bool) (probs, comp []float3
 		return nil, nil
 	}
 	a := &b.act
-	a.probs = grow(a.probs, c.heads*n*c.capacity)
+	a.probs = buf.Grow(a.probs, c.heads*n*c.capacity)
 	probs = a.probs
-	if c.compK != nil {
-		a.comp = grow(a.comp, c.heads*n)
+	if c.comp != nil {
+		a.comp = buf.Grow(a.comp, c.heads*n)
 		comp = a.comp
 	}
 	return probs, comp
@@ -45,7 +46,7 @@ func (b *Backend) attend(c *cache, l, n int, positions []int32, probs, comp []fl
 		for h := lo; h < hi; h++ {
 			pos := c.pos[l][h*C : h*C+W]
 			dense := isDense(pos)
-			compOn := c.compK != nil && c.compW[l][h] > 0
+			compOn := c.comp != nil && c.comp[l][h].Weight > 0
 			for r0 := 0; r0 < n; r0 += attentionRows {
 				rows := min(attentionRows, n-r0)
 				// When slot s holds position s, the slots after the block's last

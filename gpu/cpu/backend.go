@@ -34,7 +34,8 @@ import (
 	"runtime"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/buf"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/kernel"
 )
 
@@ -174,11 +175,11 @@ func (b *Backend) Forward(kvi gpu.KV, batch *gpu.Batch) error {
 	cfg := &b.cfg
 	n, h, f := len(batch.Tokens), cfg.HiddenSize, cfg.FFNDim
 	a := &b.act
-	a.hidden = grow(a.hidden, n*h)
-	a.normed = grow(a.normed, n*h)
-	a.q, a.k, a.v = grow(a.q, n*h), grow(a.k, n*h), grow(a.v, n*h)
-	a.attn = grow(a.attn, n*h)
-	a.ffn = grow(a.ffn, n*f)
+	a.hidden = buf.Grow(a.hidden, n*h)
+	a.normed = buf.Grow(a.normed, n*h)
+	a.q, a.k, a.v = buf.Grow(a.q, n*h), buf.Grow(a.k, n*h), buf.Grow(a.v, n*h)
+	a.attn = buf.Grow(a.attn, n*h)
+	a.ffn = buf.Grow(a.ffn, n*f)
 	b.embed(batch)
 
 	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim())))
@@ -263,7 +264,7 @@ func (b *Backend) embed(batch *gpu.Batch) {
 	n, h, e := len(batch.Tokens), cfg.HiddenSize, cfg.WordEmbedProjDim
 	a := &b.act
 	if b.projectIn != nil {
-		a.embed = grow(a.embed, n*e)
+		a.embed = buf.Grow(a.embed, n*e)
 		for i, t := range batch.Tokens {
 			b.embedTokens.row(int(t), a.embed[i*e:])
 		}
@@ -295,7 +296,7 @@ func (b *Backend) logits(batch *gpu.Batch) {
 		x = a.normed[:rows*h]
 	}
 	if b.projectOut != nil {
-		a.final = grow(a.final, rows*e)
+		a.final = buf.Grow(a.final, rows*e)
 		b.apply(b.projectOut, rows, x, h, a.final, e, epilogue{})
 		x = a.final
 	}
@@ -330,11 +331,4 @@ func layerNorm(y, x []float32, n, d int, p *norm) {
 			yi[j] = float32(z)
 		}
 	}
-}
-
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
 }

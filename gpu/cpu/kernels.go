@@ -21,7 +21,7 @@ type weightKernels struct {
 }
 
 var (
-	genericKernels = weightKernels{name: "generic", widen: widenGeneric, dotRows: dotRowsGeneric}
+	genericKernels = weightKernels{name: "generic", widen: half.DType.Decode, dotRows: dotRowsGeneric}
 	kernels        = &genericKernels
 )
 
@@ -41,17 +41,6 @@ func dotRows(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	kernels.dotRows(d, x, w, ldw, y)
 }
 
-func widenGeneric(d half.DType, dst []float32, src []byte) {
-	switch d {
-	case half.F16:
-		half.DecodeF16(dst, src)
-	case half.BF16:
-		half.DecodeBF16(dst, src)
-	default:
-		half.DecodeF32(dst, src)
-	}
-}
-
 // dotRowsGeneric widens each row in chunks on the stack and uses kernel.Dot.
 func dotRowsGeneric(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	const chunk = 256
@@ -62,7 +51,7 @@ func dotRowsGeneric(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 		var sum float32
 		for p := 0; p < len(x); p += chunk {
 			n := min(chunk, len(x)-p)
-			widenGeneric(d, buf[:n], row[p*size:(p+n)*size])
+			d.Decode(buf[:n], row[p*size:(p+n)*size])
 			sum += kernel.Dot(x[p:p+n], buf[:n])
 		}
 		y[j] = sum

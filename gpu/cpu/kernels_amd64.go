@@ -49,7 +49,7 @@ func widenAVX2(d half.DType, dst []float32, src []byte) {
 			return
 		}
 	}
-	widenGeneric(d, dst[body:], src[body*d.Size():])
+	d.Decode(dst[body:], src[body*d.Size():])
 }
 
 func dotRowsAVX2(d half.DType, x []float32, w []byte, ldw int, y []float32) {
@@ -77,7 +77,7 @@ func dotRowsAVX2(d half.DType, x []float32, w []byte, ldw int, y []float32) {
 	size := d.Size()
 	for j := range y {
 		row := w[j*ldw+body*size : j*ldw+k*size]
-		widenGeneric(d, tail[:k-body], row)
+		d.Decode(tail[:k-body], row)
 		for p, v := range tail[:k-body] {
 			y[j] += x[body+p] * v
 		}

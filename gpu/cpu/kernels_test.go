@@ -53,7 +53,7 @@ func testWeightKernels(t *testing.T, impl *weightKernels) {
 			}
 			stored := make([]float32, rows*k)
 			for j := range rows {
-				widenGeneric(d, stored[j*k:(j+1)*k], w[j*ldw:])
+				d.Decode(stored[j*k:(j+1)*k], w[j*ldw:])
 			}
 
 			widened := make([]float32, k)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvsim/kvsim/gpu"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/host"
 )
 
 // cache is the CPU backend's KV cache. It implements gpu.KV.
@@ -18,10 +19,12 @@ type cache struct {
 	k, vt [][]float32
 	pos   [][]int32
 	width []int // per layer: 1 + the highest slot ever written
-	// The compensation slots, per layer: [heads][head_dim] keys and values and
-	// [heads] weights. Nil without compensation.
+	// The compensation slots, per layer and head, merged by the host's rule
+	// (host.Comp), and their float32 copies that attention reads, [heads][head_dim]
+	// keys and values per layer. Nil without compensation.
+	comp         [][]host.Comp
 	compK, compV [][]float32
-	compW        [][]float64
+	victimV      []float32 // a victim's value, gathered from vt for the merge
 	closed       bool
 }
 
@@ -44,16 +47,20 @@ func (b *Backend) NewKV(capacity int, compensation bool) (gpu.KV, error) {
 		}
 	}
 	if compensation {
-		c.compK, c.compV, c.compW = make([][]float32, c.layers), make([][]float32, c.layers), make([][]float64, c.layers)
+		c.comp, c.compK, c.compV = make([][]host.Comp, c.layers), make([][]float32, c.layers), make([][]float32, c.layers)
 		for l := range c.layers {
-			c.compK[l], c.compV[l], c.compW[l] = make([]float32, H*d), make([]float32, H*d), make([]float64, H)
+			c.comp[l], c.compK[l], c.compV[l] = make([]host.Comp, H), make([]float32, H*d), make([]float32, H*d)
+			for h := range H {
+				c.comp[l][h].Reset(d)
+			}
 		}
+		c.victimV = make([]float32, d)
 	}
 	return c, nil
 }
 
 func (c *cache) Capacity() int      { return c.capacity }
-func (c *cache) Compensation() bool { return c.compK != nil }
+func (c *cache) Compensation() bool { return c.comp != nil }
 
 // Bytes counts keys, values, positions and compensation slots.
 func (c *cache) Bytes() int64 {
@@ -62,7 +69,7 @@ func (c *cache) Bytes() int64 {
 }
 
 func (c *cache) compBytes() int64 {
-	if c.compK == nil {
+	if c.comp == nil {
 		return 0
 	}
 	return 2*int64(c.headDim)*4 + 8
@@ -70,7 +77,7 @@ func (c *cache) compBytes() int64 {
 
 func (c *cache) Close() error {
 	c.closed = true
-	c.k, c.vt, c.pos, c.compK, c.compV, c.compW = nil, nil, nil, nil, nil, nil
+	c.k, c.vt, c.pos, c.comp, c.compK, c.compV = nil, nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -112,7 +119,7 @@ func (c *cache) Evict(l int, e *policies.Eviction) error {
 		return fmt.Errorf("cpu backend: Evict: layer %d out of range [0, %d)", l, c.layers)
 	}
 	H, C := c.heads, c.capacity
-	merge := c.compK != nil && e.Weights != nil
+	merge := c.comp != nil && e.Weights != nil
 	for h := range H {
 		for i := range int(e.Count[h]) {
 			s := int(e.Victims[h*e.Stride+i])
@@ -127,18 +134,18 @@ func (c *cache) Evict(l int, e *policies.Eviction) error {
 	return nil
 }
 
-// fold merges slot s of head h into the compensation slot with weight w (AUV Eq.
-// 7–8): a running weighted mean, computed in float64.
+// fold merges slot s of head h into the compensation slot with weight w
+// (host.Comp.Merge, AUV Eq. 7–8) and refreshes the slot's float32 copy.
 func (c *cache) fold(l, h, s int, w float64) {
 	d, C := c.headDim, c.capacity
-	W := c.compW[l][h]
-	total := W + w
-	ck, cv := c.compK[l][h*d:(h+1)*d], c.compV[l][h*d:(h+1)*d]
 	k := c.k[l][(h*C+s)*d : (h*C+s+1)*d]
-	for j := range ck {
-		ck[j] = float32((float64(ck[j])*W + float64(k[j])*w) / total)
-		v := c.vt[l][(h*d+j)*C+s]
-		cv[j] = float32((float64(cv[j])*W + float64(v)*w) / total)
+	for j := range c.victimV {
+		c.victimV[j] = c.vt[l][(h*d+j)*C+s]
 	}
-	c.compW[l][h] = total
+	comp := &c.comp[l][h]
+	comp.Merge(w, k, c.victimV)
+	ck, cv := c.compK[l][h*d:(h+1)*d], c.compV[l][h*d:(h+1)*d]
+	for j := range ck {
+		ck[j], cv[j] = float32(comp.K[j]), float32(comp.V[j])
+	}
 }

@@ -3,7 +3,7 @@ package cpu
 import (
 	"sync"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 	"github.com/kvsim/kvsim/internal/kernel"
 )

@@ -9,7 +9,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // Options configures the CUDA backend.

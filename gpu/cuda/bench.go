@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // BenchOptions describes a timing run of a model on the device.

@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/cuda"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 )
 

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 )
 

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
 	"github.com/kvsim/kvsim/gpu/validate"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // BenchmarkDecodeInLoop decodes the tiny model's 12-token prompt plus 64 tokens at a

@@ -22,12 +22,14 @@
 //
 // # The stage
 //
-// Besides decoding, the package is the validate stage's home: a cell's metrics
-// (RunCell, Aggregate), the resume state of finished cells (ReadState,
-// AppendState, keyed by policy and budget value), shard parts and their merge, and
-// the results kvsim validate prints (Validation: intervals, paired differences and
-// the rank agreement with replay). The [validate] table is read by package scenario;
-// the command line keeps flags and rendering.
+// Besides decoding, the package is the validate stage's home: the samples' prompts
+// (Samples), a cell's metrics (RunCell, Aggregate), whole runs (Run) and shard parts
+// (RunPart, MergeParts), the resume state of finished cells (ReadState, AppendState,
+// keyed by policy and budget value), and the results kvsim validate prints
+// (Validation, finished with intervals, paired differences and the rank agreement
+// with replay; Write renders them, Plot draws them). The [validate] table is parsed
+// with the rest of the scenario by package scenario; the command line keeps flags
+// and printing, and hands replay's hit rates in (RunOptions.Simulated).
 package validate
 
 import (

@@ -19,6 +19,10 @@ type Part struct {
 	Cells   []PartCell `json:"cells"`
 }
 
+// TotalSamples and CoveredSamples let a shard file (shard.Payload) carry a Part.
+func (p *Part) TotalSamples() int     { return p.Samples }
+func (p *Part) CoveredSamples() []int { return p.Covered }
+
 // PartCell is one cell's runs of a part's samples.
 type PartCell struct {
 	Policy     string      `json:"policy"`

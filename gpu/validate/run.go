@@ -86,3 +86,45 @@ func Run(ctx context.Context, e *gpu.Engine, pols []Policy, budgets []host.Budge
 	progress(len(pols) * len(budgets) * len(samples))
 	return cells, nil
 }
+
+// RunPart validates every policy at every budget, like Run, on the samples whose
+// index k has(k) (a shard's): every cell's run of each, for MergeParts to join with
+// the other parts. compare is the scenario's reference policy, kept for the merge.
+// It keeps no state file: a shard is rerun whole.
+func RunPart(ctx context.Context, e *gpu.Engine, pols []Policy, budgets []host.Budget, samples []Sample, has func(k int) bool,
+	compare string, o RunOptions) (*Part, error) {
+	part := &Part{Samples: len(samples), Covered: []int{}, Compare: compare, Seed: o.Cell.Seed}
+	var mine []Sample
+	for k, s := range samples {
+		if has(k) {
+			part.Covered = append(part.Covered, k)
+			mine = append(mine, s)
+		}
+	}
+	opts := o.Cell
+	var baselines []Baseline
+	if len(mine) > 0 {
+		var err error
+		if baselines, err = FullCache(ctx, e, mine, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range pols {
+		for _, b := range budgets {
+			opts.Budget, opts.Accounting = b, p.Accounting
+			cell := PartCell{Policy: p.Name, Budget: b, Accounting: p.Accounting.String(), Runs: []SampleRun{}}
+			if o.Simulated != nil {
+				cell.SimulatedHitRate = o.Simulated(p.Name, b)
+			}
+			for i, k := range part.Covered {
+				r, err := RunSample(ctx, e, p.Name, p.New, k, mine[i], baselines[i], opts)
+				if err != nil {
+					return nil, err
+				}
+				cell.Runs = append(cell.Runs, *r)
+			}
+			part.Cells = append(part.Cells, cell)
+		}
+	}
+	return part, nil
+}

@@ -1,6 +1,6 @@
 // Package opt is the table of the published OPT model sizes' shapes (decoder layers,
 // attention heads, head dimension). Synthetic traces (sim/synth) and synthetic
-// checkpoints (gpu/checkpoint) are both shaped by it; it imports nothing of kvsim.
+// checkpoints (internal/checkpoint) are both shaped by it; it imports nothing of kvsim.
 package opt
 
 import (

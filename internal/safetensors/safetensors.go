@@ -2,7 +2,7 @@
 // checkpoints: an 8-byte little-endian header length, a JSON header naming each
 // tensor's dtype, shape and byte range, then the data. It reads the header strictly
 // (one object, no duplicate keys, well-formed entries); what the tensors must be is
-// up to the format built on it (sim/kvtrace, gpu/checkpoint).
+// up to the format built on it (sim/kvtrace, internal/checkpoint).
 package safetensors
 
 import (

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/attnref"
 	"github.com/kvsim/kvsim/policies/policytest"
 )
 
@@ -59,7 +60,7 @@ func TestAgainstReferenceHost(t *testing.T) {
 			var rows []map[int]float64 // by position, as the host rounds them
 			for q := range maxLen {
 				resident = append(resident, q)
-				rows = append(rows, hostProbs(seq, h, q, resident))
+				rows = append(rows, attnref.Sent(seq, h, q, resident))
 				ev, ok := events[q]
 				if !ok {
 					continue
@@ -128,22 +129,4 @@ func TestSeedsThroughReferenceHost(t *testing.T) {
 	if a, b := run(1), run(2); same(a, b) {
 		t.Errorf("seeds 1 and 2 both gave %v", a)
 	}
-}
-
-// hostProbs is query q's softmax over the resident positions, rounded to float32 as
-// the host sends it.
-func hostProbs(seq policytest.Sequence, h, q int, resident []int) map[int]float64 {
-	m := math.Inf(-1)
-	for _, j := range resident {
-		m = math.Max(m, seq.Logit(h, q, j))
-	}
-	sum := 0.0
-	for _, j := range resident {
-		sum += math.Exp(seq.Logit(h, q, j) - m)
-	}
-	out := map[int]float64{}
-	for _, j := range resident {
-		out[j] = float64(float32(math.Exp(seq.Logit(h, q, j)-m) / sum))
-	}
-	return out
 }

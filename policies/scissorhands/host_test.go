@@ -1,11 +1,11 @@
 package scissorhands
 
 import (
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/attnref"
 	"github.com/kvsim/kvsim/policies/policytest"
 )
 
@@ -41,7 +41,7 @@ func TestAgainstReferenceHost(t *testing.T) {
 			for q := range maxLen {
 				resident = append(resident, q)
 				entered[q] = len(rows)
-				rows = append(rows, row{q, hostProbs(seq, h, q, resident)})
+				rows = append(rows, row{q, attnref.Sent(seq, h, q, resident)})
 				ev, ok := events[q]
 				if !ok {
 					continue
@@ -96,22 +96,4 @@ func TestAgainstReferenceHost(t *testing.T) {
 			}
 		}
 	}
-}
-
-// hostProbs is query q's softmax over the visible positions, rounded to float32 as
-// the host sends it.
-func hostProbs(seq policytest.Sequence, h, q int, visible []int) map[int]float64 {
-	m := math.Inf(-1)
-	for _, j := range visible {
-		m = math.Max(m, seq.Logit(h, q, j))
-	}
-	sum := 0.0
-	for _, j := range visible {
-		sum += math.Exp(seq.Logit(h, q, j) - m)
-	}
-	out := map[int]float64{}
-	for _, j := range visible {
-		out[j] = float64(float32(math.Exp(seq.Logit(h, q, j)-m) / sum))
-	}
-	return out
 }

@@ -1,11 +1,11 @@
 package snapkv
 
 import (
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/attnref"
 	"github.com/kvsim/kvsim/policies/policytest"
 )
 
@@ -71,16 +71,9 @@ func TestCompressionMatchesReference(t *testing.T) {
 		others := prompt - window
 		vote := make([]float64, others)
 		for q := prompt - window; q < prompt; q++ {
-			m := math.Inf(-1)
-			for j := 0; j <= q; j++ {
-				m = math.Max(m, seq.Logit(h, q, j))
-			}
-			sum := 0.0
-			for j := 0; j <= q; j++ {
-				sum += math.Exp(seq.Logit(h, q, j) - m)
-			}
+			probs := attnref.Probs(seq, h, q, attnref.Prefix(q+1))
 			for j := range others {
-				vote[j] += math.Exp(seq.Logit(h, q, j)-m) / sum
+				vote[j] += probs[j]
 			}
 		}
 		type scored struct {

@@ -1,11 +1,11 @@
 package tova
 
 import (
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/internal/attnref"
 	"github.com/kvsim/kvsim/policies/policytest"
 )
 
@@ -42,7 +42,7 @@ func TestAgainstReferenceHost(t *testing.T) {
 			}
 			score := make([][]float64, heads)
 			for h := range heads {
-				score[h] = probs(seq, h, ev.Pos, resident[h])
+				score[h] = attnref.Probs(seq, h, ev.Pos, resident[h])
 			}
 			if layerwise {
 				for h := 1; h < heads; h++ {
@@ -84,24 +84,6 @@ func TestAgainstReferenceHost(t *testing.T) {
 			}
 		}
 	}
-}
-
-// probs is head h's softmax for query t over the given positions, in their order.
-func probs(seq policytest.Sequence, h, t int, positions []int) []float64 {
-	out := make([]float64, len(positions))
-	m := math.Inf(-1)
-	for _, j := range positions {
-		m = math.Max(m, seq.Logit(h, t, j))
-	}
-	sum := 0.0
-	for i, j := range positions {
-		out[i] = math.Exp(seq.Logit(h, t, j) - m)
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
 }
 
 func cmpFloat(a, b float64) int {

@@ -90,7 +90,7 @@ held out: {heldout_docs} documents, {heldout_tokens:,} tokens. `heldout.jsonl` h
 chapters cut for capture and validation: `document` is a chapter's opening verses, `summary`
 the verses that follow (the true continuation, used as the ROUGE reference).
 
-The tokenizer is kvsim's own byte-level BPE trainer (`gpu/tokenizer`, through
+The tokenizer is kvsim's own byte-level BPE trainer (`internal/tokenizer`, through
 `kvsim model synth -vocab {vocab} -corpus train.txt`) on the training split; ids follow OPT's
 layout (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3). Every document starts with `</s>`, as OPT's do.
 

@@ -596,6 +596,63 @@ func TestWriterErrors(t *testing.T) {
 	}
 }
 
+// TestWriteLayerEncoded: tensors handed over already encoded make the same file,
+// byte for byte, as WriteLayer makes from their float32 values, in every dtype; a
+// byte count that is no whole number of values, or the wrong number of them, is
+// refused.
+func TestWriteLayerEncoded(t *testing.T) {
+	m := smallMeta(true)
+	layer := smallLayer(m)
+	for _, dtype := range []half.DType{half.F16, half.BF16, half.F32} {
+		want, err := os.ReadFile(writeSmall(t, dtype, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "encoded.safetensors")
+		w, err := Create(path, m, dtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Abort()
+		if err := w.WriteTokens(smallTokens); err != nil {
+			t.Fatal(err)
+		}
+		encode := func(values []float32) []byte {
+			b := make([]byte, len(values)*dtype.Size())
+			dtype.Encode(b, values)
+			return b
+		}
+		for l := range m.Layers {
+			q, k, v, _ := layer(l)
+			if err := w.WriteLayerEncoded(l, encode(q), encode(k), encode(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+			t.Errorf("%s: the encoded layers make a different file", dtype)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "bad.safetensors")
+	w, err := Create(path, m, half.F16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	w.WriteTokens(smallTokens)
+	b := make([]byte, 2*56)
+	prefix := "kvtrace " + path + ": "
+	if err := w.WriteLayerEncoded(0, b, b[1:], b); err == nil || err.Error() != prefix+"WriteLayerEncoded(0): k has 111 bytes, not a whole number of F16 values" {
+		t.Errorf("odd bytes: %v", err)
+	}
+	if err := w.WriteLayerEncoded(0, b, b, b[2:]); err == nil || err.Error() != prefix+"WriteLayer(0): v has 55 values, want 56 (heads 2 × tokens 7 × head_dim 4)" {
+		t.Errorf("short v: %v", err)
+	}
+}
+
 func TestWriterIsAtomic(t *testing.T) {
 	m := smallMeta(false)
 	dir := t.TempDir()

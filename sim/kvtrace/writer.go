@@ -89,6 +89,42 @@ func (w *Writer) WriteTokens(tokens []int32) error {
 // heads×tokens×head_dim values laid out [heads][tokens][head_dim], and v is nil
 // exactly when the trace has no V tensors.
 func (w *Writer) WriteLayer(layer int, q, k, v []float32) error {
+	if err := w.checkLayer(layer, v != nil, [3]int{len(q), len(k), len(v)}); err != nil {
+		return err
+	}
+	for _, t := range [][]float32{q, k, v}[:len(w.meta.kinds())] {
+		w.writeFloats(t)
+	}
+	w.layersWritten++
+	return w.check()
+}
+
+// WriteLayerEncoded is WriteLayer for tensors already in the file's dtype, as
+// little-endian bytes: they are written as they are, with no conversion, so a
+// producer that keeps its tensors in the trace's dtype writes them unchanged.
+func (w *Writer) WriteLayerEncoded(layer int, q, k, v []byte) error {
+	size := w.dtype.Size()
+	var counts [3]int
+	for i, t := range [][]byte{q, k, v} {
+		if len(t)%size != 0 {
+			return fmt.Errorf("kvtrace %s: WriteLayerEncoded(%d): %v has %d bytes, not a whole number of %s values",
+				w.path, layer, []Kind{Q, K, V}[i], len(t), w.dtype)
+		}
+		counts[i] = len(t) / size
+	}
+	if err := w.checkLayer(layer, v != nil, counts); err != nil {
+		return err
+	}
+	for _, t := range [][]byte{q, k, v}[:len(w.meta.kinds())] {
+		w.buf.Write(t) // bufio keeps the first error; check reports it
+	}
+	w.layersWritten++
+	return w.check()
+}
+
+// checkLayer checks that layer is the next to write and that its tensors, counts
+// values each (q, k, v), have the metadata's shape.
+func (w *Writer) checkLayer(layer int, hasV bool, counts [3]int) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
@@ -103,28 +139,20 @@ func (w *Writer) WriteLayer(layer int, q, k, v []float32) error {
 		return fmt.Errorf("kvtrace %s: WriteLayer(%d): want layer %d next (layers are written in order)",
 			w.path, layer, w.layersWritten)
 	}
-	if v == nil && w.meta.HasV {
+	if !hasV && w.meta.HasV {
 		return fmt.Errorf("kvtrace %s: WriteLayer(%d): v is nil, but the metadata has HasV set", w.path, layer)
 	}
-	if v != nil && !w.meta.HasV {
+	if hasV && !w.meta.HasV {
 		return fmt.Errorf("kvtrace %s: WriteLayer(%d): v given, but the metadata has HasV unset", w.path, layer)
 	}
 	want := w.meta.Heads * w.meta.Tokens() * w.meta.HeadDim
-	tensors := []struct {
-		kind   Kind
-		values []float32
-	}{{Q, q}, {K, k}, {V, v}}[:len(w.meta.kinds())]
-	for _, t := range tensors {
-		if len(t.values) != want {
+	for i, kind := range w.meta.kinds() { // Q, K, V: the order of counts
+		if counts[i] != want {
 			return fmt.Errorf("kvtrace %s: WriteLayer(%d): %v has %d values, want %d (heads %d × tokens %d × head_dim %d)",
-				w.path, layer, t.kind, len(t.values), want, w.meta.Heads, w.meta.Tokens(), w.meta.HeadDim)
+				w.path, layer, kind, counts[i], want, w.meta.Heads, w.meta.Tokens(), w.meta.HeadDim)
 		}
 	}
-	for _, t := range tensors {
-		w.writeFloats(t.values)
-	}
-	w.layersWritten++
-	return w.check()
+	return nil
 }
 
 // writeFloats converts values straight into the bufio buffer, flushing as it fills.

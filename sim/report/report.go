@@ -1,5 +1,5 @@
-// Package report renders replay results as terminal tables, CSV, JSON or Markdown, and
-// writes result files atomically.
+// Package report renders replay results as terminal tables, CSV, JSON or Markdown
+// and plots them, writes result files atomically, and reads a JSON result back.
 package report
 
 import (
@@ -8,20 +8,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
-
 	"github.com/kvsim/kvsim/internal/atomicfile"
+	"github.com/kvsim/kvsim/internal/render"
 	"github.com/kvsim/kvsim/internal/stats"
 	"github.com/kvsim/kvsim/sim"
 )
-
-// Formats lists the output formats.
-var Formats = []string{"table", "csv", "json", "markdown"}
 
 // Write renders r in format.
 func Write(w io.Writer, r *sim.Result, format string) error {
@@ -37,12 +32,28 @@ func Write(w io.Writer, r *sim.Result, format string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats, ", "))
+	return fmt.Errorf("unknown format %q (want %s)", format, strings.Join(render.Formats, ", "))
 }
 
 // WriteFile renders r into path atomically.
 func WriteFile(path string, r *sim.Result, format string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, r, format) })
+}
+
+// ReadResult reads a replay result written with -format json.
+func ReadResult(path string) (*sim.Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("replay result: %w", err)
+	}
+	var r sim.Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("replay result %s: %w", path, err)
+	}
+	if len(r.Cells) != len(r.Policies)*len(r.Budgets) {
+		return nil, fmt.Errorf("replay result %s: %d cells for %d policies × %d budgets", path, len(r.Cells), len(r.Policies), len(r.Budgets))
+	}
+	return &r, nil
 }
 
 // Caption describes where the numbers come from; synthetic traces say so loudly.
@@ -53,40 +64,6 @@ func Caption(r *sim.Result) string {
 	}
 	return fmt.Sprintf("%s; models %s; %d samples × %d layers; mean prompt %.0f, generated %.0f tokens",
 		src, strings.Join(r.Models, ","), r.Samples, r.Layers, r.Prompt, r.Gen)
-}
-
-// newTable makes a table whose first textColumns columns are labels, aligned left,
-// and whose others are numbers, aligned right.
-func newTable(w io.Writer, markdown bool, textColumns int) *tablewriter.Table {
-	align := make([]tw.Align, textColumns)
-	for i := range align {
-		align[i] = tw.AlignLeft
-	}
-	opts := []tablewriter.Option{
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{Global: tw.AlignRight, PerColumn: align}),
-		tablewriter.WithHeaderAlignment(tw.AlignCenter),
-	}
-	if markdown {
-		opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
-	} else {
-		opts = append(opts, tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})))
-	}
-	return tablewriter.NewTable(w, opts...)
-}
-
-// WriteTable renders rows under header as an ASCII table, or a Markdown one, in
-// the style of replay's tables: the first textColumns columns are labels, aligned
-// left, and the others numbers, aligned right.
-func WriteTable(w io.Writer, header []string, rows [][]string, markdown bool, textColumns int) error {
-	t := newTable(w, markdown, textColumns)
-	t.Header(header)
-	for _, row := range rows {
-		if err := t.Append(row); err != nil {
-			return err
-		}
-	}
-	return t.Render()
 }
 
 // AccountingNote says what the budgets bound, naming the policies that override the
@@ -118,17 +95,10 @@ func AccountingNote(r *sim.Result) string {
 }
 
 func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
-	heading := func(s string) {
-		if markdown {
-			fmt.Fprintf(w, "\n**%s**\n\n", s)
-		} else {
-			fmt.Fprintf(w, "\n%s\n", s)
-		}
-	}
+	heading := func(s string) { render.Heading(w, markdown, s) }
 	heading(fmt.Sprintf("Hit rate (%%, mean ±95%% CI over %d samples): share of full-cache attention on resident tokens — %s — %s",
 		r.Samples, AccountingNote(r), Caption(r)))
-	t := newTable(w, markdown, 1)
-	t.Header(append([]string{"policy"}, r.Budgets...))
+	var rows [][]string
 	var failures []string
 	for i, p := range r.Policies {
 		row := []string{p}
@@ -141,11 +111,9 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 			}
 			row = append(row, withCI(c.HitRate, c.CI.HitRate))
 		}
-		if err := t.Append(row); err != nil {
-			return err
-		}
+		rows = append(rows, row)
 	}
-	if err := t.Render(); err != nil {
+	if err := render.WriteTable(w, append([]string{"policy"}, r.Budgets...), rows, markdown, 1); err != nil {
 		return err
 	}
 	if len(failures) > 0 {
@@ -164,16 +132,14 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 		"B = the budget in tokens, nominal = the budget the policy was given; resident = KV entries per head while attending; "+
 		"KV/seq = bytes of one sequence's cache, all layers and heads, fp16 keys and values plus declared policy state) — %s",
 		r.TopK, AccountingNote(r)))
-	t = newTable(w, markdown, 2)
-	t.Header("policy", "budget", "B", "nominal", fmt.Sprintf("top-%d hit", r.TopK), "output err", "evicted/head",
-		"peak resident", "mean resident", "peak KV/seq", "mean KV/seq", "policy ns/(head·step)")
+	header := []string{"policy", "budget", "B", "nominal", fmt.Sprintf("top-%d hit", r.TopK), "output err", "evicted/head",
+		"peak resident", "mean resident", "peak KV/seq", "mean KV/seq", "policy ns/(head·step)"}
+	rows = rows[:0]
 	for i, p := range r.Policies {
 		for j := range r.Budgets {
 			c := r.Cell(i, j)
 			if c.Failed != "" {
-				if err := t.Append([]string{p, c.Budget, num(c.BudgetTokens, 1), "", "FAILED", "", "", "", "", "", "", ""}); err != nil {
-					return err
-				}
+				rows = append(rows, []string{p, c.Budget, num(c.BudgetTokens, 1), "", "FAILED", "", "", "", "", "", "", ""})
 				continue
 			}
 			outErr := "n/a (no V)"
@@ -182,20 +148,17 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 			}
 			row := []string{p, c.Budget, num(c.BudgetTokens, 1), num(c.NominalTokens, 1), withCI(c.TopKHitRate, c.CI.TopKHitRate), outErr,
 				num(c.Evictions, 1), num(c.PeakResident, 0), num(c.MeanResident, 1), Bytes(c.PeakKVBytes), Bytes(c.MeanKVBytes), num(c.PolicyNs, 0)}
-			if err := t.Append(row); err != nil {
-				return err
-			}
+			rows = append(rows, row)
 		}
 	}
-	return t.Render()
+	return render.WriteTable(w, header, rows, markdown, 2)
 }
 
 // writeDiffs prints each policy's paired difference from the reference policy.
 func writeDiffs(w io.Writer, r *sim.Result, markdown bool, heading func(string)) error {
 	heading(fmt.Sprintf("Hit rate minus %s's (percentage points, paired by sample, mean ±95%% CI; * = the interval excludes zero; policies that evicted nothing left out) — %s",
 		r.Compare, AccountingNote(r)))
-	t := newTable(w, markdown, 1)
-	t.Header(append([]string{"policy"}, r.Budgets...))
+	var rows [][]string
 	for i, p := range r.Policies {
 		if p == r.Compare || keptEverything(r, i) {
 			continue
@@ -204,11 +167,9 @@ func writeDiffs(w io.Writer, r *sim.Result, markdown bool, heading func(string))
 		for j := range r.Budgets {
 			row = append(row, diffCell(r.Cell(i, j).Diff))
 		}
-		if err := t.Append(row); err != nil {
-			return err
-		}
+		rows = append(rows, row)
 	}
-	return t.Render()
+	return render.WriteTable(w, append([]string{"policy"}, r.Budgets...), rows, markdown, 1)
 }
 
 // keptEverything reports whether policy i evicted nothing at any budget (the full

@@ -117,6 +117,27 @@ func TestCSVAndJSON(t *testing.T) {
 	}
 }
 
+// TestReadResult: a JSON result reads back as written; a file whose cells do not
+// fill its table is refused.
+func TestReadResult(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteFile(path, result(), "json"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadResult(path)
+	if err != nil || len(r.Cells) != 4 || r.Cell(0, 1).HitRate != 0.875 || r.Cell(1, 0).Failed == "" {
+		t.Fatalf("read back: %v %+v", err, r)
+	}
+	short := result()
+	short.Cells = short.Cells[:3]
+	if err := WriteFile(path, short, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadResult(path); err == nil || err.Error() != "replay result "+path+": 3 cells for 2 policies × 2 budgets" {
+		t.Errorf("short result: %v", err)
+	}
+}
+
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.json")
@@ -139,19 +160,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-// Frontier by hand: (1, 0.5) and (2, 0.7) and (4, 0.9) are not beaten with as
-// little memory; (2, 0.6) is beaten by (2, 0.7), (3, 0.7) by (2, 0.7).
-func TestFrontier(t *testing.T) {
-	points := []Point{{X: 2, Y: 0.6}, {X: 1, Y: 0.5}, {X: 3, Y: 0.7}, {X: 2, Y: 0.7}, {X: 4, Y: 0.9}, {X: 4, Y: 0.9}}
-	got := Frontier(points, true)
-	want := []Point{{X: 1, Y: 0.5}, {X: 2, Y: 0.7}, {X: 4, Y: 0.9}}
-	if !slices.Equal(got, want) {
-		t.Errorf("higher better: %v, want %v", got, want)
-	}
-	// Lower better (output error): only (1, 0.5) stands.
-	if got := Frontier(points, false); !slices.Equal(got, []Point{{X: 1, Y: 0.5}}) {
-		t.Errorf("lower better: %v", got)
-	}
+func TestFrontierPath(t *testing.T) {
 	if FrontierPath("out/paper.svg") != "out/paper-frontier.svg" {
 		t.Error(FrontierPath("out/paper.svg"))
 	}
@@ -184,36 +193,5 @@ func TestPlot(t *testing.T) {
 	}
 	if err := Plot(filepath.Join(dir, "p.gif"), r); err == nil || !strings.Contains(err.Error(), "want a .png, .svg or .pdf") {
 		t.Errorf("gif: %v", err)
-	}
-}
-
-func TestPlotFigure(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f.svg")
-	line := func(name string, ys ...float64) Series {
-		s := Series{Name: name}
-		for i, y := range ys {
-			s.Points = append(s.Points, Point{X: float64(i), Y: y})
-		}
-		return s
-	}
-	f := Figure{Panels: []Panel{
-		{Title: "first panel", XLabel: "x", YLabel: "y", Series: []Series{line("alpha", 1, 2), line("beta", 2, 1)}},
-		{Title: "second panel", Series: []Series{line("beta", 0, 1), line("empty")}},
-		{Title: "third panel", YMin: 0, YMax: 1, Series: []Series{line("gamma", 0.5)}},
-	}}
-	if err := PlotFigure(path, f); err != nil {
-		t.Fatal(err)
-	}
-	svg, _ := os.ReadFile(path)
-	for _, want := range []string{"first panel", "second panel", "third panel", "alpha", "beta", "gamma"} {
-		if !bytes.Contains(svg, []byte(want)) {
-			t.Errorf("the figure lacks %q", want)
-		}
-	}
-	if bytes.Contains(svg, []byte("empty")) {
-		t.Error("a series without points is in the legend")
-	}
-	if err := PlotFigure(path, Figure{}); err == nil {
-		t.Error("an empty figure was drawn")
 	}
 }

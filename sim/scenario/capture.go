@@ -1,23 +1,18 @@
 package scenario
 
-import (
-	"strings"
-
-	"github.com/kvsim/kvsim/models"
-)
-
 // Dataset is what the [capture] and [validate] tables share: a model, the JSONL
 // records to run it over and how prompts are built from them. Paths are relative to
 // the scenario's directory; "builtin:NAME" names a model embedded in kvsim and
-// "builtin:NAME/FILE" a file beside it (package models).
+// "builtin:NAME/FILE" a file beside it (package internal/models; the command line
+// resolves them, so that parsing opens nothing).
 type Dataset struct {
 	Model string `toml:"model"`
 	Data  string `toml:"data"`
-	// Field names of the JSONL records; empty keeps tracecap's defaults (XSUM's).
+	// Field names of the JSONL records; empty keeps internal/dataset's defaults (XSUM's).
 	DocumentField string `toml:"document_field"`
 	SummaryField  string `toml:"summary_field"`
 	IDField       string `toml:"id_field"`
-	// Template is the prompt, with one {document}; empty is tracecap's default.
+	// Template is the prompt, with one {document}; empty is internal/dataset's default.
 	Template        string `toml:"template"`
 	Samples         int    `toml:"samples"`
 	Offset          int    `toml:"offset"`
@@ -49,18 +44,4 @@ func (s *Scenario) checkDataset(table string, d *Dataset) error {
 		d.Device = "cpu"
 	}
 	return nil
-}
-
-// ResolvePath resolves a model or data path of the [capture] or [validate] table:
-// builtin: names are written out from the binary (models.Resolve), others are
-// relative to the scenario's directory.
-func (s *Scenario) ResolvePath(p string) (string, error) {
-	if strings.HasPrefix(p, models.Scheme) {
-		path, err := models.Resolve(p)
-		if err != nil {
-			return "", s.errorf("", "%v", err)
-		}
-		return path, nil
-	}
-	return s.relative(p), nil
 }

@@ -1,6 +1,8 @@
 // Package scenario reads kvsim's TOML scenarios — which traces, which budgets, which
-// policies with which params — and turns them into a replay. Every error names the file
-// and, where it can, the key and its line.
+// policies with which params, and the [capture] and [validate] tables of the other
+// stages — and turns them into a replay. Parsing opens nothing: the command line
+// opens policy sources (OpenPolicies) and builtin: model paths afterwards. Every
+// error names the file and, where it can, the key and its line.
 package scenario
 
 import (

@@ -2,9 +2,7 @@ package scenario
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/kvsim/kvsim/policies/host"
@@ -186,20 +184,4 @@ func TopPolicies(r *sim.Result, n int, only []string) []string {
 		names = append(names, p.name)
 	}
 	return names
-}
-
-// ReadResult reads a replay result written with -format json.
-func ReadResult(path string) (*sim.Result, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("replay result: %w", err)
-	}
-	var r sim.Result
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("replay result %s: %w", path, err)
-	}
-	if len(r.Cells) != len(r.Policies)*len(r.Budgets) {
-		return nil, fmt.Errorf("replay result %s: %d cells for %d policies × %d budgets", path, len(r.Cells), len(r.Policies), len(r.Budgets))
-	}
-	return &r, nil
 }

@@ -6,8 +6,8 @@
 // record number) has k mod n = i. A shard's content so depends on nothing but the
 // scenario, i and n, and never on which other shards ran. A shard writes a File:
 // its job-level sums (sim.Part), or for validate its cells' runs of each sample
-// (validate.Part), with the scenario's content hash, kvsim's version and its
-// identity. Merge refuses files of different scenarios, versions or
+// (a Payload, which package validate defines), with the scenario's content hash,
+// kvsim's version and its identity. Merge refuses files of different scenarios, versions or
 // splits, and files that overlap, and names the shards that are missing.
 package shard
 
@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
@@ -162,9 +161,17 @@ type Sample struct {
 // Format names the file format.
 const Format = "kvsim-shard/1"
 
+// Payload is a validate shard's result (validate.Part): package shard carries it
+// and checks its samples without depending on the validate stage.
+type Payload interface {
+	comparable             // a nil Payload is a replay shard's
+	TotalSamples() int     // in the whole validation
+	CoveredSamples() []int // run by this shard
+}
+
 // File is one shard's result, as `kvsim replay -shard` (Part) or `kvsim validate
 // -shard` (Validation) writes it.
-type File struct {
+type File[V Payload] struct {
 	Format string `json:"format"`
 	Kvsim  string `json:"kvsim"`
 	// Scenario is the scenario's content hash (scenario.ContentHash).
@@ -173,46 +180,52 @@ type File struct {
 	Shard    Spec     `json:"shard"`
 	Samples  []Sample `json:"samples"`
 	// Part is a replay shard's result, Validation a validate shard's.
-	Part       *sim.Part      `json:"part,omitempty"`
-	Validation *validate.Part `json:"validation,omitempty"`
+	Part       *sim.Part `json:"part,omitempty"`
+	Validation V         `json:"validation,omitempty"`
 }
 
 // kind names what the file shards.
-func (f *File) kind() string {
-	if f.Validation != nil {
+func (f *File[V]) kind() string {
+	if f.validation() {
 		return "validate"
 	}
 	return "replay"
 }
 
 // total is the number of samples of the whole run, and covered those of the shard.
-func (f *File) total() int {
-	if f.Validation != nil {
-		return f.Validation.Samples
+func (f *File[V]) total() int {
+	if f.validation() {
+		return f.Validation.TotalSamples()
 	}
 	return f.Part.Header.Samples
 }
 
-func (f *File) covered() []int {
-	if f.Validation != nil {
-		return f.Validation.Covered
+func (f *File[V]) covered() []int {
+	if f.validation() {
+		return f.Validation.CoveredSamples()
 	}
 	return f.Part.Samples
 }
 
+// validation reports whether f is a validate shard.
+func (f *File[V]) validation() bool {
+	var none V
+	return f.Validation != none
+}
+
 // Write writes f to path atomically.
-func Write(path string, f *File) error {
+func Write[V Payload](path string, f *File[V]) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(f) })
 }
 
-// Read reads and checks a shard file.
-func Read(path string) (*File, error) {
+// Read reads and checks a shard file, of either kind.
+func Read[V Payload](path string) (*File[V], error) {
 	r, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("shard: %w", err)
 	}
 	defer r.Close()
-	var f File
+	var f File[V]
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
@@ -224,7 +237,7 @@ func Read(path string) (*File, error) {
 	if _, err := check(f.Shard, f.Shard.String()); err != nil {
 		return nil, fmt.Errorf("shard %s: %w", path, err)
 	}
-	if (f.Part == nil) == (f.Validation == nil) || (f.Part != nil && f.Part.Header == nil) {
+	if (f.Part == nil) != f.validation() || (f.Part != nil && f.Part.Header == nil) {
 		return nil, fmt.Errorf("shard %s: want a replay part with its header, or a validation part", path)
 	}
 	if n := f.total(); n < 1 || n > host.MaxSamples {
@@ -259,7 +272,7 @@ func (e *MissingError) Error() string {
 // version and one split, each once, and that none is missing (a *MissingError names
 // the ones that are), then merges them into the Result one replay of the scenario
 // gives. names label the files in errors.
-func Merge(files []*File, names []string) (*sim.Result, error) {
+func Merge[V Payload](files []*File[V], names []string) (*sim.Result, error) {
 	if err := checkSet(files, names, "replay"); err != nil {
 		return nil, err
 	}
@@ -270,22 +283,23 @@ func Merge(files []*File, names []string) (*sim.Result, error) {
 	return sim.MergeParts(parts, names)
 }
 
-// MergeValidation is Merge for validate shards: the cells one validation of all
-// samples computes.
-func MergeValidation(files []*File, names []string) ([]validate.MergedCell, error) {
+// Validations checks that files are the validate shards of one scenario, version
+// and split, each once and none missing, like Merge, and returns their parts for
+// package validate to merge.
+func Validations[V Payload](files []*File[V], names []string) ([]V, error) {
 	if err := checkSet(files, names, "validate"); err != nil {
 		return nil, err
 	}
-	parts := make([]*validate.Part, len(files))
+	parts := make([]V, len(files))
 	for i, f := range files {
 		parts[i] = f.Validation
 	}
-	return validate.MergeParts(parts, names)
+	return parts, nil
 }
 
 // checkSet checks that files are kind shards of one scenario, version and split,
 // each once and none missing.
-func checkSet(files []*File, names []string, kind string) error {
+func checkSet[V Payload](files []*File[V], names []string, kind string) error {
 	if len(files) == 0 {
 		return errors.New("merge: no shard files")
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsim/kvsim/gpu/validate"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
 	"github.com/kvsim/kvsim/policies/host"
@@ -77,6 +78,9 @@ func TestSplit(t *testing.T) {
 
 // shards replays a small synthetic scenario in n shards and writes them, returning
 // the paths.
+// testFile is a shard file as the command line reads it.
+type testFile = File[*validate.Part]
+
 func shards(t testing.TB, dir string, n int, seed uint64) []string {
 	t.Helper()
 	var sources []sim.Source
@@ -96,7 +100,7 @@ func shards(t testing.TB, dir string, n int, seed uint64) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &File{Format: Format, Kvsim: "v-test", Scenario: fmt.Sprint("hash", seed), Shard: sp, Part: part}
+		f := &testFile{Format: Format, Kvsim: "v-test", Scenario: fmt.Sprint("hash", seed), Shard: sp, Part: part}
 		path := filepath.Join(dir, fmt.Sprintf("%d-of-%d.json", i, n))
 		if err := Write(path, f); err != nil {
 			t.Fatal(err)
@@ -106,11 +110,11 @@ func shards(t testing.TB, dir string, n int, seed uint64) []string {
 	return paths
 }
 
-func read(t *testing.T, paths ...string) []*File {
+func read(t *testing.T, paths ...string) []*testFile {
 	t.Helper()
-	var out []*File
+	var out []*testFile
 	for _, p := range paths {
-		f, err := Read(p)
+		f, err := Read[*validate.Part](p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +144,7 @@ func TestMergeRefuses(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		files []*File
+		files []*testFile
 		names []string
 		want  string
 	}{
@@ -168,14 +172,14 @@ func TestReadRefuses(t *testing.T) {
 	if err := Write(bad, f); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(bad); err == nil || err.Error() != "shard "+bad+": sample 2 does not belong to shard 1/2" {
+	if _, err := Read[*validate.Part](bad); err == nil || err.Error() != "shard "+bad+": sample 2 does not belong to shard 1/2" {
 		t.Errorf("foreign sample: %v", err)
 	}
 	f.Format = "other"
 	if err := Write(bad, f); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(bad); err == nil || !strings.Contains(err.Error(), `format "other", want "kvsim-shard/1"`) {
+	if _, err := Read[*validate.Part](bad); err == nil || !strings.Contains(err.Error(), `format "other", want "kvsim-shard/1"`) {
 		t.Errorf("format: %v", err)
 	}
 }
@@ -198,14 +202,16 @@ func FuzzRead(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		file, err := Read(path)
+		file, err := Read[*validate.Part](path)
 		if err != nil {
 			return
 		}
 		if file.Validation != nil {
-			MergeValidation([]*File{file}, []string{path})
+			if parts, err := Validations([]*testFile{file}, []string{path}); err == nil {
+				validate.MergeParts(parts, []string{path})
+			}
 		} else {
-			Merge([]*File{file}, []string{path})
+			Merge([]*testFile{file}, []string{path})
 		}
 	})
 }

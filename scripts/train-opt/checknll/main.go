@@ -2,7 +2,7 @@
 // compares the mean NLL per block with transformers' figures, which export.py
 // writes with --nll-out: {"blocks": [[ids]], "nll": [per-block mean NLL], "mean"}.
 //
-//	go run ./scripts/train-opt/checknll -model models/opt-kjv-4l nll.json
+//	go run ./scripts/train-opt/checknll -model internal/models/opt-kjv-4l nll.json
 //
 // It prints both means, their perplexities, and the largest per-block difference, and
 // exits 1 when a block differs by more than -tol.
@@ -16,9 +16,9 @@ import (
 	"os"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/models"
+	"github.com/kvsim/kvsim/internal/checkpoint"
+	"github.com/kvsim/kvsim/internal/models"
 )
 
 type reference struct {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/internal/half"
 )
 

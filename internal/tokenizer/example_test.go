@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 // A tiny tokenizer trained, written in Hugging Face's format and loaded back, as a

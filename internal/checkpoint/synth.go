@@ -17,8 +17,8 @@ import (
 
 	"github.com/kvsim/kvsim/internal/half"
 
-	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/internal/opt"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 // preset returns the config of a published OPT size.

@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu"
-	"github.com/kvsim/kvsim/gpu/checkpoint"
 	"github.com/kvsim/kvsim/gpu/cpu"
-	"github.com/kvsim/kvsim/gpu/tokenizer"
+	"github.com/kvsim/kvsim/internal/checkpoint"
+	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/half"
-	"github.com/kvsim/kvsim/tracecap"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 func TestResolve(t *testing.T) {
@@ -99,7 +99,7 @@ func TestTrained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	samples, err := tracecap.ReadJSONL(filepath.Join(dir, "heldout.jsonl"), tracecap.DefaultFields, 0, 1)
+	samples, err := dataset.ReadJSONL(filepath.Join(dir, "heldout.jsonl"), dataset.DefaultFields, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -441,3 +441,21 @@ func testTexts(n int) []string {
 	}
 	return texts
 }
+
+// TestDecodeKnown: ids beyond the tokenizer's vocabulary (a model's may be larger,
+// as OPT's 50272 rows hold 50265 tokens) are left out of the text.
+func TestDecodeKnown(t *testing.T) {
+	tok, err := New(TrainTiny(sampleCorpus, 400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := int32(tok.VocabSize())
+	ids := []int32{unknown}
+	for _, id := range tok.Encode("the cache") {
+		ids = append(ids, int32(id))
+	}
+	got, err := tok.DecodeKnown(append(ids, unknown))
+	if err != nil || got != "the cache" {
+		t.Errorf("DecodeKnown = %q, %v; want \"the cache\"", got, err)
+	}
+}

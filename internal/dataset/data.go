@@ -1,4 +1,4 @@
-package tracecap
+package dataset
 
 import (
 	"bufio"

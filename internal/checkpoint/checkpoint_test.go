@@ -19,8 +19,8 @@ import (
 
 	"github.com/kvsim/kvsim/internal/half"
 
-	"github.com/kvsim/kvsim/gpu/tokenizer"
 	"github.com/kvsim/kvsim/internal/opt"
+	"github.com/kvsim/kvsim/internal/tokenizer"
 )
 
 // tiny is a two-layer model small enough to write in a millisecond.
