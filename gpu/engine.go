@@ -143,8 +143,8 @@ func (s *Sequence) Feed(tokens []int32, out Outputs) error {
 // Evict frees victims of layer l, named as policies name them (see KV.Evict), after
 // checking them as replay does (host.CheckVictims): every victim a resident slot
 // named once, counts within the stride and the resident tokens and, when e.Need is
-// set, at least the need, and merge weights finite and non-negative. On error
-// nothing changes.
+// set, at least the need, all heads together at least e.PoolNeed, and merge
+// weights finite and non-negative. On error nothing changes.
 func (s *Sequence) Evict(l int, e *policies.Eviction) error {
 	if l < 0 || l >= len(s.tables) {
 		return fmt.Errorf("evict: layer %d out of range [0, %d)", l, len(s.tables))

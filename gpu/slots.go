@@ -3,22 +3,22 @@ package gpu
 import (
 	"fmt"
 
-	"github.com/kvsim/kvsim/policies/host"
+	"github.com/kvsim/kvsim/policies"
 )
 
-// Slots is the host's record of one layer's slot tables (host.Table, one per head,
+// Slots is the host's record of one layer's slot tables (policies.SlotTable, one per head,
 // Capacity slots each): which position each slot holds. It decides where new tokens
 // go (the lowest free slot of each head) and checks evictions, and the backend's KV
 // follows it.
 type Slots struct {
 	capacity int
-	tables   []host.Table
+	tables   []policies.SlotTable
 	width    int // 1 + the highest slot ever filled, over all heads
 }
 
 // NewSlots makes the tables of one layer, every slot free.
 func NewSlots(heads, capacity int) *Slots {
-	t := &Slots{capacity: capacity, tables: make([]host.Table, heads)}
+	t := &Slots{capacity: capacity, tables: make([]policies.SlotTable, heads)}
 	t.Reset()
 	return t
 }
@@ -40,6 +40,11 @@ func (t *Slots) Capacity() int { return t.capacity }
 // Width is one more than the highest slot that has ever held a token in any head:
 // slots from Width on are free, so attention can stop there.
 func (t *Slots) Width() int { return t.width }
+
+// Tables are the heads' slot tables, for reading: the host's needs and bounds
+// (package policies/host) are computed from them. Change them only through Enter and
+// Free.
+func (t *Slots) Tables() []policies.SlotTable { return t.tables }
 
 // Resident is the number of tokens head h holds.
 func (t *Slots) Resident(h int) int { return t.tables[h].Resident() }

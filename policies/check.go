@@ -12,19 +12,42 @@ func CheckConfig(cfg Config) error {
 }
 
 // SlotWidth is W of the ABI (abi/ABI.md), the width of every slot table the host
-// keeps for this layout: T when unbounded, else min(T, max(P, Budget+Slack+1)), since
-// at most that many tokens are ever resident and the host fills the lowest free slot.
-// Slot ids are below it. Hosts and policies use this one formula.
+// keeps for this layout: T when unbounded, else min(T, max(P, C+S+1)). C is the most
+// entries the head's pool may assign, slack not counted: Budget for PoolHead,
+// Heads×Budget for PoolLayer, Layers×Heads×Budget for PoolModel (a layer's share may
+// be the whole model's pool, and a pooled head may hold its whole pool). S is the
+// slack: Slack for PoolHead, Heads×Slack for pools. At most that many tokens are
+// ever resident in a head, and the host fills the lowest free slot, so slot ids are
+// below it. It depends on the config and layout only; hosts and policies use this
+// one formula.
 func SlotWidth(cfg Config, layout Layout) int {
+	T := cfg.MaxLen
 	if layout.Unbounded {
-		return cfg.MaxLen
+		return T
 	}
-	return min(cfg.MaxLen, max(cfg.PromptLen, cfg.Budget+min(layout.Slack, cfg.MaxLen)+1))
+	// Products saturate at T, so that nothing overflows.
+	c, slack := min(cfg.Budget, T), min(layout.Slack, T)
+	switch layout.Pool {
+	case PoolLayer:
+		c, slack = mulCap(cfg.Heads, c, T), mulCap(cfg.Heads, slack, T)
+	case PoolModel:
+		c, slack = mulCap(max(cfg.Layers, 1), mulCap(cfg.Heads, c, T), T), mulCap(cfg.Heads, slack, T)
+	}
+	return min(T, max(cfg.PromptLen, c+slack+1))
+}
+
+// mulCap is min(a×b, limit) for non-negative a, b, without overflow.
+func mulCap(a, b, limit int) int {
+	if a != 0 && b > limit/a {
+		return limit
+	}
+	return min(a*b, limit)
 }
 
 // CheckAttention rejects calls that break the protocol before they can index out of
-// range: next is the position the next row must have, width the slot bound.
-func CheckAttention(cfg Config, res *Residency, width, next int, a *Attention) error {
+// range: next is the position the next row must have. It checks the inputs the
+// layout asks for (vectors, compact rows) and ignores the others.
+func CheckAttention(cfg Config, layout Layout, res *Residency, next int, a *Attention) error {
 	switch {
 	case a.Heads != cfg.Heads:
 		return fmt.Errorf("attention has %d heads, config has %d", a.Heads, cfg.Heads)
@@ -34,6 +57,10 @@ func CheckAttention(cfg Config, res *Residency, width, next int, a *Attention) e
 		return fmt.Errorf("attention has %d probabilities, want %d heads × %d rows × stride %d",
 			len(a.Probs), a.Heads, a.Rows, a.Stride)
 	}
+	if err := checkVectors(cfg, layout, a); err != nil {
+		return err
+	}
+	width := SlotWidth(cfg, layout)
 	switch a.Phase {
 	case Prefill:
 		if end := a.Pos + a.Rows; end > cfg.PromptLen || a.Stride < end {
@@ -47,9 +74,12 @@ func CheckAttention(cfg Config, res *Residency, width, next int, a *Attention) e
 		}
 		bound := min(width, a.Stride)
 		for h, s := range a.Slot[:cfg.Heads] {
-			if s < 0 || int(s) >= bound || res.Pos[h][s] >= 0 {
+			if s < 0 || int(s) >= bound || res.Heads[h].Pos(s) >= 0 {
 				return fmt.Errorf("head %d: position %d entered slot %d, which is not a free slot below %d", h, a.Pos, s, bound)
 			}
+		}
+		if layout.Compact {
+			return checkCompact(cfg, res, a)
 		}
 	default:
 		return fmt.Errorf("unknown phase %v", a.Phase)
@@ -57,9 +87,53 @@ func CheckAttention(cfg Config, res *Residency, width, next int, a *Attention) e
 	return nil
 }
 
+// checkVectors checks the vectors the layout asks for.
+func checkVectors(cfg Config, layout Layout, a *Attention) error {
+	if !layout.Keys && !layout.Values && !layout.Queries {
+		return nil
+	}
+	for _, v := range []struct {
+		name  string
+		asked bool
+		x     []float32
+	}{{"keys", layout.Keys, a.Keys}, {"values", layout.Values, a.Values}, {"queries", layout.Queries, a.Queries}} {
+		if v.asked && (a.HeadDim != cfg.HeadDim || len(v.x) < a.Heads*a.Rows*a.HeadDim) {
+			return fmt.Errorf("attention has %d %s of length %d, want %d heads × %d rows of length %d",
+				len(v.x), v.name, a.HeadDim, a.Heads, a.Rows, cfg.HeadDim)
+		}
+	}
+	return nil
+}
+
+// checkCompact checks a compact decode row: each head lists every resident slot (the
+// new token's included) once. res has not yet seen the new token.
+func checkCompact(cfg Config, res *Residency, a *Attention) error {
+	if len(a.Len) < cfg.Heads || len(a.Live) < cfg.Heads*a.Stride {
+		return fmt.Errorf("compact row has %d lengths and %d slots, want %d heads of stride %d",
+			len(a.Len), len(a.Live), cfg.Heads, a.Stride)
+	}
+	for h, n := range a.Len[:cfg.Heads] {
+		t := &res.Heads[h]
+		if int(n) != t.Resident()+1 || int(n) > a.Stride {
+			return fmt.Errorf("head %d: compact row of %d slots at position %d, want the %d resident (stride %d)",
+				h, n, a.Pos, t.Resident()+1, a.Stride)
+		}
+		// With the new token in, the row must name every resident slot once; the
+		// token leaves again, which restores the table exactly (it is the last one
+		// entered).
+		t.Put(a.Slot[h], int32(a.Pos))
+		err := t.CheckResident(a.Live[h*a.Stride : h*a.Stride+int(n)])
+		t.Remove(a.Slot[h])
+		if err != nil {
+			return fmt.Errorf("head %d: compact row at position %d: %w", h, a.Pos, err)
+		}
+	}
+	return nil
+}
+
 // CheckEviction rejects requests the policy cannot answer; next is the position of the
 // next query row.
-func CheckEviction(cfg Config, res *Residency, next int, e *Eviction) error {
+func CheckEviction(cfg Config, layout Layout, res *Residency, next int, e *Eviction) error {
 	heads := cfg.Heads
 	switch {
 	case e.Heads != heads:
@@ -70,10 +144,17 @@ func CheckEviction(cfg Config, res *Residency, next int, e *Eviction) error {
 	case e.Phase == Prefill && next != cfg.PromptLen:
 		return fmt.Errorf("compression after %d of %d prompt rows", next, cfg.PromptLen)
 	}
+	total := 0
 	for h, n := range e.Need[:heads] {
-		if n < 0 || int(n) > res.Count[h] || int(n) > e.Stride {
-			return fmt.Errorf("head %d: need %d victims with %d tokens resident and stride %d", h, n, res.Count[h], e.Stride)
+		resident := res.Heads[h].Resident()
+		total += resident
+		if n < 0 || int(n) > resident || int(n) > e.Stride || layout.Pool != PoolHead && n != 0 {
+			return fmt.Errorf("head %d: need %d victims with %d tokens resident, stride %d and a %v pool",
+				h, n, resident, e.Stride, layout.Pool)
 		}
+	}
+	if e.PoolNeed < 0 || e.PoolNeed > total || layout.Pool == PoolHead && e.PoolNeed != 0 {
+		return fmt.Errorf("pool need %d victims with %d tokens resident in the layer and a %v pool", e.PoolNeed, total, layout.Pool)
 	}
 	return nil
 }

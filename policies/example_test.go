@@ -46,7 +46,7 @@ func (p *lowest) Evict(e *policies.Eviction) error {
 	for h := range e.Heads {
 		for range e.Need[h] {
 			victim := int32(-1)
-			for s, pos := range p.res.Pos[h][:len(p.score[h])] {
+			for s, pos := range p.res.Heads[h].Positions()[:len(p.score[h])] {
 				if pos >= 0 && (victim < 0 || p.score[h][s] < p.score[h][victim]) {
 					victim = int32(s)
 				}

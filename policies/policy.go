@@ -17,7 +17,8 @@
 //  2. Prefill: Observe is called with blocks of prompt rows, in order, until all P rows
 //     are seen. Prompt token i sits in slot i; row i attends to slots 0..i with full
 //     attention.
-//  3. Compression: if P > Budget, Evict is called once with Need[h] = P - Budget.
+//  3. Compression: if P > Budget, Evict is called once with Need[h] = P - Budget
+//     (for budget pools, see PoolNeed below).
 //  4. Decode, for t = P..T-1: the new token enters the lowest free slot of each head
 //     (Attention.Slot). The host computes the query's attention over the resident slots
 //     (and the compensation slot, if the layout keeps one) and calls Observe with it.
@@ -32,14 +33,35 @@
 // (Layout.Compact: each head's resident slots listed with their probabilities, so a
 // step costs O(resident) rather than O(table width)).
 //
+// Vectors are those of each observed row's own token: in prefill, the block's prompt
+// tokens Pos..Pos+Rows-1; in decode, the new token. They are the vectors the host
+// attends with (a trace's values widened to float32 in replay, the backend's in
+// in-loop decoding); queries are scaled by HeadDim^-1/2, so that q·k is the logit.
+// A policy that needs the keys of older tokens keeps them itself: it has seen every
+// token's key once.
+//
+// A compact row replaces the wide one: Probs[h*Stride+i] is the probability on slot
+// Live[h*Stride+i] for i < Len[h], and nothing else of head h's row is meaningful.
+// Every resident slot is listed once, the new token's included; Stride is still the
+// table width W; Comp is filled as for wide rows. Prefill rows are always wide.
+//
 // Layout.Pool says what the budget bounds. PoolHead is the 1.x rule above. With
-// PoolLayer the heads of a layer share Heads×Budget entries (plus Heads×Slack), divided
-// as the policy likes at each eviction: the host sets Eviction.PoolNeed, the fewest
-// victims summed over the layer's heads, instead of Need. With PoolModel the model's
-// Layers×Heads×Budget entries are divided among layers by the policy's LayerBudgets
-// before the sequence starts; each layer is then a layer pool of its share. Budget is
-// the scenario's per-head budget B in every case, so that pooled and per-head policies
-// are compared at equal memory.
+// PoolLayer the heads of a layer share E = Heads×Budget entries, divided as the
+// policy likes at each eviction: the host sets Eviction.PoolNeed, the fewest victims
+// summed over the layer's heads, instead of Need (which stays all zero). The
+// compression asks for PoolNeed = Heads×P − E when positive, and a decode step for
+// the layer's resident tokens − E − Heads×Slack when positive. The host checks that
+// the counts sum to at least PoolNeed and that each head's victims are resident and
+// named once; a head may give all its tokens. With PoolModel the model's
+// Layers×Heads×Budget entries are divided among layers by the policy's LayerBudgets,
+// called once per sequence by the host, on whichever layer's instance comes first,
+// after its Init; each layer is then a layer pool of E = its share. Budget is the
+// scenario's per-head budget B in every case, so that pooled and per-head policies
+// are compared at equal memory: a pool's entries per head, in every figure and in
+// peak and mean accounting, are its entries divided by its heads (peak accounting
+// bounds a model pool over the whole model, and mean accounting refuses model pools,
+// whose per-layer search would undo the division). The table width (SlotWidth) lets
+// one head hold a whole pool.
 //
 // A policy may return more victims than Need (multi-step eviction). A policy whose
 // layout asks for compensation gives each victim a weight; the host folds the victims'

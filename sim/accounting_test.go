@@ -46,9 +46,9 @@ func (b *batcher) Init(cfg policies.Config) (policies.Layout, error) {
 }
 func (b *batcher) Observe(a *policies.Attention) error { b.res.Enter(a); return nil }
 func (b *batcher) Evict(e *policies.Eviction) error {
-	for b.res.Count[0] > b.budget {
+	for b.res.Heads[0].Resident() > b.budget {
 		victim, oldest := int32(-1), int32(math.MaxInt32)
-		for s, p := range b.res.Pos[0] {
+		for s, p := range b.res.Heads[0].Positions() {
 			if p >= 0 && p < oldest {
 				victim, oldest = int32(s), p
 			}

@@ -4,21 +4,27 @@
 // # Semantics
 //
 // State. Each (sample, layer, head) of each (policy, budget) instance has a slot table
-// of fixed width: max(P, Budget+Slack+1) slots, or T for unbounded policies. Slot ids
+// of fixed width (policies.SlotWidth: max(P, Budget+Slack+1) slots for a per-head
+// budget, more for budget pools, T for unbounded policies). Slot ids
 // are stable; a new token takes the lowest free slot (scatter filling, AUV §3.4). A
 // policy names its victims by slot id.
 //
 // Prefill. Rows 0..P-1 are computed with full attention and every policy observes them,
-// in blocks, in order; row i attends to tokens 0..i, which sit in slots 0..i.
+// in blocks, in order; row i attends to tokens 0..i, which sit in slots 0..i. The
+// blocks, and the key, value and query vectors some layouts ask for, are computed once
+// and shared by every instance of the layer.
 //
 // Compression. If P > Budget the host asks the policy, once, for P-Budget victims per
-// head.
+// head (a budget pool: for the pool's excess, host.Bound; a model pool is divided
+// among layers once per (cell, sample), whichever worker runs its first layer).
 //
 // Decode. At each step t = P..T-1 the new token enters a slot. The host computes q_t's
 // attention over the resident slots, and over the compensation slot if the policy
 // keeps one: the softmax of the trace's q·k logits over what is kept, so the attention
 // a policy sees is counterfactual, not the full run's. The policy observes it; if a
-// head then holds more than Budget+Slack tokens, the host asks for the excess.
+// head then holds more than Budget+Slack tokens, the host asks for the excess. A
+// layout that asks for compact rows gets each head's resident slots as a list, in the
+// slot table's order.
 //
 // Accounting. Budget above is the nominal budget handed to the policy. What the
 // scenario's budget B bounds is each policy's host.Accounting: Nominal hands B over as

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -25,16 +26,22 @@ type instance struct {
 
 	cfg    policies.Config
 	layout policies.Layout
+	bound  host.Bound
 	width  int
+	// sample and pools find the division of a model pool (PoolModel layouts).
+	sample int
+	pools  *divisions
 
-	tables   []host.Table // one per head
-	resident [][]bool     // resident[h][position]
-	gather   []float32    // scratch: the resident logits of one head
+	tables   []policies.SlotTable // one per head
+	resident [][]bool             // resident[h][position]
+	gather   []float32            // scratch: the resident logits of one head
 	comp     []host.Comp
 	headPeak []int // per head: the most entries held while attending
+	poolPeak int   // pooled layouts: the most entries the layer held while attending
 
-	attn  policies.Attention
-	evict policies.Eviction
+	prefill policies.Attention // the shared prefill block, as this policy's layout asks
+	attn    policies.Attention
+	evict   policies.Eviction
 
 	stats instanceStats
 }
@@ -129,6 +136,13 @@ func (in *instance) start(cfg policies.Config) error {
 		return in.callError("init", 0, err)
 	}
 	in.layout = layout
+	share := 0
+	if layout.Pool == policies.PoolModel {
+		if share, err = in.share(cfg); err != nil {
+			return err
+		}
+	}
+	in.bound = host.NewBound(cfg, layout, share)
 	P, T, H := cfg.PromptLen, cfg.MaxLen, cfg.Heads
 	in.width = policies.SlotWidth(cfg, layout)
 	w := in.width
@@ -138,6 +152,7 @@ func (in *instance) start(cfg policies.Config) error {
 	in.comp = buf.Grow(in.comp, H)
 	in.headPeak = buf.Grow(in.headPeak, H)
 	clear(in.headPeak)
+	in.poolPeak = 0
 	for h := 0; h < H; h++ {
 		in.tables[h].Reset(w, P)
 		for j := range in.resident[h] {
@@ -145,9 +160,13 @@ func (in *instance) start(cfg policies.Config) error {
 		}
 		in.comp[h].Reset(cfg.HeadDim)
 	}
+	live, lens := in.attn.Live[:cap(in.attn.Live)], in.attn.Len[:cap(in.attn.Len)] // memory to reuse
 	in.attn = policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: w,
 		Probs: buf.Grow(in.attn.Probs, H*w), Slot: buf.Grow(in.attn.Slot, H), Comp: buf.Grow(in.attn.Comp, H)}
 	clear(in.attn.Probs) // free slots read as 0; attend writes only resident ones
+	if layout.Compact {
+		in.attn.Live, in.attn.Len = buf.Grow(live, H*w), buf.Grow(lens, H)
+	}
 	in.evict = policies.Eviction{Heads: H, Stride: w,
 		Need: buf.Grow(in.evict.Need, H), Count: buf.Grow(in.evict.Count, H), Victims: buf.Grow(in.evict.Victims, H*w)}
 	if layout.Compensation {
@@ -162,11 +181,55 @@ func (in *instance) start(cfg policies.Config) error {
 // finish returns the stats of the sequence the instance has replayed.
 func (in *instance) finish() instanceStats {
 	st := in.stats
-	st.headPeakSum = 0
-	for _, p := range in.headPeak {
-		st.headPeakSum += p
+	st.headPeakSum = in.poolPeak
+	if !in.bound.Pooled() {
+		for _, p := range in.headPeak {
+			st.headPeakSum += p
+		}
 	}
 	return st
+}
+
+// share divides the model pool of this (cell, sample) once, with whichever layer's
+// instance asks first, and returns this layer's entries.
+func (in *instance) share(cfg policies.Config) (int, error) {
+	if in.spec.Accounting == host.Mean {
+		return 0, in.callError("init", 0, errors.New("mean accounting cannot serve a model pool: its per-layer search would undo the division among layers (use peak or nominal)"))
+	}
+	budgets, err := host.LayerBudgets(in.policy)
+	if err != nil {
+		return 0, in.callError("init", 0, err)
+	}
+	n, err := in.pools.get(in.idx, in.sample, cfg.Layers).Share(cfg, func(c policies.Config, entries []int) error {
+		return in.guard(true, func() error { return budgets(c, entries) })
+	})
+	if err != nil {
+		return 0, in.callError("init", 0, err)
+	}
+	return n, nil
+}
+
+// observePrefill passes a shared prefill block to the policy, with the vectors its
+// layout asks for and no others.
+func (in *instance) observePrefill(a *policies.Attention) error {
+	in.prefill = *a
+	in.prefill.Keys, in.prefill.Values, in.prefill.Queries = pick(in.layout, a)
+	return in.observe(&in.prefill, false)
+}
+
+// pick returns a's keys, values and queries where the layout asks for them, nil
+// elsewhere.
+func pick(layout policies.Layout, a *policies.Attention) (k, v, q []float32) {
+	if layout.Keys {
+		k = a.Keys
+	}
+	if layout.Values {
+		v = a.Values
+	}
+	if layout.Queries {
+		q = a.Queries
+	}
+	return k, v, q
 }
 
 // observe passes an attention batch to the policy.
@@ -179,18 +242,14 @@ func (in *instance) observe(a *policies.Attention, timed bool) error {
 
 // compress asks for the victims that bring the prompt down to the budget.
 func (in *instance) compress(l *layerData) error {
-	need := host.CompressNeed(in.cfg, in.layout)
-	if need == 0 {
+	if !in.bound.Need(&in.evict, in.tables, policies.Prefill) {
 		return nil
-	}
-	for h := range in.evict.Need {
-		in.evict.Need[h] = int32(need)
 	}
 	return in.runEviction(l, policies.Prefill, in.cfg.PromptLen-1, -1, false)
 }
 
-// runEviction asks the policy for victims (Need already set), checks them, and applies
-// them. step is the decode row whose future Future should exclude (-1: all of it).
+// runEviction asks the policy for victims (Need or PoolNeed already set), checks them,
+// and applies them. step is the decode row whose future Future should exclude (-1: all of it).
 func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step int, timed bool) error {
 	e := &in.evict
 	e.Phase, e.Pos = phase, pos
@@ -202,8 +261,12 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 		return in.callError("evict", pos, err)
 	}
 	if err := host.CheckVictims(e, in.tables, in.layout.Compensation); err != nil {
+		if in.bound.Pooled() {
+			err = fmt.Errorf("%w (the %v)", err, in.bound)
+		}
 		return in.callError("evict", pos, err)
 	}
+	compact := in.layout.Compact
 	for h := 0; h < in.cfg.Heads; h++ {
 		n := int(e.Count[h])
 		table := &in.tables[h]
@@ -213,7 +276,9 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 				in.comp[h].Merge(float64(e.Weights[h*e.Stride+i]), l.k.vec(h, int(p)), l.v.vec(h, int(p)))
 			}
 			in.resident[h][p] = false
-			in.attn.Probs[h*in.width+int(s)] = 0
+			if !compact {
+				in.attn.Probs[h*in.width+int(s)] = 0
+			}
 		}
 		in.stats.evictions += float64(n)
 	}
@@ -222,7 +287,7 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 
 // decodeStep runs step t (row g of the decode block) for this instance.
 func (in *instance) decodeStep(l *layerData, t, g int) error {
-	H, w := in.cfg.Heads, in.width
+	H := in.cfg.Heads
 	a := &in.attn
 	a.Pos = t
 	for h := 0; h < H; h++ {
@@ -232,35 +297,38 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 		}
 		in.resident[h][t] = true
 		a.Slot[h] = free
-		if in.cap > 0 && !in.layout.Unbounded {
-			entries := in.tables[h].Resident()
-			if in.layout.Compensation {
-				entries++
-			}
-			if entries > in.cap {
-				return in.callError("decode", t, fmt.Errorf("head %d holds %d entries while attending, over the peak cap of %d", h, entries, in.cap))
-			}
+	}
+	if in.cap > 0 {
+		if err := in.bound.CheckCap(in.tables, in.layout.Compensation, in.cap); err != nil {
+			return in.callError("decode", t, err)
 		}
-		in.attend(l, h, t, g, a.Probs[h*w:(h+1)*w])
+	}
+	if in.layout.Keys || in.layout.Values || in.layout.Queries {
+		a.HeadDim = in.cfg.HeadDim
+		a.Keys, a.Values, a.Queries = pick(in.layout, l.decodeVectors(t))
+	}
+	entries := 0
+	for h := 0; h < H; h++ {
+		entries += in.attend(l, h, t, g)
+	}
+	if in.bound.Pooled() {
+		// A pool's entries per head are the layer's divided by its heads.
+		in.poolPeak = max(in.poolPeak, entries)
+		in.stats.peak = max(in.stats.peak, (entries+H-1)/H)
 	}
 	if err := in.observe(a, true); err != nil {
 		return err
 	}
-	need := false
-	for h := 0; h < H; h++ {
-		n := host.DecodeNeed(in.tables[h].Resident(), in.cfg, in.layout)
-		in.evict.Need[h] = int32(n)
-		need = need || n > 0
-	}
-	if need {
+	if in.bound.Need(&in.evict, in.tables, policies.Decode) {
 		return in.runEviction(l, policies.Decode, t, g, true)
 	}
 	return nil
 }
 
-// attend computes head h's counterfactual attention for step t into probs (by slot;
-// free slots stay 0) and scores it against the full cache.
-func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
+// attend computes head h's counterfactual attention for step t into the instance's
+// decode row (by slot, free slots 0; or compact: the live slots in table order) and
+// scores it against the full cache. It returns the entries the head holds.
+func (in *instance) attend(l *layerData, h, t, g int) int {
 	logits := l.decodeLogits(h, g)
 	table := &in.tables[h]
 	live := table.Live()
@@ -294,8 +362,16 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 		compProb = x / sum
 	}
 	kernel.Scale(float32(1/sum), e)
-	for i, s := range live {
-		probs[s] = e[i]
+	w := in.width
+	if in.layout.Compact {
+		copy(in.attn.Probs[h*w:], e)
+		copy(in.attn.Live[h*w:], live)
+		in.attn.Len[h] = int32(len(live))
+	} else {
+		probs := in.attn.Probs[h*w : (h+1)*w]
+		for i, s := range live {
+			probs[s] = e[i]
+		}
 	}
 	in.attn.Comp[h] = float32(compProb)
 
@@ -320,11 +396,13 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 		entries++
 	}
 	st.residentSum += float64(entries)
-	st.peak = max(st.peak, entries)
-	in.headPeak[h] = max(in.headPeak[h], entries)
+	if !in.bound.Pooled() {
+		st.peak = max(st.peak, entries)
+		in.headPeak[h] = max(in.headPeak[h], entries)
+	}
 	st.n++
 
-	if l.v.data != nil {
+	if l.outErr {
 		out := l.scratch[:l.headDim]
 		clear(out)
 		if len(live) > l.total/8 {
@@ -357,4 +435,5 @@ func (in *instance) attend(l *layerData, h, t, g int, probs []float32) {
 			st.outErr += math.Sqrt(diff / norm)
 		}
 	}
+	return entries
 }

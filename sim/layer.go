@@ -34,8 +34,10 @@ func (t *tensor) head(h int) []float32 {
 type layerData struct {
 	heads, headDim, prompt, total, gen int
 	topKWant                           int
+	outErr                             bool // compute the output-error metric (needs V)
 
 	q, k, v tensor
+	vBuf    []float32 // v's memory, kept while v is unread
 	vt      []float32 // V transposed, [heads][headDim][tokens]
 	dense   []float32 // scratch: one attention row by position, zero between uses
 
@@ -48,6 +50,7 @@ type layerData struct {
 
 	block   []float32 // prefill block [heads][rows][prompt]
 	scratch []float32
+	inputs  // vectors for policies that ask for them
 
 	perf Perf // score-kernel work of the current job
 }
@@ -80,26 +83,31 @@ func (l *layerData) topK(h, g int) []int32 {
 	return l.top[off : off+int(l.topN[h*l.gen+g])]
 }
 
-// load reads the layer's tensors from src.
-func (l *layerData) load(src Source, layer int, meta kvtrace.Meta, withV bool) error {
+// load reads the layer's tensors from src; V only with outErr, for the
+// output-error metric (needValues reads it for policies that ask).
+func (l *layerData) load(src Source, layer int, meta kvtrace.Meta, outErr bool) error {
 	l.heads, l.headDim = meta.Heads, meta.HeadDim
 	l.prompt, l.total = meta.PromptLen, meta.Tokens()
 	l.gen = l.total - l.prompt
+	l.outErr = outErr
+	l.v.data = nil // nil until read: no V
+	if err := l.read(src, kvtrace.Q, layer, &l.q, &l.q.data); err != nil {
+		return err
+	}
+	if err := l.read(src, kvtrace.K, layer, &l.k, &l.k.data); err != nil {
+		return err
+	}
+	if outErr {
+		return l.read(src, kvtrace.V, layer, &l.v, &l.vBuf)
+	}
+	return nil
+}
+
+// read reads one tensor of the layer into t, reusing the memory of *mem.
+func (l *layerData) read(src Source, kind kvtrace.Kind, layer int, t *tensor, mem *[]float32) error {
 	var err error
-	read := func(kind kvtrace.Kind, t *tensor) {
-		if err != nil {
-			return
-		}
-		t.data, err = src.Read(kind, layer, t.data)
-		t.tokens, t.dim, t.headStrideEl = l.total, l.headDim, l.total*l.headDim
-	}
-	read(kvtrace.Q, &l.q)
-	read(kvtrace.K, &l.k)
-	if withV {
-		read(kvtrace.V, &l.v)
-	} else {
-		l.v.data = nil
-	}
+	*mem, err = src.Read(kind, layer, *mem)
+	t.data, t.tokens, t.dim, t.headStrideEl = *mem, l.total, l.headDim, l.total*l.headDim
 	return err
 }
 
@@ -129,7 +137,7 @@ func (l *layerData) computeDecode() {
 			l.selectTop(h, g, pr[:t+1])
 		}
 	}
-	if l.v.data != nil {
+	if l.outErr {
 		l.outs = buf.Grow(l.outs, H*G*d)
 		l.vt = buf.Grow(l.vt, H*d*T)
 		l.dense = buf.Grow(l.dense, T)

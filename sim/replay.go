@@ -169,11 +169,12 @@ func runJobs(ctx context.Context, sources []Source, specs []PolicySpec, opts Opt
 	var wg sync.WaitGroup
 	var progressMu sync.Mutex
 	done := 0
+	pools := &divisions{}
 	for w := 0; w < min(threads, len(jobs)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wk := newWorker(specs, opts, res.HasV)
+			wk := newWorker(specs, opts, res.HasV, pools)
 			defer wk.close()
 			for i := range next {
 				j := jobs[i]

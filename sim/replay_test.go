@@ -277,7 +277,7 @@ func (c *compensator) Observe(a *policies.Attention) error {
 func (c *compensator) Evict(e *policies.Eviction) error {
 	for n := int32(0); n < e.Need[0]; n++ {
 		victim, oldest := int32(-1), int32(0)
-		for s, p := range c.res.Pos[0] {
+		for s, p := range c.res.Heads[0].Positions() {
 			if p >= 1 && (victim < 0 || p < oldest) {
 				victim, oldest = int32(s), p
 			}

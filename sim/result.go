@@ -36,13 +36,17 @@ type Cell struct {
 	// Evictions is victims per head per sample.
 	Evictions float64 `json:"evictions"`
 	// PeakResident and MeanResident count KV entries per head while attending:
-	// resident tokens plus the compensation slot.
+	// resident tokens plus the compensation slot. For a budget pool (policies.Pool)
+	// a head's entries are the layer's divided by its heads, rounded up for the
+	// peak; a model pool may give a layer more than its average, so only the
+	// sequence's memory (PeakKVBytes) is bounded by the budget.
 	PeakResident float64 `json:"peak_resident"`
 	MeanResident float64 `json:"mean_resident"`
 	// PeakKVBytes and MeanKVBytes are the KV memory of one sequence, all layers and
 	// heads, averaged over samples: entries × (2 · head_dim · KVBytesPerValue +
 	// StateBytesPerToken). The peak sums each head's peak: what a cache sized per
-	// head must reserve. The mean is over decode steps.
+	// head must reserve; a pooled layer counts its pool's peak. The mean is over
+	// decode steps.
 	PeakKVBytes float64 `json:"peak_kv_bytes"`
 	MeanKVBytes float64 `json:"mean_kv_bytes"`
 	// StateBytesPerToken is the policy state per head and resident token that the

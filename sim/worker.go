@@ -20,11 +20,12 @@ type worker struct {
 	instances []instance // [policy][budget]
 }
 
-func newWorker(specs []PolicySpec, opts Options, withV bool) *worker {
+func newWorker(specs []PolicySpec, opts Options, withV bool, pools *divisions) *worker {
 	w := &worker{specs: specs, opts: opts, withV: withV}
 	w.instances = make([]instance, len(specs)*len(opts.Budgets))
 	for i := range w.instances {
 		w.instances[i].idx = i
+		w.instances[i].pools = pools
 		w.instances[i].spec = &specs[i/len(opts.Budgets)]
 		w.instances[i].budget = opts.Budgets[i%len(opts.Budgets)]
 	}
@@ -55,6 +56,7 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 	clairvoyant := false
 	for i := range w.instances {
 		in := &w.instances[i]
+		in.sample = sample
 		b := in.budget.TokensFor(meta.PromptLen)
 		r.budget[i], r.nominal[i] = b, b
 		cfg := policies.Config{Layer: layer, Layers: meta.Layers, Heads: meta.Heads, HeadDim: meta.HeadDim,
@@ -83,6 +85,11 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 			}
 		default:
 			err = in.start(cfg)
+		}
+		if err == nil && in.layout.Values {
+			if err = l.needValues(src, layer, meta.HasV); err != nil {
+				err = in.callError("init", 0, err)
+			}
 		}
 		if err != nil {
 			w.fail(&r, i, err)
@@ -119,9 +126,11 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 
 // pass replays the layer through the live instances: prefill, compression, decode.
 func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*instance) {
+	l.want(live)
 	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
 		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
-		live = w.each(r, live, func(in *instance) error { return in.observe(a, false) })
+		l.blockVectors(a)
+		live = w.each(r, live, func(in *instance) error { return in.observePrefill(a) })
 	}
 	live = w.each(r, live, func(in *instance) error { return in.compress(l) })
 	for g := 0; g < l.gen; g++ {

@@ -12,9 +12,11 @@
 // compression asks for P−Budget victims per head; then each decoded token enters the
 // lowest free slot of every head, its attention over the resident slots (and the
 // compensation slot, when the layout keeps one) is observed, and a head holding more
-// than Budget+Slack tokens is asked for the excess. The cache has max(P,
-// Budget+Slack+1) slots per head (T for unbounded policies), the width replay gives
-// the policy, and it never grows.
+// than Budget+Slack tokens is asked for the excess (a budget pool: the pool's
+// excess, host.Bound; a model pool is divided once, before decoding). Key, value and
+// query vectors come from the backend (gpu.Want.QKV) and compact rows from the
+// host's slot tables, for layouts that ask. The cache has policies.SlotWidth slots
+// per head, the width replay gives the policy, and it never grows.
 //
 // Positions stay the tokens' original positions: OPT adds a learned absolute
 // position embedding to each input, so a token's position is baked into its key and
@@ -104,9 +106,11 @@ type layerPolicy struct {
 	policy policies.Policy
 	layout policies.Layout
 	cfg    policies.Config
+	bound  host.Bound
 	evict  policies.Eviction
 	attn   policies.Attention
-	needs  bool // some head must give victims now
+	inputs policies.Attention // the vectors and compact rows the layout asks for
+	needs  bool               // some head, or the pool, must give victims now
 }
 
 // Decode runs prompt through the engine, then decodes greedily (or feeds o.Force)
@@ -160,6 +164,22 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		capacity = max(capacity, policies.SlotWidth(lp.cfg, lp.layout))
 		compensation = compensation || lp.layout.Compensation
 	}
+	var division host.Division // a model pool's, shared by the layers
+	for l, lp := range layers {
+		share := 0
+		if lp.layout.Pool == policies.PoolModel {
+			budgets, err := host.LayerBudgets(lp.policy)
+			if err == nil {
+				share, err = division.Share(lp.cfg, func(c policies.Config, entries []int) error {
+					return host.Call(func() error { return budgets(c, entries) })
+				})
+			}
+			if err != nil {
+				return nil, fmt.Errorf("validate: init at layer %d: %w", l, err)
+			}
+		}
+		lp.bound = host.NewBound(lp.cfg, lp.layout, share)
+	}
 	seq, err := e.NewSequence(capacity, compensation)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
@@ -198,6 +218,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 				a.Comp = noComp
 			}
 		}
+		lp.serve(a, v, seq.Slots(v.Layer))
 		if a.Phase == policies.Decode {
 			policyClock.begin()
 			defer policyClock.end()
@@ -208,17 +229,16 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		return nil
 	}
 	want := gpu.Want{Probs: true}
+	for _, lp := range layers {
+		want.QKV = want.QKV || lp.layout.Keys || lp.layout.Values || lp.layout.Queries
+	}
 	logits := make([]float32, cfg.VocabSize)
 
 	if err := seq.Feed(prompt, gpu.Outputs{Logits: logits, Want: want, Observe: observe}); err != nil {
 		return nil, fmt.Errorf("validate: prompt: %w", err)
 	}
-	for _, lp := range layers {
-		need := host.CompressNeed(lp.cfg, lp.layout)
-		lp.needs = need > 0
-		for h := range H {
-			lp.evict.Need[h] = int32(need)
-		}
+	for l, lp := range layers {
+		lp.needs = lp.bound.Need(&lp.evict, seq.Slots(l).Tables(), policies.Prefill)
 	}
 	if err := evictLayers(seq, layers, policies.Prefill, P-1, &policyClock, d); err != nil {
 		return nil, err
@@ -254,18 +274,12 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		scan := time.Now()
 		entries := 0
 		for l, lp := range layers {
-			slots := seq.Slots(l)
-			lp.needs = false
-			for h := range H {
-				n := slots.Resident(h)
-				entries += n
-				if seq.KV().Compensation() {
-					entries++
-				}
-				excess := host.DecodeNeed(n, lp.cfg, lp.layout)
-				lp.evict.Need[h] = int32(excess)
-				lp.needs = lp.needs || excess > 0
+			tables := seq.Slots(l).Tables()
+			entries += host.Resident(tables)
+			if seq.KV().Compensation() {
+				entries += H
 			}
+			lp.needs = lp.bound.Need(&lp.evict, tables, policies.Decode)
 		}
 		d.PeakEntries = max(d.PeakEntries, entries)
 		d.SlotTime += time.Since(scan)
@@ -274,7 +288,7 @@ func Decode(ctx context.Context, e *gpu.Engine, prompt []int32, newPolicy func()
 		}
 		scan = time.Now()
 		for l, lp := range layers {
-			if err := checkBound(seq.Slots(l), lp, lp.cfg.Budget); err != nil {
+			if err := lp.bound.CheckHeld(seq.Slots(l).Tables()); err != nil {
 				return nil, fmt.Errorf("validate: layer %d, position %d: %w", l, t, err)
 			}
 		}
@@ -311,6 +325,9 @@ func evictLayers(seq *gpu.Sequence, layers []*layerPolicy, phase policies.Phase,
 			return fmt.Errorf("validate: evict at layer %d, position %d: %w", l, pos, err)
 		}
 		if err := seq.Evict(l, e); err != nil {
+			if lp.bound.Pooled() {
+				err = fmt.Errorf("%w (the %v)", err, lp.bound)
+			}
 			return fmt.Errorf("validate: policy's victims at position %d: %w", pos, err)
 		}
 		for h := range e.Heads {
@@ -360,19 +377,6 @@ func (lp *layerPolicy) fitPeak(limit, gen int) error {
 	}
 	lp.cfg.Budget = b
 	return host.Call(func() (err error) { lp.layout, err = lp.policy.Init(lp.cfg); return err })
-}
-
-// checkBound asserts the memory bound after a decode step's eviction: no head holds
-// more than Budget+Slack tokens (bounded layouts) nor more than the cache's slots.
-func checkBound(slots *gpu.Slots, lp *layerPolicy, budget int) error {
-	for h := range slots.Heads() {
-		n := slots.Resident(h)
-		if n > slots.Capacity() || !lp.layout.Unbounded && n > budget+lp.layout.Slack {
-			return fmt.Errorf("head %d holds %d tokens: budget %d, slack %d, capacity %d",
-				h, n, budget, lp.layout.Slack, slots.Capacity())
-		}
-	}
-	return nil
 }
 
 // negLogProb is −log softmax(logits)[token], computed stably in float64.

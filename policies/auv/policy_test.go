@@ -118,12 +118,12 @@ func (r *reference) Observe(a *policies.Attention) error {
 // resident lists head h's resident slots, newest first.
 func (r *reference) resident(h int) []int32 {
 	var live []int32
-	for s, p := range r.res.Pos[h] {
+	for s, p := range r.res.Heads[h].Positions() {
 		if p >= 0 {
 			live = append(live, int32(s))
 		}
 	}
-	slices.SortFunc(live, func(a, b int32) int { return int(r.res.Pos[h][b] - r.res.Pos[h][a]) })
+	slices.SortFunc(live, func(a, b int32) int { return int(r.res.Heads[h].Positions()[b] - r.res.Heads[h].Positions()[a]) })
 	return live
 }
 
@@ -386,9 +386,9 @@ func (r *recorder) Observe(a *policies.Attention) error {
 					row[int32(j)] = [2]float64{float64(a.Row(h, i)[j]), float64(n) / float64(r.nmax[h])}
 				}
 			} else {
-				n := r.res.Count[h]
+				n := r.res.Heads[h].Resident()
 				r.nmax[h] = max(r.nmax[h], n)
-				for s, p := range r.res.Pos[h] {
+				for s, p := range r.res.Heads[h].Positions() {
 					if p >= 0 {
 						row[int32(s)] = [2]float64{float64(a.Row(h, 0)[s]), float64(n) / float64(r.nmax[h])}
 					}
@@ -409,7 +409,7 @@ func (r *recorder) Observe(a *policies.Attention) error {
 func (r *recorder) check(now int) {
 	for h := range r.rows {
 		r.score(&r.heads[h])
-		for s, p := range r.res.Pos[h] {
+		for s, p := range r.res.Heads[h].Positions() {
 			if p < 0 {
 				continue
 			}

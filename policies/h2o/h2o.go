@@ -81,11 +81,12 @@ func (p *policy) Observe(a *policies.Attention) error {
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
 	for h := 0; h < e.Heads; h++ {
-		pos, score := p.res.Pos[h], p.score[h]
+		pos, score := p.res.Heads[h].Positions(), p.score[h]
 		p.pool = p.pool[:0]
-		for s, q := range pos {
-			if q >= 0 && q < cutoff {
-				p.pool = append(p.pool, int32(s))
+		// The order of the pool does not matter: lower is a total order.
+		for _, s := range p.res.Heads[h].Live() {
+			if pos[s] < cutoff {
+				p.pool = append(p.pool, s)
 			}
 		}
 		need := int(e.Need[h])

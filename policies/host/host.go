@@ -1,10 +1,11 @@
 // Package host is the host's half of the eviction-policy protocol (package policies),
-// written once: budgets and what they bound (Budget, Accounting), the per-head slot
-// table, how many victims a head owes, the checks on the victims a policy returns, the
-// compensation merge, the per-(sample, layer) seed, peak accounting's budget search,
-// and the guard around every policy call. Replay (package sim) and in-loop decoding
-// (gpu and gpu/validate) both drive policies through it, so that a policy meets the
-// same host in both.
+// written once: budgets and what they bound (Budget, Accounting, Bound: per head or
+// pooled), how many victims a head or a pool owes, the checks on the victims a policy
+// returns (against policies.SlotTable, the one slot table), a model pool's division
+// among layers (Division), the compensation merge, the per-(sample, layer) seed, peak
+// accounting's budget search, and the guard around every policy call. Replay (package
+// sim) and in-loop decoding (gpu and gpu/validate) both drive policies through it, so
+// that a policy meets the same host in both.
 //
 // policies/policytest is deliberately not built on it: it is the independent
 // reference the host is checked against.
@@ -18,30 +19,14 @@ import (
 	"github.com/kvsim/kvsim/policies"
 )
 
-// CompressNeed is the victims per head the compression at the end of the prompt asks
-// for: P − Budget, or 0 when the prompt fits or the layout is unbounded.
-func CompressNeed(cfg policies.Config, layout policies.Layout) int {
-	if layout.Unbounded || cfg.PromptLen <= cfg.Budget {
-		return 0
-	}
-	return cfg.PromptLen - cfg.Budget
-}
-
-// DecodeNeed is the victims a head holding resident tokens after a decode step owes:
-// the excess over Budget+Slack, or 0.
-func DecodeNeed(resident int, cfg policies.Config, layout policies.Layout) int {
-	n := resident - cfg.Budget - layout.Slack
-	if layout.Unbounded || n < 0 {
-		return 0
-	}
-	return n
-}
-
 // CheckLayout rejects a layout no host can serve; clairvoyant tells whether this host
 // can fill Eviction.Future.
 func CheckLayout(layout policies.Layout, clairvoyant bool) error {
 	if layout.Slack < 0 {
 		return fmt.Errorf("negative slack %d", layout.Slack)
+	}
+	if layout.Pool < policies.PoolHead || layout.Pool > policies.PoolModel {
+		return fmt.Errorf("unknown budget pool %v", layout.Pool)
 	}
 	if layout.Clairvoyant && !clairvoyant {
 		return ErrClairvoyant

@@ -40,50 +40,8 @@ func TestPeakEntries(t *testing.T) {
 	}
 }
 
-func TestNeed(t *testing.T) {
-	cfg := policies.Config{PromptLen: 20, MaxLen: 30, Budget: 8}
-	if n := CompressNeed(cfg, policies.Layout{}); n != 12 {
-		t.Errorf("CompressNeed = %d, want 12", n)
-	}
-	if n := CompressNeed(cfg, policies.Layout{Unbounded: true}); n != 0 {
-		t.Errorf("unbounded CompressNeed = %d, want 0", n)
-	}
-	if n := CompressNeed(policies.Config{PromptLen: 5, MaxLen: 9, Budget: 8}, policies.Layout{}); n != 0 {
-		t.Errorf("short prompt CompressNeed = %d, want 0", n)
-	}
-	for _, c := range []struct {
-		resident int
-		layout   policies.Layout
-		want     int
-	}{{9, policies.Layout{}, 1}, {8, policies.Layout{}, 0}, {11, policies.Layout{Slack: 2}, 1}, {10, policies.Layout{Slack: 2}, 0}, {30, policies.Layout{Unbounded: true}, 0}} {
-		if n := DecodeNeed(c.resident, cfg, c.layout); n != c.want {
-			t.Errorf("DecodeNeed(%d, %+v) = %d, want %d", c.resident, c.layout, n, c.want)
-		}
-	}
-}
-
-func TestTable(t *testing.T) {
-	var tb Table
-	tb.Reset(5, 3)
-	if tb.Resident() != 3 || tb.Width() != 5 || tb.Pos(2) != 2 || tb.Pos(3) != -1 {
-		t.Fatalf("after reset: resident %d, width %d", tb.Resident(), tb.Width())
-	}
-	if p := tb.Remove(1); p != 1 {
-		t.Errorf("Remove(1) = %d, want position 1", p)
-	}
-	// The lowest free slot first: 1, then 3, 4, then full.
-	for i, want := range []int32{1, 3, 4, -1} {
-		if s := tb.Enter(int32(10 + i)); s != want {
-			t.Errorf("Enter #%d = slot %d, want %d", i, s, want)
-		}
-	}
-	if tb.Pos(1) != 10 || tb.Pos(4) != 12 || tb.Resident() != 5 {
-		t.Errorf("after entering: pos(1) %d, pos(4) %d, resident %d", tb.Pos(1), tb.Pos(4), tb.Resident())
-	}
-}
-
 func TestCheckVictims(t *testing.T) {
-	tables := make([]Table, 2)
+	tables := make([]policies.SlotTable, 2)
 	for h := range tables {
 		tables[h].Reset(4, 3) // slots 0..2 resident, 3 free
 	}

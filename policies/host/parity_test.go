@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/kvsim/kvsim/gpu"
@@ -12,7 +13,9 @@ import (
 	"github.com/kvsim/kvsim/internal/checkpoint"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
+	"github.com/kvsim/kvsim/policies/h2o"
 	"github.com/kvsim/kvsim/policies/host"
+	"github.com/kvsim/kvsim/policies/policytest"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/kvtrace"
 	"github.com/kvsim/kvsim/sim/synth"
@@ -34,23 +37,36 @@ func TestReplayAndDecodeAgree(t *testing.T) {
 		params map[string]any
 		budget int
 		peak   bool
+		make   func() policies.Policy // instead of the builtin named policy
 	}{
-		{"full", nil, 8, false},
-		{"window", map[string]any{"sink": 4}, 8, false},
-		{"random", nil, 8, false},
-		{"h2o", nil, 8, false},
-		{"h2o", nil, 16, true},
-		{"auv", nil, 12, false},
-		{"auv", nil, 12, true},
-		{"nacl", nil, 10, false},
-		{"nacl", map[string]any{"decode": "reevict"}, 10, false},
-		{"snapkv", nil, 10, false},
-		{"scissorhands", nil, 10, false},
-		{"tova", nil, 10, false},
+		{"full", nil, 8, false, nil},
+		{"window", map[string]any{"sink": 4}, 8, false, nil},
+		{"random", nil, 8, false, nil},
+		{"h2o", nil, 8, false, nil},
+		{"h2o", nil, 16, true, nil},
+		{"auv", nil, 12, false, nil},
+		{"auv", nil, 12, true, nil},
+		{"nacl", nil, 10, false, nil},
+		{"nacl", map[string]any{"decode": "reevict"}, 10, false, nil},
+		{"snapkv", nil, 10, false, nil},
+		{"scissorhands", nil, 10, false, nil},
+		{"tova", nil, 10, false, nil},
+		// Contract 2.0: pools, vectors and compact rows.
+		{"pooled-layer", nil, 6, false, func() policies.Policy { return &policytest.Pooled{Pool: policies.PoolLayer} }},
+		{"pooled-model", nil, 6, true, func() policies.Policy {
+			return &policytest.Pooled{Pool: policies.PoolModel, Slack: 1, Compact: true}
+		}},
+		{"h2o-with-vectors", nil, 8, false, func() policies.Policy {
+			p, _ := h2o.New(policies.NewParams(nil))
+			return &asking{Policy: p, layout: policies.Layout{Keys: true, Values: true, Queries: true, Compact: true}}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%v/B=%d/peak=%t", c.policy, c.params, c.budget, c.peak), func(t *testing.T) {
 			mk, ok := builtin.Lookup(c.policy)
+			if c.make != nil {
+				mk, ok = func(*policies.Params) (policies.Policy, error) { return c.make(), nil }, true
+			}
 			if !ok {
 				t.Fatalf("no builtin %q", c.policy)
 			}
@@ -86,22 +102,29 @@ func TestReplayAndDecodeAgree(t *testing.T) {
 			if c.policy != "full" && evictions == 0 {
 				t.Errorf("no evictions: the comparison proves little")
 			}
+			if c.make != nil && replayed.count(func(e *event) bool { return e.live != nil || len(e.vectors) > 0 && e.vectors[0] != nil }) == 0 &&
+				replayed.count(func(e *event) bool { return e.poolNeed > 0 }) == 0 {
+				t.Errorf("no pool needs, compact rows or vectors: the comparison proves little")
+			}
 		})
 	}
 }
 
 // event is one policy call as the policy saw it.
 type event struct {
-	call  string // init, observe or evict
-	cfg   policies.Config
-	phase policies.Phase
-	pos   int
-	slots []int32     // decode: the slot each head's new token entered
-	probs [][]float32 // observe: per head and row, the attention by slot, up to the width
-	comp  []float32
-	need  []int32
-	vict  [][]int32 // evict: per head, the victims
-	wts   [][]float32
+	call     string // init, observe or evict
+	cfg      policies.Config
+	phase    policies.Phase
+	pos      int
+	slots    []int32     // decode: the slot each head's new token entered
+	probs    [][]float32 // observe: per head and row, the attention by slot, up to the width (or the compact row)
+	live     []int32     // observe, compact rows: per head, the listed slots
+	vectors  [][]float32 // observe: keys, values, queries
+	comp     []float32
+	need     []int32
+	poolNeed int
+	vict     [][]int32 // evict: per head, the victims
+	wts      [][]float32
 }
 
 // recording is a policy's calls, per layer, since the layer's last Init.
@@ -139,9 +162,14 @@ func (r *recorder) Observe(a *policies.Attention) error {
 	}
 	for h := range a.Heads {
 		for row := range a.Rows {
+			if a.Live != nil {
+				n = int(a.Len[h])
+				e.live = append(e.live, a.Live[h*a.Stride:h*a.Stride+n]...)
+			}
 			e.probs = append(e.probs, append([]float32(nil), a.Row(h, row)[:min(n, a.Stride)]...))
 		}
 	}
+	e.vectors = [][]float32{slices.Clone(a.Keys), slices.Clone(a.Values), slices.Clone(a.Queries)}
 	if a.Phase == policies.Decode {
 		e.slots = append([]int32(nil), a.Slot[:a.Heads]...)
 		e.comp = append([]float32(nil), a.Comp[:a.Heads]...)
@@ -152,7 +180,7 @@ func (r *recorder) Observe(a *policies.Attention) error {
 
 func (r *recorder) Evict(ev *policies.Eviction) error {
 	err := r.Policy.Evict(ev)
-	e := event{call: "evict", phase: ev.Phase, pos: ev.Pos, need: append([]int32(nil), ev.Need[:ev.Heads]...)}
+	e := event{call: "evict", phase: ev.Phase, pos: ev.Pos, need: append([]int32(nil), ev.Need[:ev.Heads]...), poolNeed: ev.PoolNeed}
 	for h := range ev.Heads {
 		n := int(ev.Count[h])
 		e.vict = append(e.vict, append([]int32(nil), ev.Victims[h*ev.Stride:h*ev.Stride+n]...))
@@ -165,6 +193,72 @@ func (r *recorder) Evict(ev *policies.Eviction) error {
 }
 
 func (r *recorder) Close() error { host.Close(r.Policy); return nil }
+
+// LayerBudgets passes a model pool's division on.
+func (r *recorder) LayerBudgets(cfg policies.Config, entries []int) error {
+	return r.Policy.(policies.LayerBudgeter).LayerBudgets(cfg, entries)
+}
+
+// asking is a policy whose layout also asks for the given inputs; compact rows are
+// widened for it, so that it decides as it would on wide rows.
+type asking struct {
+	policies.Policy
+	layout policies.Layout
+	wide   []float32
+}
+
+func (a *asking) Init(cfg policies.Config) (policies.Layout, error) {
+	l, err := a.Policy.Init(cfg)
+	l.Keys, l.Values, l.Queries, l.Compact = a.layout.Keys, a.layout.Values, a.layout.Queries, a.layout.Compact
+	return l, err
+}
+
+func (a *asking) Observe(at *policies.Attention) error {
+	if at.Live == nil {
+		return a.Policy.Observe(at)
+	}
+	a.wide = append(a.wide[:0], make([]float32, at.Heads*at.Stride)...)
+	for h := range at.Heads {
+		for i, s := range at.Live[h*at.Stride : h*at.Stride+int(at.Len[h])] {
+			a.wide[h*at.Stride+int(s)] = at.Probs[h*at.Stride+i]
+		}
+	}
+	w := *at
+	w.Probs, w.Live, w.Len = a.wide, nil, nil
+	return a.Policy.Observe(&w)
+}
+
+// count is the number of calls f accepts.
+func (r *recording) count(f func(e *event) bool) int {
+	n := 0
+	for _, events := range r.layers {
+		for i := range events {
+			if f(&events[i]) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestOverdrawRefusedInLoop: in-loop decoding refuses a policy that gives its pool
+// fewer victims than it needs, with the reason. The compression of 4 heads × 48
+// prompt tokens to a layer pool of 4 × 6 needs 168 victims; the policy gives 167.
+func TestOverdrawRefusedInLoop(t *testing.T) {
+	tr, err := synth.New(synth.Options{Preset: "opt-125m", Layers: 1, Heads: 4, PromptLen: 48, GenLen: 4, Seed: 5, WithV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = validate.Decode(context.Background(), gpu.New(newTraceBackend(t, tr)), make([]int32, 48),
+		func() (policies.Policy, error) {
+			return &policytest.Pooled{Pool: policies.PoolLayer, Overdraw: true}, nil
+		},
+		validate.Options{Budget: 6, MaxNew: 4, Force: make([]int32, 4), Workers: 1})
+	want := "validate: policy's victims at position 47: evict: layer 0: pool: 167 victims over 4 heads, need at least 168 (the layer pool of 24 entries)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
 
 // compare holds decoding's calls to replay's, and returns the victims named.
 func (want *recording) compare(t *testing.T, got *recording) (victims int) {
@@ -183,8 +277,12 @@ func (want *recording) compare(t *testing.T, got *recording) (victims int) {
 			if w.call != g.call || w.phase != g.phase || w.pos != g.pos || w.cfg != g.cfg {
 				t.Fatalf("%s: decoding made %s %v at %d, cfg %+v; replay cfg %+v", at, g.call, g.phase, g.pos, g.cfg, w.cfg)
 			}
-			if fmt.Sprint(w.slots, w.need, w.vict) != fmt.Sprint(g.slots, g.need, g.vict) {
-				t.Fatalf("%s: replay slots %v, need %v, victims %v; decoding %v, %v, %v", at, w.slots, w.need, w.vict, g.slots, g.need, g.vict)
+			if fmt.Sprint(w.slots, w.need, w.poolNeed, w.vict, w.live) != fmt.Sprint(g.slots, g.need, g.poolNeed, g.vict, g.live) {
+				t.Fatalf("%s: replay slots %v, need %v, pool need %d, victims %v, compact slots %v; decoding %v, %v, %d, %v, %v",
+					at, w.slots, w.need, w.poolNeed, w.vict, w.live, g.slots, g.need, g.poolNeed, g.vict, g.live)
+			}
+			if err := closeRows(w.vectors, g.vectors, 1e-6); err != nil {
+				t.Fatalf("%s: vectors: %v", at, err)
 			}
 			if err := closeRows(w.probs, g.probs, 1e-5); err != nil {
 				t.Fatalf("%s: attention: %v", at, err)
@@ -221,7 +319,8 @@ func closeRows(a, b [][]float32, tol float64) error {
 }
 
 // traceBackend is a gpu.Backend without a model: a token at position p has the
-// trace's query and key at p, so in-loop decoding attends exactly as replay does.
+// trace's query, key and value at p, so in-loop decoding attends exactly as replay
+// does, and serves the same vectors.
 type traceBackend struct {
 	cfg     checkpoint.Config
 	d       int
@@ -284,6 +383,18 @@ func (b *traceBackend) Forward(x gpu.KV, batch *gpu.Batch) error {
 			Slots: batch.Slots[l], Probs: make([]float32, H*n*C)}
 		if kv.comp != nil {
 			v.Comp = make([]float32, H*n)
+		}
+		if batch.Want.QKV {
+			for _, x := range []struct {
+				dst *[]float32
+				src [][]float32
+			}{{&v.Q, b.q}, {&v.K, b.k}, {&v.V, b.v}} {
+				for r := range n {
+					for h := range H {
+						*x.dst = append(*x.dst, b.vec(x.src, l, h, int(batch.Positions[r]))...)
+					}
+				}
+			}
 		}
 		logits := make([]float64, C+1)
 		for h := range H {

@@ -10,7 +10,10 @@ import (
 // over a sequence of prompt and gen tokens at nominal budget b: after compression it
 // keeps min(prompt, b) tokens; each decode step adds one before attending, and the
 // host evicts once a head holds more than b+Slack, so at most b+Slack+1 are resident
-// while a query attends. The compensation slot adds one when the layout keeps it.
+// while a query attends. The compensation slot adds one when the layout keeps it. For
+// a budget pool the same bound holds for the pool's entries divided by its heads
+// (Heads×b entries kept, Heads new tokens, Heads×Slack slack), so peak accounting
+// charges pools and heads alike.
 func PeakEntries(b, prompt, gen int, layout policies.Layout) int {
 	peak := min(prompt, b)
 	if gen > 0 {

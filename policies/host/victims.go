@@ -9,19 +9,25 @@ import (
 
 // CheckVictims checks the victims a policy returned for every head against the
 // head's table (tables[h]), and changes nothing: each count within the victim list,
-// at least Need[h] (when e.Need is set) and at most the tokens resident; every victim
-// a resident slot, named once; with compensation, every merge weight finite and
-// non-negative. Errors name the head and the slot.
-func CheckVictims(e *policies.Eviction, tables []Table, compensation bool) error {
+// at least Need[h] (when e.Need is set) and at most the tokens resident; all heads'
+// counts together at least PoolNeed; every victim a resident slot, named once (a
+// pooled policy may empty a head); with compensation, every merge weight finite and
+// non-negative. Errors name the head and the slot, or the pool.
+func CheckVictims(e *policies.Eviction, tables []policies.SlotTable, compensation bool) error {
+	total := 0
 	for h := range tables {
 		if err := checkHead(e, h, &tables[h], compensation); err != nil {
 			return err
 		}
+		total += int(e.Count[h])
+	}
+	if total < e.PoolNeed {
+		return fmt.Errorf("pool: %d victims over %d heads, need at least %d", total, len(tables), e.PoolNeed)
 	}
 	return nil
 }
 
-func checkHead(e *policies.Eviction, h int, t *Table, compensation bool) error {
+func checkHead(e *policies.Eviction, h int, t *policies.SlotTable, compensation bool) error {
 	n := int(e.Count[h])
 	switch {
 	case e.Need != nil && n < int(e.Need[h]):
@@ -32,31 +38,15 @@ func checkHead(e *policies.Eviction, h int, t *Table, compensation bool) error {
 		return fmt.Errorf("head %d: %d victims, want 0..%d", h, n, e.Stride)
 	}
 	victims := e.Victims[h*e.Stride : h*e.Stride+n]
-	// A checked victim's position p is marked as -2-p (below -1, the free mark), so
-	// that a second naming shows; the marks are undone before returning.
-	marked := 0
-	defer func() {
-		for _, s := range victims[:marked] {
-			t.pos[s] = -2 - t.pos[s]
-		}
-	}()
-	for i, s := range victims {
-		if s < 0 || int(s) >= t.Width() {
-			return fmt.Errorf("head %d: victim slot %d out of range [0, %d)", h, s, t.Width())
-		}
-		switch p := t.pos[s]; {
-		case p < -1:
-			return fmt.Errorf("head %d: victim slot %d named twice", h, s)
-		case p == -1:
-			return fmt.Errorf("head %d: victim slot %d is empty", h, s)
-		}
-		if compensation {
+	if err := t.CheckResident(victims); err != nil {
+		return fmt.Errorf("head %d: victim %w", h, err)
+	}
+	if compensation {
+		for i, s := range victims {
 			if w := float64(e.Weights[h*e.Stride+i]); w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
 				return fmt.Errorf("head %d: merge weight %g for slot %d", h, w, s)
 			}
 		}
-		t.pos[s] = -2 - t.pos[s]
-		marked++
 	}
 	return nil
 }

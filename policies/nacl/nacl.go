@@ -68,6 +68,7 @@ type policy struct {
 	reevict                 bool
 
 	cfg     policies.Config
+	layout  policies.Layout
 	width   int // slot ids stay below width
 	next    int // position of the next query row
 	proxies int // proxy rows
@@ -112,7 +113,7 @@ func (n *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	if !n.reevict {
 		layout.Slack = cfg.MaxLen
 	}
-	n.cfg, n.next = cfg, 0
+	n.cfg, n.layout, n.next = cfg, layout, 0
 	n.width = policies.SlotWidth(cfg, layout)
 	n.proxies = min(cfg.PromptLen, max(1, int(n.proxyRatio*float64(cfg.PromptLen))))
 	n.recent = n.recentParam
@@ -136,7 +137,7 @@ func (n *policy) Init(cfg policies.Config) (policies.Layout, error) {
 // Observe sums the prompt proxies' attention and, for "reevict", keeps the latest
 // rows.
 func (n *policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(n.cfg, &n.res, n.width, n.next, a); err != nil {
+	if err := policies.CheckAttention(n.cfg, n.layout, &n.res, n.next, a); err != nil {
 		return fmt.Errorf("nacl: %w", err)
 	}
 	n.res.Enter(a)
@@ -168,7 +169,7 @@ func (n *policy) Observe(a *policies.Attention) error {
 
 // Evict applies the NACL rule at compression and, for "reevict", in decoding.
 func (n *policy) Evict(e *policies.Eviction) error {
-	if err := policies.CheckEviction(n.cfg, &n.res, n.next, e); err != nil {
+	if err := policies.CheckEviction(n.cfg, n.layout, &n.res, n.next, e); err != nil {
 		return fmt.Errorf("nacl: %w", err)
 	}
 	if e.Phase == policies.Decode && !n.reevict {
@@ -190,8 +191,8 @@ func (n *policy) Evict(e *policies.Eviction) error {
 // victims picks head h's need victims: everything unprotected that neither the proxy
 // part nor the random part keeps.
 func (n *policy) victims(h, need int, decoding bool) []int32 {
-	pos := n.res.Pos[h][:n.width]
-	keep := n.res.Count[h] - need
+	pos := n.res.Heads[h].Positions()[:n.width]
+	keep := n.res.Heads[h].Resident() - need
 	sink := min(n.sink, keep)
 	recent := min(n.recent, keep-sink)
 	newest := n.next - 1

@@ -36,7 +36,7 @@ func (o *policy) Observe(a *policies.Attention) error {
 
 func (o *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
-		pos := o.res.Pos[h]
+		pos := o.res.Heads[h].Positions()
 		future := e.Future[h*e.Stride : (h+1)*e.Stride]
 		o.pool = o.pool[:0]
 		for s, p := range pos {

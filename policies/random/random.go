@@ -40,7 +40,7 @@ func (r *policy) Observe(a *policies.Attention) error {
 func (r *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
 		r.pool = r.pool[:0]
-		for s, p := range r.res.Pos[h] {
+		for s, p := range r.res.Heads[h].Positions() {
 			if p >= 0 {
 				r.pool = append(r.pool, int32(s))
 			}

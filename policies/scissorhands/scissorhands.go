@@ -87,7 +87,7 @@ func (s *policy) Init(cfg policies.Config) (policies.Layout, error) {
 
 // Observe moves each query row into the window, retiring the oldest.
 func (s *policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(s.cfg, &s.res, s.width, s.next, a); err != nil {
+	if err := policies.CheckAttention(s.cfg, policies.Layout{}, &s.res, s.next, a); err != nil {
 		return fmt.Errorf("scissorhands: %w", err)
 	}
 	s.res.Enter(a)
@@ -117,7 +117,7 @@ func (s *policy) retire(r int) {
 		return
 	}
 	for h := range s.cfg.Heads {
-		pos := s.res.Pos[h]
+		pos := s.res.Heads[h].Positions()
 		row := s.hits[(h*s.rows+r)*s.words:][:s.words]
 		for w, word := range row {
 			for word != 0 {
@@ -137,7 +137,7 @@ func (s *policy) retire(r int) {
 // record adds query row i of head h to the counts and sums, writing its bitmap into
 // the window row about to be filled.
 func (s *policy) record(h int, probs []float32, i int, prefill bool) {
-	attended, cols := s.res.Count[h], min(s.width, len(probs))
+	attended, cols := s.res.Heads[h].Resident(), min(s.width, len(probs))
 	if prefill {
 		attended, cols = i+1, i+1
 	}
@@ -158,7 +158,7 @@ func (s *policy) record(h int, probs []float32, i int, prefill bool) {
 
 // Evict drops, per head, the unprotected tokens with the lowest counts.
 func (s *policy) Evict(e *policies.Eviction) error {
-	if err := policies.CheckEviction(s.cfg, &s.res, s.next, e); err != nil {
+	if err := policies.CheckEviction(s.cfg, policies.Layout{}, &s.res, s.next, e); err != nil {
 		return fmt.Errorf("scissorhands: %w", err)
 	}
 	newest := s.next - 1
@@ -168,8 +168,8 @@ func (s *policy) Evict(e *policies.Eviction) error {
 		if n == 0 {
 			continue
 		}
-		recent := min(s.recent, s.res.Count[h]-n)
-		pos := s.res.Pos[h][:s.width]
+		recent := min(s.recent, s.res.Heads[h].Resident()-n)
+		pos := s.res.Heads[h].Positions()[:s.width]
 		count, sum := s.count[h*s.width:][:s.width], s.sum[h*s.width:][:s.width]
 		ids := s.ids[:0]
 		for slot, p := range pos {

@@ -58,12 +58,13 @@ type policy struct {
 	decode         string
 
 	cfg          policies.Config
+	layout       policies.Layout
 	width        int // slot ids stay below width
 	next         int // position of the next query row
 	voteWindow   int // window clamped to the budget: voters, and protected tail in decode
 	promptWindow int // voteWindow clamped to the prompt
 	res          policies.Residency
-	// order[h*width:][:res.Count[h]] lists head h's resident slots by position.
+	// order[h*width:][:resident] (resident: res.Heads[h].Resident()) lists head h's resident slots by position.
 	order []int32
 	// vote[h*width+s] is the attention head h's slot s got from the voters: summed
 	// during prefill, refilled from ring before each decode vote.
@@ -102,7 +103,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	if k.decode == decodeAppend {
 		layout.Slack = cfg.MaxLen
 	}
-	k.cfg, k.next = cfg, 0
+	k.cfg, k.layout, k.next = cfg, layout, 0
 	k.width = policies.SlotWidth(cfg, layout)
 	k.voteWindow = min(k.window, cfg.Budget)
 	k.promptWindow = min(k.voteWindow, cfg.PromptLen)
@@ -126,7 +127,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 
 // Observe sums the prompt voters' attention and, for "rescore", keeps the latest rows.
 func (k *policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(k.cfg, &k.res, k.width, k.next, a); err != nil {
+	if err := policies.CheckAttention(k.cfg, k.layout, &k.res, k.next, a); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
 	k.res.Enter(a)
@@ -134,7 +135,7 @@ func (k *policy) Observe(a *policies.Attention) error {
 	rescore := k.decode == decodeRescore
 	if a.Phase == policies.Decode {
 		for h, s := range a.Slot[:a.Heads] {
-			k.order[h*k.width+k.res.Count[h]-1] = s
+			k.order[h*k.width+k.res.Heads[h].Resident()-1] = s
 		}
 		if rescore {
 			k.ring.Push(a, 0)
@@ -159,7 +160,7 @@ func (k *policy) Observe(a *policies.Attention) error {
 
 // Evict applies the vote at compression and the decode rule afterwards.
 func (k *policy) Evict(e *policies.Eviction) error {
-	if err := policies.CheckEviction(k.cfg, &k.res, k.next, e); err != nil {
+	if err := policies.CheckEviction(k.cfg, k.layout, &k.res, k.next, e); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
 	if e.Phase == policies.Decode && k.decode == decodeAppend {
@@ -172,14 +173,14 @@ func (k *policy) Evict(e *policies.Eviction) error {
 		if n == 0 {
 			continue
 		}
-		resident := k.res.Count[h]
+		resident := k.res.Heads[h].Resident()
 		var victims []int32
 		var err error
 		switch {
 		case e.Phase == policies.Prefill:
 			victims, err = k.lowestVoted(h, n, newest-k.promptWindow)
 		case k.decode == decodeRescore:
-			k.ring.Sums(h, k.order[h*k.width:][:k.res.Count[h]], k.vote[h*k.width:][:k.width])
+			k.ring.Sums(h, k.order[h*k.width:][:k.res.Heads[h].Resident()], k.vote[h*k.width:][:k.width])
 			victims, err = k.lowestVoted(h, n, newest-k.voteWindow)
 		default:
 			victims, err = k.oldestSliding(h, n, newest-k.voteWindow)
@@ -199,8 +200,8 @@ func (k *policy) Evict(e *policies.Eviction) error {
 // lowestVoted pools head h's votes over the resident tokens at positions ≤ last and
 // returns the n lowest.
 func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
-	pos := k.res.Pos[h]
-	order := k.order[h*k.width:][:k.res.Count[h]]
+	pos := k.res.Heads[h].Positions()
+	order := k.order[h*k.width:][:k.res.Heads[h].Resident()]
 	m := 0 // order is by position, so the candidates are a prefix
 	for m < len(order) && int(pos[order[m]]) <= last {
 		m++
@@ -229,10 +230,10 @@ func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
 // oldestSliding returns head h's n oldest tokens at positions ≤ last that the prompt
 // vote did not keep.
 func (k *policy) oldestSliding(h, n, last int) ([]int32, error) {
-	pos := k.res.Pos[h]
+	pos := k.res.Heads[h].Positions()
 	voteKept := int32(k.cfg.PromptLen - k.promptWindow) // positions below it stay
 	ids := k.ids[:0]
-	for _, s := range k.order[h*k.width:][:k.res.Count[h]] {
+	for _, s := range k.order[h*k.width:][:k.res.Heads[h].Resident()] {
 		if len(ids) == n || int(pos[s]) > last {
 			break
 		}
@@ -249,7 +250,7 @@ func (k *policy) oldestSliding(h, n, last int) ([]int32, error) {
 // compactOrder drops freed slots from head h's position-ordered list, which held n
 // slots.
 func (k *policy) compactOrder(h, n int) {
-	pos := k.res.Pos[h]
+	pos := k.res.Heads[h].Positions()
 	order := k.order[h*k.width:]
 	kept := 0
 	for _, s := range order[:n] {

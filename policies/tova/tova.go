@@ -63,7 +63,7 @@ func (t *policy) Init(cfg policies.Config) (policies.Layout, error) {
 
 // Observe keeps the newest query's attention.
 func (t *policy) Observe(a *policies.Attention) error {
-	if err := policies.CheckAttention(t.cfg, &t.res, t.width, t.next, a); err != nil {
+	if err := policies.CheckAttention(t.cfg, policies.Layout{}, &t.res, t.next, a); err != nil {
 		return fmt.Errorf("tova: %w", err)
 	}
 	if t.layerwise && a.Phase == policies.Decode {
@@ -103,7 +103,7 @@ func (t *policy) Observe(a *policies.Attention) error {
 
 // Evict names, per head, the Need resident tokens the newest query attends to least.
 func (t *policy) Evict(e *policies.Eviction) error {
-	if err := policies.CheckEviction(t.cfg, &t.res, t.next, e); err != nil {
+	if err := policies.CheckEviction(t.cfg, policies.Layout{}, &t.res, t.next, e); err != nil {
 		return fmt.Errorf("tova: %w", err)
 	}
 	if !t.layerwise {
@@ -136,7 +136,7 @@ func (t *policy) Evict(e *policies.Eviction) error {
 // lowest returns the n resident slots of head h that score lowest in score row
 // scoreRow, the older token first on ties.
 func (t *policy) lowest(h, scoreRow, n int) []int32 {
-	pos := t.res.Pos[h][:t.width]
+	pos := t.res.Heads[h].Positions()[:t.width]
 	score := t.score[scoreRow*t.width : (scoreRow+1)*t.width]
 	ids := t.ids[:0]
 	for s, p := range pos {

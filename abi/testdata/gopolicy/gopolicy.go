@@ -64,7 +64,7 @@ func (p *policy) evictAtRandom(e *policies.Eviction) {
 	clock := uint64(time.Now().UnixNano())
 	for h := range e.Heads {
 		for range e.Need[h] {
-			pos := p.res.Pos[h]
+			pos := p.res.Heads[h].Positions()
 			for {
 				s := int32((rand.Uint64() ^ clock) % uint64(len(pos)))
 				if pos[s] >= 0 {
