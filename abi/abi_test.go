@@ -246,23 +246,16 @@ func TestGoGuestOfABI1(t *testing.T) {
 
 // TestContract2AsWASM: a Go policy that asks for keys, values, queries and compact
 // rows, one with a layer pool and one with a model pool and layer budgets, built to
-// WASM with the Go guest SDK, answer every call as their native twins do, victim for
-// victim, and pass the call-by-call check.
+// WASM with the Go guest SDK, evict as their native twins do, victim for victim, in
+// replay and call by call, and pass the whole battery.
 func TestContract2AsWASM(t *testing.T) {
 	m := load(t, goPolicy(t, "./testdata/contract2"), wasmhost.Options{})
 	if info := m.Info(); info.ABIMajor != 2 || info.ABIMinor != 0 {
 		t.Errorf("info %+v, want ABI 2.0", info)
 	}
 	for _, kind := range []string{"inputs", "layer", "model"} {
-		params := map[string]any{"kind": kind}
-		if err := conformance.SameCalls(contract2.New, m.New, params); err != nil {
-			t.Errorf("kind %s: %v", kind, err)
-		}
-		for _, r := range conformance.Check(context.Background(), m.New, conformance.Options{Params: params}) {
-			if r.Name == "contract 2.0" && (r.Err != nil || r.Skipped) {
-				t.Errorf("kind %s: %s: %v (%s)", kind, r.Name, r.Err, r.Detail)
-			}
-		}
+		opts := conformance.Options{Params: map[string]any{"kind": kind}, SameAs: contract2.New, SameAsName: "contract2"}
+		checkAll(t, "contract2, kind "+kind, conformance.Check(context.Background(), m.New, opts))
 	}
 	if _, ok := newInstance(t, m, map[string]any{"kind": "model"}).(policies.LayerBudgeter); !ok {
 		t.Error("a Go guest's policy does not offer layer budgets")
@@ -270,13 +263,13 @@ func TestContract2AsWASM(t *testing.T) {
 }
 
 // TestContract2InC: the same policy written in C against kvpolicy.h's 2.0 header
-// (testdata/contract2.c, one build per kind) answers every call as the Go policy
-// does natively: the header's 2.0 fields and arrays are where the Go guest SDK has
+// (testdata/contract2.c, one build per kind) evicts as the Go policy does natively,
+// in replay and call by call: the header's 2.0 fields and arrays are where the Go guest SDK has
 // them.
 func TestContract2InC(t *testing.T) {
 	for i, kind := range []string{"inputs", "layer", "model"} {
 		m := load(t, cPolicy(t, "testdata/contract2.c", 2, fmt.Sprintf("KIND=%d", i)), wasmhost.Options{})
-		if err := conformance.SameCalls(contract2.New, m.New, map[string]any{"kind": kind}); err != nil {
+		if err := conformance.Same(context.Background(), contract2.New, m.New, map[string]any{"kind": kind}); err != nil {
 			t.Errorf("kind %s: %v", kind, err)
 		}
 	}

@@ -104,17 +104,6 @@ func runCalls(build func() (policies.Policy, error), tr callTrace, budget int) (
 // errClairvoyant: the call-by-call host cannot serve future attention.
 var errClairvoyant = errors.New("clairvoyant: only replay can serve it")
 
-// callWidth is the slot tables' width: room for the pool, its slack and one new token.
-func callWidth(cfg policies.Config, layout policies.Layout) int {
-	switch layout.Pool {
-	case policies.PoolLayer:
-		return min(cfg.MaxLen, max(cfg.PromptLen, cfg.Heads*(cfg.Budget+layout.Slack)+1))
-	case policies.PoolModel:
-		return min(cfg.MaxLen, max(cfg.PromptLen, cfg.Layers*cfg.Heads*cfg.Budget+cfg.Heads*layout.Slack+1))
-	}
-	return policies.SlotWidth(cfg, layout)
-}
-
 // callHost serves one (budget, layer) sequence to one policy instance.
 type callHost struct {
 	p      policies.Policy
@@ -144,7 +133,7 @@ func runLayer(p policies.Policy, tr callTrace, l, budget int) (*callRun, error) 
 	if err := c.pool(); err != nil {
 		return c.run, err
 	}
-	c.width = callWidth(c.cfg, layout)
+	c.width = policies.SlotWidth(c.cfg, layout)
 	c.pos = make([][]int, tr.Heads)
 	for h := range c.pos {
 		c.pos[h] = make([]int, c.width)

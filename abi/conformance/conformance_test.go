@@ -193,6 +193,15 @@ func TestContract2Checks(t *testing.T) {
 			t.Errorf("kind %s:\n got %s\nwant %s", tc.kind, got, tc.want)
 		}
 	}
+	// The whole battery passes, on the replay host and the call-by-call one.
+	for _, k := range []string{"inputs", "layer", "model"} {
+		opts := Options{Params: map[string]any{"kind": k}, SameAs: contract2.New, SameAsName: "contract2"}
+		for check, r := range results(t, contract2.New, opts) {
+			if r.Err != nil || (check == "contract 2.0" && r.Skipped) {
+				t.Errorf("kind %s: %s: %v", k, check, r.Err)
+			}
+		}
+	}
 	want := "budget 1, layer 0: layout {Slack:2 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:layer}, want {Slack:0 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:model}"
 	if err := SameCalls(kind("model"), kind("layer"), nil); err == nil || err.Error() != want {
 		t.Errorf("model against layer:\n got %v\nwant %s", err, want)
