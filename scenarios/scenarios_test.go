@@ -45,7 +45,7 @@ func TestEmbeddedScenarios(t *testing.T) {
 	for _, p := range s.Policy {
 		policies = append(policies, p.Name)
 	}
-	if !slices.Equal(policies, []string{"full", "window", "random", "h2o", "oracle", "auv", "nacl"}) || s.Validate == nil ||
+	if !slices.Equal(policies, []string{"full", "window", "random", "h2o", "oracle", "auv", "nacl", "knorm", "keydiff", "expectedattention", "snapkv", "pyramidkv", "adakv", "duo"}) || s.Validate == nil ||
 		s.Validate.Model != models.Scheme+models.Default {
 		t.Errorf("demo policies %v, [validate] %+v", policies, s.Validate)
 	}

@@ -72,7 +72,7 @@ func TestDemoScenario(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"source=synthetic", "not OPT measurements", "| policy |", "2%", "10%"} {
+	for _, want := range []string{"source=synthetic", "not OPT measurements", "2%", "10%"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, r.stdout)
 		}
@@ -87,7 +87,7 @@ func TestDemoScenario(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"full", "window", "random", "h2o", "oracle"} {
+	for _, p := range []string{"policy", "full", "window", "random", "h2o", "oracle"} { // "policy": the header
 		if rows[p] == nil {
 			t.Fatalf("no row for %s in:\n%s", p, r.stdout)
 		}

@@ -7,11 +7,17 @@ import (
 	"sort"
 
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/adakv"
 	"github.com/kvsim/kvsim/policies/auv"
+	"github.com/kvsim/kvsim/policies/duo"
+	"github.com/kvsim/kvsim/policies/expectedattention"
 	"github.com/kvsim/kvsim/policies/full"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/keydiff"
+	"github.com/kvsim/kvsim/policies/knorm"
 	"github.com/kvsim/kvsim/policies/nacl"
 	"github.com/kvsim/kvsim/policies/oracle"
+	"github.com/kvsim/kvsim/policies/pyramidkv"
 	"github.com/kvsim/kvsim/policies/random"
 	"github.com/kvsim/kvsim/policies/scissorhands"
 	"github.com/kvsim/kvsim/policies/snapkv"
@@ -29,6 +35,14 @@ var registry = map[string]policies.New{
 	"nacl":   nacl.New,
 	"snapkv": snapkv.New,
 	"tova":   tova.New,
+	"knorm":  knorm.New,
+
+	"keydiff":           keydiff.New,
+	"expectedattention": expectedattention.New,
+
+	"pyramidkv": pyramidkv.New,
+	"adakv":     adakv.New,
+	"duo":       duo.New,
 
 	"scissorhands": scissorhands.New,
 }

@@ -52,7 +52,10 @@ const (
 	decodeRescore = "rescore"
 )
 
-type policy struct {
+// Policy is SnapKV. Policies that divide a pooled budget among heads (PyramidKV,
+// Ada-KV) build on it through Read, InitPool, Votes, EvictHeads, Resident, Decode and
+// Window.
+type Policy struct {
 	window, kernel int
 	maxPool        bool
 	decode         string
@@ -73,7 +76,10 @@ type policy struct {
 	// still holds what older rows gave its previous token, but that never reaches a
 	// vote: a token becomes a candidate only once it leaves the window, and by then
 	// the ring holds only rows that came after it.
-	ring   rowring.Ring
+	ring rowring.Ring
+	// summed[h] is the position of the next row when head h's votes were last
+	// refilled from ring: a builder's Votes and the eviction after it share one sum.
+	summed []int
 	pooled []float64 // pooled[s]: one head's pooled vote, by slot
 	line   []float64 // scratch: one head's votes in position order
 	ids    []int32   // scratch candidate list
@@ -81,7 +87,19 @@ type policy struct {
 
 // New reads the params listed in the package doc.
 func New(p *policies.Params) (policies.Policy, error) {
-	k := &policy{
+	k := read(p)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("snapkv: %w", err)
+	}
+	return k, nil
+}
+
+// Read is New for a policy that builds SnapKV into a pooled layout and reads params of
+// its own from p: it leaves the check for unknown keys to the caller (p.Err).
+func Read(p *policies.Params) *Policy { return read(p) }
+
+func read(p *policies.Params) *Policy {
+	k := &Policy{
 		window:  p.Int("window", 32),
 		kernel:  p.Int("kernel", 5),
 		maxPool: p.String("pooling", "avg", "avg", "max") == "max",
@@ -89,22 +107,31 @@ func New(p *policies.Params) (policies.Policy, error) {
 	}
 	p.Check("window", k.window >= 1, "must be ≥ 1, got %d", k.window)
 	p.Check("kernel", k.kernel >= 1 && k.kernel%2 == 1, "must be odd and ≥ 1, got %d", k.kernel)
-	if err := p.Err(); err != nil {
-		return nil, fmt.Errorf("snapkv: %w", err)
-	}
-	return k, nil
+	return k
 }
 
-func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
+// Init starts a sequence under a per-head budget.
+func (k *Policy) Init(cfg policies.Config) (policies.Layout, error) {
+	return k.InitPool(cfg, policies.PoolHead)
+}
+
+// InitPool is Init for a policy that builds SnapKV into a pooled layout: the layout
+// asks for pool, SnapKV takes any slot id a head can reach in a layer pool of
+// cfg.Heads×cfg.Budget entries (for a model pool, cfg.Budget is the layer's share per
+// head), and the builder evicts through EvictHeads.
+func (k *Policy) InitPool(cfg policies.Config, pool policies.Pool) (policies.Layout, error) {
 	if err := policies.CheckConfig(cfg); err != nil {
 		return policies.Layout{}, fmt.Errorf("snapkv: %w", err)
 	}
-	layout := policies.Layout{}
+	layout := policies.Layout{Pool: pool}
 	if k.decode == decodeAppend {
 		layout.Slack = cfg.MaxLen
 	}
 	k.cfg, k.layout, k.next = cfg, layout, 0
-	k.width = policies.SlotWidth(cfg, layout)
+	if pool == policies.PoolModel {
+		k.layout.Pool = policies.PoolLayer // the layer's share, cfg.Budget per head
+	}
+	k.width = policies.SlotWidth(cfg, k.layout)
 	k.voteWindow = min(k.window, cfg.Budget)
 	k.promptWindow = min(k.voteWindow, cfg.PromptLen)
 	k.res.Reset(cfg)
@@ -118,6 +145,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	k.vote = make([]float64, n)
 	if k.decode == decodeRescore {
 		k.ring.Reset(cfg.Heads, k.voteWindow, k.width)
+		k.summed = make([]int, cfg.Heads)
 	}
 	k.pooled = make([]float64, k.width)
 	k.line = make([]float64, k.width)
@@ -126,7 +154,7 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 }
 
 // Observe sums the prompt voters' attention and, for "rescore", keeps the latest rows.
-func (k *policy) Observe(a *policies.Attention) error {
+func (k *Policy) Observe(a *policies.Attention) error {
 	if err := policies.CheckAttention(k.cfg, k.layout, &k.res, k.next, a); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
@@ -159,30 +187,42 @@ func (k *policy) Observe(a *policies.Attention) error {
 }
 
 // Evict applies the vote at compression and the decode rule afterwards.
-func (k *policy) Evict(e *policies.Eviction) error {
+func (k *Policy) Evict(e *policies.Eviction) error {
 	if err := policies.CheckEviction(k.cfg, k.layout, &k.res, k.next, e); err != nil {
 		return fmt.Errorf("snapkv: %w", err)
 	}
+	return k.evict(e, e.Need)
+}
+
+// EvictHeads is Evict for a builder that has divided a pool's victims among heads:
+// head h gives need[h], and e.Need is not read.
+func (k *Policy) EvictHeads(e *policies.Eviction, need []int32) error {
+	perHead := *e
+	perHead.Need, perHead.PoolNeed = need, 0
+	if err := policies.CheckEviction(k.cfg, policies.Layout{}, &k.res, k.next, &perHead); err != nil {
+		return fmt.Errorf("snapkv: %w", err)
+	}
+	return k.evict(e, need)
+}
+
+// evict gives need[h] victims of each head h.
+func (k *Policy) evict(e *policies.Eviction, need []int32) error {
 	if e.Phase == policies.Decode && k.decode == decodeAppend {
 		return fmt.Errorf("snapkv: decode eviction at position %d, but decode=append reserves room for every generated token", e.Pos)
 	}
 	newest := k.next - 1
 	for h := range e.Heads {
 		e.Count[h] = 0
-		n := int(e.Need[h])
+		n := int(need[h])
 		if n == 0 {
 			continue
 		}
 		resident := k.res.Heads[h].Resident()
 		var victims []int32
 		var err error
-		switch {
-		case e.Phase == policies.Prefill:
-			victims, err = k.lowestVoted(h, n, newest-k.promptWindow)
-		case k.decode == decodeRescore:
-			k.ring.Sums(h, k.order[h*k.width:][:k.res.Heads[h].Resident()], k.vote[h*k.width:][:k.width])
-			victims, err = k.lowestVoted(h, n, newest-k.voteWindow)
-		default:
+		if e.Phase == policies.Prefill || k.decode == decodeRescore {
+			victims, err = k.lowestVoted(h, n, k.prepareVote(h, e.Phase))
+		} else {
 			victims, err = k.oldestSliding(h, n, newest-k.voteWindow)
 		}
 		if err != nil {
@@ -197,17 +237,28 @@ func (k *policy) Evict(e *policies.Eviction) error {
 	return nil
 }
 
-// lowestVoted pools head h's votes over the resident tokens at positions ≤ last and
-// returns the n lowest.
-func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
+// prepareVote readies head h's votes for an eviction of the given phase, refilling
+// them from the ring for "rescore" decoding, and returns the newest position the vote
+// may evict.
+func (k *Policy) prepareVote(h int, phase policies.Phase) int {
+	if phase == policies.Prefill {
+		return k.next - 1 - k.promptWindow
+	}
+	if k.summed[h] != k.next {
+		k.ring.Sums(h, k.order[h*k.width:][:k.res.Heads[h].Resident()], k.vote[h*k.width:][:k.width])
+		k.summed[h] = k.next
+	}
+	return k.next - 1 - k.voteWindow
+}
+
+// candidates pools head h's votes over the resident tokens at positions ≤ last into
+// k.pooled (by slot) and returns those tokens' slots in position order, in k.ids.
+func (k *Policy) candidates(h, last int) []int32 {
 	pos := k.res.Heads[h].Positions()
 	order := k.order[h*k.width:][:k.res.Heads[h].Resident()]
 	m := 0 // order is by position, so the candidates are a prefix
 	for m < len(order) && int(pos[order[m]]) <= last {
 		m++
-	}
-	if n > m {
-		return nil, fmt.Errorf("need %d victims but only %d tokens are outside the window", n, m)
 	}
 	line := k.line[:m]
 	for i, s := range order[:m] {
@@ -217,7 +268,17 @@ func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
 	for i, s := range ids {
 		k.pooled[s] = pool(line, i, k.kernel, k.maxPool)
 	}
-	pooled := k.pooled
+	return ids
+}
+
+// lowestVoted returns the n lowest pooled votes among head h's resident tokens at
+// positions ≤ last.
+func (k *Policy) lowestVoted(h, n, last int) ([]int32, error) {
+	ids := k.candidates(h, last)
+	if n > len(ids) {
+		return nil, fmt.Errorf("need %d victims but only %d tokens are outside the window", n, len(ids))
+	}
+	pos, pooled := k.res.Heads[h].Positions(), k.pooled
 	ranking.Smallest(ids, n, func(a, b int32) bool {
 		if pooled[a] != pooled[b] {
 			return pooled[a] < pooled[b]
@@ -227,9 +288,27 @@ func (k *policy) lowestVoted(h, n, last int) ([]int32, error) {
 	return ids[:n], nil
 }
 
+// Votes returns the tokens head h's vote may evict at the next Evict of the given
+// phase (the resident tokens outside the window, by slot, in position order) and the
+// pooled votes, indexed by slot. Decode votes exist only under decode = "rescore".
+// Both slices are SnapKV's scratch: valid until its next call.
+func (k *Policy) Votes(h int, phase policies.Phase) (slots []int32, pooled []float64) {
+	return k.candidates(h, k.prepareVote(h, phase)), k.pooled
+}
+
+// Resident is how many tokens head h holds.
+func (k *Policy) Resident(h int) int { return k.res.Heads[h].Resident() }
+
+// Decode is the decode rule: "append", "recency" or "rescore".
+func (k *Policy) Decode() string { return k.decode }
+
+// Window is the window param: voters at compression, protected tail in decode
+// (clamped to the budget and the prompt where they are smaller).
+func (k *Policy) Window() int { return k.window }
+
 // oldestSliding returns head h's n oldest tokens at positions ≤ last that the prompt
 // vote did not keep.
-func (k *policy) oldestSliding(h, n, last int) ([]int32, error) {
+func (k *Policy) oldestSliding(h, n, last int) ([]int32, error) {
 	pos := k.res.Heads[h].Positions()
 	voteKept := int32(k.cfg.PromptLen - k.promptWindow) // positions below it stay
 	ids := k.ids[:0]
@@ -249,7 +328,7 @@ func (k *policy) oldestSliding(h, n, last int) ([]int32, error) {
 
 // compactOrder drops freed slots from head h's position-ordered list, which held n
 // slots.
-func (k *policy) compactOrder(h, n int) {
+func (k *Policy) compactOrder(h, n int) {
 	pos := k.res.Heads[h].Positions()
 	order := k.order[h*k.width:]
 	kept := 0
@@ -280,4 +359,4 @@ func pool(line []float64, i, kernel int, useMax bool) float64 {
 }
 
 // TokenStateBytes declares the observation window's vote (a float64) per head and resident token.
-func (*policy) TokenStateBytes() int { return 8 }
+func (*Policy) TokenStateBytes() int { return 8 }

@@ -1,0 +1,9 @@
+package keydiff
+
+import (
+	"testing"
+
+	"github.com/kvsim/kvsim/policies/press/presstest"
+)
+
+func BenchmarkDecodeStep(b *testing.B) { presstest.BenchmarkDecode(b, New, nil) }
