@@ -129,11 +129,21 @@ var paramSets = map[string][]map[string]any{
 	"auv":    {{"preset": "v1"}, {"preset": "v2"}, {"preset": "v3"}, {"preset": "v4"}},
 	"tova":   {{"layerwise": true}},
 	"window": {{"sink": 0}},
+	// Contract 2.0's builtins: keys (knorm, keydiff), keys, values and queries
+	// (expectedattention), a model pool (pyramidkv), layer pools (adakv, duo).
+	"knorm":             {{"keep": "high"}},
+	"expectedattention": {{"covariance": "none", "vnorm": false}, {"queries": 4, "scale": 0.5}},
+	"pyramidkv":         {{"beta": 2}},
+	"adakv":             {{"alpha": 0.5}},
+	"duo":               {{"mask": "sfsf"}, {"mask": "ssff/ffss", "sink": 2, "recent": 6}},
 }
 
 // TestBuiltinsAsWASM: every builtin policy, built to WASM from the same source with
 // the Go guest SDK, makes exactly the evictions of its native build, victim for
-// victim, at every step of replays at nine budgets, and gives the same rows.
+// victim, at every step of replays at nine budgets, and gives the same rows; and it
+// answers every call as the native build does on the call-by-call host. This holds
+// contract 2.0's builtins (keys, values, queries, compact rows, layer and model
+// pools) to ABI 2.0.
 func TestBuiltinsAsWASM(t *testing.T) {
 	for _, name := range builtin.Names() {
 		t.Run(name, func(t *testing.T) {
