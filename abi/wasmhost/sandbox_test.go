@@ -192,6 +192,17 @@ func (r recorder) Evict(e *policies.Eviction) error {
 	return err
 }
 
+// LayerBudgets passes a model pool's division on (and records its call too).
+func (r recorder) LayerBudgets(c policies.Config, entries []int) error {
+	lb, ok := r.Policy.(policies.LayerBudgeter)
+	if !ok {
+		return fmt.Errorf("%T does not implement policies.LayerBudgeter", r.Policy)
+	}
+	err := lb.LayerBudgets(c, entries)
+	r.after(err)
+	return err
+}
+
 // TestFuelIsDeterministic: under load (spinning goroutines and forced collections),
 // a guest uses the same fuel in every call of the same sequence, every time; with
 // one unit less than its largest call, it fails at that call, every time.

@@ -55,11 +55,12 @@ const (
 	// DefaultMemoryPages is 256 MiB of guest memory, 64 KiB a page.
 	DefaultMemoryPages = 4096
 	// DefaultFuel bounds the work of one call: function entries plus loop iterations
-	// (plus bulk memory bytes / 256). The heaviest builtin built to WASM (h2o) uses
-	// at most 5.2 million in one call at OPT-13B's shape (40 heads, a 2032-token
-	// prompt; BenchmarkBuiltinFuel); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
-	// billion. A guest that loops spends it in about a second, one that recurses in
-	// tens of seconds.
+	// (plus bulk memory bytes / 256). Built to WASM, at OPT-13B's shape (40 heads, a
+	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 5.3 million in one
+	// call, keydiff 30 million, and the heaviest builtin, expectedattention (a full
+	// key covariance per head at compression), 1.37 billion; a naive O(k·n)
+	// compression of 72 heads of 2048 tokens takes 0.3 billion. A guest that loops
+	// spends it in about a second, one that recurses in tens of seconds.
 	DefaultFuel = 2_000_000_000
 	// DefaultDeadline is the wall-clock backstop of one call. Fuel is the rule; the
 	// deadline is well above what DefaultFuel takes even on a loaded machine, and
