@@ -14,6 +14,7 @@ import (
 	"github.com/kvsim/kvsim/internal/atomicfile"
 	"github.com/kvsim/kvsim/internal/dataset"
 	"github.com/kvsim/kvsim/internal/render"
+	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/report"
@@ -88,7 +89,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	}
 	defer in.close()
 	engine, samples, opts := in.engine, in.samples, in.opts
-	candidates, err := validateCandidates(e, sc)
+	candidates, err := validateCandidates(e, sc, engine)
 	if err != nil {
 		return err
 	}
@@ -181,14 +182,16 @@ func openValidation(sc *scenario.Scenario, device string, threads int) (*validat
 
 // validateCandidates names the policies the scenario lets validation pick from,
 // leaving out the clairvoyant ones (with a note when they were not listed).
-func validateCandidates(e *env, sc *scenario.Scenario) ([]string, error) {
+func validateCandidates(e *env, sc *scenario.Scenario, engine *gpu.Engine) ([]string, error) {
 	specs, err := sc.Specs()
 	if err != nil {
 		return nil, err
 	}
+	m := engine.Config()
+	shape := policies.Config{Layers: m.NumHiddenLayers, Heads: m.NumAttentionHeads, HeadDim: m.HeadDim()}
 	var clairvoyant []string
 	for _, spec := range specs {
-		c, err := host.Clairvoyant(spec.New)
+		c, err := host.Clairvoyant(spec.New, shape)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", spec.Name, err)
 		}

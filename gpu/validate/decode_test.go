@@ -96,9 +96,17 @@ func TestRefusesClairvoyant(t *testing.T) {
 		t.Fatalf("oracle: %v", err)
 	}
 	for name, want := range map[string]bool{"oracle": true, "h2o": false, "auv": false} {
-		if got, err := host.Clairvoyant(newBuiltin(t, name)); got != want || err != nil {
+		if got, err := host.Clairvoyant(newBuiltin(t, name), policies.Config{Layers: 2, Heads: 4, HeadDim: 16}); got != want || err != nil {
 			t.Errorf("Clairvoyant(%s) = %v, %v; want %v", name, got, err, want)
 		}
+	}
+	// The probe has the model's shape, so a head mask for that shape is accepted.
+	duo, _ := builtin.Lookup("duo")
+	masked := func() (policies.Policy, error) {
+		return duo(policies.NewParams(map[string]any{"mask": "sfsf/ffss"}))
+	}
+	if got, err := host.Clairvoyant(masked, policies.Config{Layers: 2, Heads: 4, HeadDim: 16}); got || err != nil {
+		t.Errorf("Clairvoyant(duo with a 2-layer 4-head mask) = %v, %v; want false, nil", got, err)
 	}
 }
 

@@ -67,14 +67,16 @@ func Close(p policies.Policy) {
 }
 
 // Clairvoyant reports whether newPolicy's policies need the future, by starting one
-// on a small sequence. Such a policy can be replayed but not decoded in the loop.
-func Clairvoyant(newPolicy func() (policies.Policy, error)) (bool, error) {
+// on a short sequence of the given shape (Layers, Heads, HeadDim: the model's, so that
+// a policy whose parameters name layers or heads accepts the probe). Such a policy
+// can be replayed but not decoded in the loop.
+func Clairvoyant(newPolicy func() (policies.Policy, error), shape policies.Config) (bool, error) {
 	p, err := newPolicy()
 	if err != nil {
 		return false, err
 	}
 	defer Close(p)
-	cfg := policies.Config{Layers: 1, Heads: 1, HeadDim: 64, PromptLen: 16, MaxLen: 32, Budget: 8}
+	cfg := policies.Config{Layers: shape.Layers, Heads: shape.Heads, HeadDim: shape.HeadDim, PromptLen: 16, MaxLen: 32, Budget: 8}
 	var layout policies.Layout
 	if err := Call(func() (err error) { layout, err = p.Init(cfg); return err }); err != nil {
 		return false, fmt.Errorf("init: %w", err)
