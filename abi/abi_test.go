@@ -10,6 +10,7 @@ import (
 
 	"github.com/kvsim/kvsim/abi/conformance"
 	"github.com/kvsim/kvsim/abi/gobuild"
+	"github.com/kvsim/kvsim/abi/testdata/contract2"
 	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/builtin"
@@ -46,7 +47,7 @@ func TestBadModules(t *testing.T) {
 	}{
 		{module: "ok"},
 		{module: "missing_export", load: `wasm policy bad/missing_export.wasm: missing export "kvpolicy_evict" (func() i32): see abi/ABI.md`},
-		{module: "wrong_version", load: `wasm policy bad/wrong_version.wasm: policy ABI version 2.0, but this kvsim speaks 1.x: rebuild the policy against the kvpolicy.h or abi/guest of this kvsim (see abi/ABI.md, Versioning)`},
+		{module: "wrong_version", load: `wasm policy bad/wrong_version.wasm: policy ABI version 3.0, but this kvsim speaks 2.x and 1.x: rebuild the policy against the kvpolicy.h or abi/guest of this kvsim (see abi/ABI.md, Versioning)`},
 		{module: "command", load: `wasm policy bad/command.wasm: the module is a WASI command (it exports _start): build a reactor instead (Go: -buildmode=c-shared; C: -mexec-model=reactor or -Wl,--no-entry)`},
 		{module: "bad_import", load: `wasm policy bad/bad_import.wasm: imports env.now, which the host does not provide: policies may import only kvpolicy.log and, if their runtime needs it, wasi_snapshot_preview1`},
 		{module: "big_memory", load: `wasm policy bad/big_memory.wasm: section memory: min 5000 pages (312 Mi) over limit of 64 pages (4 Mi)`},
@@ -62,6 +63,8 @@ func TestBadModules(t *testing.T) {
 		{module: "bad_err_ptr", row: `policy "bad": observe prefill at layer 0, position 0: bad/bad_err_ptr.wasm: kvpolicy_observe: failed with status 1; its error message at [4294967280, 4294967288) is outside guest memory (131072 bytes)`},
 		{module: "bad_buffer", row: `policy "bad": bad/bad_buffer.wasm: kvpolicy_buffer(144) returned [65528, 65672), outside guest memory (65536 bytes)`},
 		{module: "bad_flags", row: `policy "bad": init at layer 0, position 0: bad/bad_flags.wasm: kvpolicy_init: layout with slack 0 and flags 0x8: want slack ≥ 0 and flags within 0x7`},
+		{module: "bad_pool", row: `policy "bad": init at layer 0, position 0: bad/bad_pool.wasm: kvpolicy_init: layout with pool 7: want 0 (head), 1 (layer) or 2 (model)`},
+		{module: "no_budgets", row: `policy "bad": init at layer 0, position 0: bad/no_budgets.wasm: kvpolicy_init: the layout asks for a model pool, but the module does not export kvpolicy_layer_budgets, which divides it among layers`},
 		{module: "bad_count", row: `policy "bad": evict at layer 0, position 31: bad/bad_count.wasm: kvpolicy_evict: head 0: victim count 1048576 out of range [0, 32]`},
 		// The engine checks the victims themselves.
 		{module: "out_of_range", row: `policy "bad": evict at layer 0, position 31: head 0: victim slot 9999 out of range [0, 32)`},
@@ -120,16 +123,27 @@ func TestGuestEntropyIsDeterministic(t *testing.T) {
 	}
 }
 
-// paramSets are the params each builtin is held to; the default set for all.
+// paramSets are the params each builtin is held to, besides its defaults if it has
+// any.
 var paramSets = map[string][]map[string]any{
 	"auv":    {{"preset": "v1"}, {"preset": "v2"}, {"preset": "v3"}, {"preset": "v4"}},
 	"tova":   {{"layerwise": true}},
 	"window": {{"sink": 0}},
+	// Contract 2.0's builtins: keys (knorm, keydiff), keys, values and queries
+	// (expectedattention), a model pool (pyramidkv), layer pools (adakv, duo).
+	"knorm":             {{"keep": "high"}},
+	"expectedattention": {{"covariance": "none", "vnorm": false}, {"queries": 4, "scale": 0.5}},
+	"pyramidkv":         {{"beta": 2}},
+	"adakv":             {{"alpha": 0.5}},
+	"duo":               {{"mask": "sfsf"}, {"mask": "ssff/ffss", "sink": 2, "recent": 6}},
 }
 
 // TestBuiltinsAsWASM: every builtin policy, built to WASM from the same source with
 // the Go guest SDK, makes exactly the evictions of its native build, victim for
-// victim, at every step of replays at nine budgets, and gives the same rows.
+// victim, at every step of replays at nine budgets, and gives the same rows; and it
+// answers every call as the native build does on the call-by-call host. This holds
+// contract 2.0's builtins (keys, values, queries, compact rows, layer and model
+// pools) to ABI 2.0.
 func TestBuiltinsAsWASM(t *testing.T) {
 	for _, name := range builtin.Names() {
 		t.Run(name, func(t *testing.T) {
@@ -139,7 +153,13 @@ func TestBuiltinsAsWASM(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := load(t, goPolicy(t, pkg), wasmhost.Options{})
-			for _, params := range append([]map[string]any{nil}, paramSets[name]...) {
+			sets := paramSets[name]
+			if _, err := native(policies.NewParams(nil)); err == nil {
+				sets = append([]map[string]any{nil}, sets...)
+			} else if len(sets) == 0 {
+				t.Fatalf("%s cannot be built without params (%v): give it a set in paramSets", name, err)
+			}
+			for _, params := range sets {
 				if err := conformance.Same(context.Background(), native, m.New, params); err != nil {
 					t.Errorf("params %v: %v", params, err)
 				}
@@ -148,15 +168,21 @@ func TestBuiltinsAsWASM(t *testing.T) {
 	}
 }
 
-// TestCExample: the C TOVA example is the builtin tova, victim for victim, and passes
-// the whole conformance battery.
+// TestCExample: the C TOVA example, built against ABI 2.0 and against 1.0, is the
+// builtin tova, victim for victim, and passes the whole conformance battery.
 func TestCExample(t *testing.T) {
-	m := load(t, cPolicy(t, "../examples/policies/c/tova.c"), wasmhost.Options{})
-	native, _ := builtin.Lookup("tova")
-	for _, params := range []map[string]any{nil, {"layerwise": true}} {
-		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "tova"}
-		checkAll(t, fmt.Sprintf("params %v", params), conformance.Check(context.Background(), m.New, opts))
+	for _, major := range []int{2, 1} {
+		m := load(t, cPolicy(t, "../examples/policies/c/tova.c", major), wasmhost.Options{})
+		if info := m.Info(); info.ABIMajor != major || info.ABIMinor != 0 {
+			t.Errorf("built against %d.0: the module speaks %d.%d", major, info.ABIMajor, info.ABIMinor)
+		}
+		native, _ := builtin.Lookup("tova")
+		for _, params := range []map[string]any{nil, {"layerwise": true}} {
+			opts := conformance.Options{Params: params, SameAs: native, SameAsName: "tova"}
+			checkAll(t, fmt.Sprintf("ABI %d.0, params %v", major, params), conformance.Check(context.Background(), m.New, opts))
+		}
 	}
+	m := load(t, cPolicy(t, "../examples/policies/c/tova.c", 2), wasmhost.Options{})
 	for params, want := range map[string]string{
 		`{"layerwise": 1}`: `tova: param "layerwise": want true or false`,
 		`{"window": 4}`:    `tova: param "window": unknown param`,
@@ -171,10 +197,13 @@ func TestCExample(t *testing.T) {
 	}
 }
 
-// TestWATExample: the hand-written WAT window is the builtin window with its default
-// params, and passes the battery.
+// TestWATExample: the hand-written WAT window, an ABI 1.0 guest, is the builtin window
+// with its default params, and passes the battery.
 func TestWATExample(t *testing.T) {
 	m := load(t, wat(t, "../examples/policies/wat/window.wat"), wasmhost.Options{})
+	if info := m.Info(); info.ABIMajor != 1 {
+		t.Errorf("window.wat speaks %d.%d, want 1.0", info.ABIMajor, info.ABIMinor)
+	}
 	native, _ := builtin.Lookup("window")
 	checkAll(t, "window.wat", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
 }
@@ -205,6 +234,122 @@ func TestAssemblyScriptExample(t *testing.T) {
 	checkAll(t, "window.ts", conformance.Check(context.Background(), m.New, conformance.Options{SameAs: native, SameAsName: "window"}))
 }
 
+// TestGoGuestOfABI1: a Go guest built with the ABI 1.0 SDK (testdata/v1) still runs
+// unchanged: it is the builtin window, victim for victim, and passes the battery.
+func TestGoGuestOfABI1(t *testing.T) {
+	path := build(t, "window-go-abi1.wasm", func(out string) error {
+		return gunzip("testdata/v1/window-go-abi1.wasm.gz", out)
+	})
+	m := load(t, path, wasmhost.Options{})
+	if info := m.Info(); info.ABIMajor != 1 || info.ABIMinor != 0 || !info.WASI {
+		t.Errorf("info %+v, want a WASI module of ABI 1.0", info)
+	}
+	if _, ok := newInstance(t, m, nil).(policies.LayerBudgeter); ok {
+		t.Error("a 1.x module's policy offers layer budgets")
+	}
+	native, _ := builtin.Lookup("window")
+	for _, params := range []map[string]any{nil, {"sink": 0}} {
+		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "window"}
+		checkAll(t, fmt.Sprintf("window-go-abi1, params %v", params), conformance.Check(context.Background(), m.New, opts))
+	}
+}
+
+// TestContract2AsWASM: a Go policy that asks for keys, values, queries and compact
+// rows, one with a layer pool and one with a model pool and layer budgets, built to
+// WASM with the Go guest SDK, evict as their native twins do, victim for victim, in
+// replay and call by call, and pass the whole battery.
+func TestContract2AsWASM(t *testing.T) {
+	m := load(t, goPolicy(t, "./testdata/contract2"), wasmhost.Options{})
+	if info := m.Info(); info.ABIMajor != 2 || info.ABIMinor != 0 {
+		t.Errorf("info %+v, want ABI 2.0", info)
+	}
+	for _, kind := range []string{"inputs", "layer", "model"} {
+		opts := conformance.Options{Params: map[string]any{"kind": kind}, SameAs: contract2.New, SameAsName: "contract2"}
+		checkAll(t, "contract2, kind "+kind, conformance.Check(context.Background(), m.New, opts))
+	}
+	if _, ok := newInstance(t, m, map[string]any{"kind": "model"}).(policies.LayerBudgeter); !ok {
+		t.Error("a Go guest's policy does not offer layer budgets")
+	}
+}
+
+// TestContract2InC: the same policy written in C against kvpolicy.h's 2.0 header
+// (testdata/contract2.c, one build per kind) evicts as the Go policy does natively,
+// in replay and call by call: the header's 2.0 fields and arrays are where the Go guest SDK has
+// them.
+func TestContract2InC(t *testing.T) {
+	for i, kind := range []string{"inputs", "layer", "model"} {
+		m := load(t, cPolicy(t, "testdata/contract2.c", 2, fmt.Sprintf("KIND=%d", i)), wasmhost.Options{})
+		if err := conformance.Same(context.Background(), contract2.New, m.New, map[string]any{"kind": kind}); err != nil {
+			t.Errorf("kind %s: %v", kind, err)
+		}
+	}
+}
+
+// TestBadPoolOutputs: a guest that gives fewer victims than its layer pool needs, or
+// layer budgets over the model pool, fails the call with the reason, naming the
+// module and the export.
+func TestBadPoolOutputs(t *testing.T) {
+	m := load(t, goPolicy(t, "./testdata/contract2"), wasmhost.Options{})
+	const H, P, T, B = 2, 8, 10, 2
+	cfg := policies.Config{Layers: 3, Heads: H, HeadDim: 4, PromptLen: P, MaxLen: T, Budget: B}
+	prefill := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, HeadDim: 4, Probs: make([]float32, H*P*P)}
+	for h := range H {
+		for r := range P {
+			for s := 0; s <= r; s++ {
+				prefill.Row(h, r)[s] = 1 / float32(r+1)
+			}
+		}
+	}
+
+	over := newInstance(t, m, map[string]any{"kind": "overdraw"})
+	if layout, err := over.Init(cfg); err != nil || layout.Pool != policies.PoolLayer {
+		t.Fatalf("layout %+v, %v", layout, err)
+	}
+	if err := over.Observe(prefill); err != nil {
+		t.Fatal(err)
+	}
+	e := &policies.Eviction{Phase: policies.Prefill, Pos: P - 1, Heads: H, Need: make([]int32, H), PoolNeed: H*P - H*B,
+		Stride: P, Count: make([]int32, H), Victims: make([]int32, H*P)}
+	want := m.Name() + ": kvpolicy_evict: 11 victims in all, but the layer pool needs at least 12 (pool_need): the policy overdraws its pool"
+	if err := over.Evict(e); err == nil || err.Error() != want {
+		t.Errorf("overdraw:\n got %v\nwant %s", err, want)
+	}
+
+	greedy := newInstance(t, m, map[string]any{"kind": "greedy"})
+	if _, err := greedy.Init(cfg); err != nil {
+		t.Fatal(err)
+	}
+	whole := cfg
+	whole.Layer = -1
+	want = m.Name() + ": kvpolicy_layer_budgets: the layers get 13 tokens in all, over the model pool of 3 layers × 2 heads × budget 2 = 12"
+	if err := greedy.(policies.LayerBudgeter).LayerBudgets(whole, make([]int, 3)); err == nil || err.Error() != want {
+		t.Errorf("greedy layer budgets:\n got %v\nwant %s", err, want)
+	}
+	// The instance goes on with its sequence's config.
+	if err := greedy.Observe(prefill); err != nil {
+		t.Errorf("observe after layer budgets: %v", err)
+	}
+
+	neg := load(t, wat(t, filepath.Join("testdata", "bad", "negative_budgets.wat")), wasmhost.Options{})
+	p := newInstance(t, neg, nil)
+	if layout, err := p.Init(cfg); err != nil || layout.Pool != policies.PoolModel {
+		t.Fatalf("layout %+v, %v", layout, err)
+	}
+	want = neg.Name() + ": kvpolicy_layer_budgets: layer 1 gets -1 tokens: want ≥ 0"
+	if err := p.(policies.LayerBudgeter).LayerBudgets(whole, make([]int, 3)); err == nil || err.Error() != want {
+		t.Errorf("negative layer budgets:\n got %v\nwant %s", err, want)
+	}
+}
+
+func newInstance(t *testing.T, m *wasmhost.Module, params map[string]any) policies.Policy {
+	t.Helper()
+	p, err := m.New(policies.NewParams(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func checkAll(t *testing.T, what string, results []conformance.Result) {
 	t.Helper()
 	var names []string
@@ -215,7 +360,7 @@ func checkAll(t *testing.T, what string, results []conformance.Result) {
 		names = append(names, r.Name)
 	}
 	// The battery ran in full.
-	for _, want := range []string{"params", "build", "replay", "small", "determinism", "reuse", "prefill blocks", "budget", "reference host"} {
+	for _, want := range []string{"params", "build", "replay", "small", "determinism", "reuse", "prefill blocks", "budget", "reference host", "contract 2.0"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("%s: check %q did not run (ran %v)", what, want, names)
 		}

@@ -30,9 +30,14 @@ func (keepAll) Evict(*policies.Eviction) error    { return nil }
 // does nothing, on 12 heads (OPT-125M's) with 256 slots: what a policy call costs
 // beyond the policy's own work. Native is a Go method call; WASM copies the
 // attention into guest memory and calls through wazero, metered (the default) or
-// not, into WAT or into Go's runtime.
+// not, into WAT or into Go's runtime. wasm is an ABI 1.0 guest; wasm-abi2 the same
+// guest speaking 2.0 (what the 2.0 dialect costs a policy that asks for nothing
+// new), and wasm-abi2-inputs one that asks for keys, values and queries (what
+// crossing 3 × 12 vectors of 64 floats costs a step).
 func BenchmarkCallOverhead(b *testing.B) {
 	okWAT := func(b *testing.B) string { return wat(b, "testdata/bad/ok.wat") }
+	noop2 := func(b *testing.B) string { return wat(b, "testdata/bench/noop2.wat") }
+	inputs2 := func(b *testing.B) string { return wat(b, "testdata/bench/noop2_inputs.wat") }
 	goGuest := func(b *testing.B) string { return goPolicy(b, "./testdata/gopolicy") }
 	for _, v := range []struct {
 		name   string
@@ -42,6 +47,8 @@ func BenchmarkCallOverhead(b *testing.B) {
 		{"native", nil, 0},
 		{"wasm-unmetered", okWAT, wasmhost.Unmetered},
 		{"wasm", okWAT, 0},
+		{"wasm-abi2", noop2, 0},
+		{"wasm-abi2-inputs", inputs2, 0},
 		{"wasm-go-unmetered", goGuest, wasmhost.Unmetered},
 		{"wasm-go", goGuest, 0},
 	} {
@@ -60,15 +67,20 @@ func BenchmarkCallOverhead(b *testing.B) {
 	}
 }
 
-// noopStep starts p on 12 heads (OPT-125M's) with 256 slots and returns a decode
-// step, Observe then Evict, that asks for no victims.
+// noopStep starts p on 12 heads of dimension 64 (OPT-125M's) with 256 slots and
+// returns a decode step, Observe then Evict, that asks for no victims. A policy that
+// asks for vectors gets them.
 func noopStep(b *testing.B, p policies.Policy) func() {
-	const H, W = 12, 256
-	if _, err := p.Init(policies.Config{Heads: H, PromptLen: W, MaxLen: 2 * W, Budget: W}); err != nil {
+	const H, D, W = 12, 64, 256
+	layout, err := p.Init(policies.Config{Heads: H, HeadDim: D, PromptLen: W, MaxLen: 2 * W, Budget: W})
+	if err != nil {
 		b.Fatal(err)
 	}
-	a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W,
+	a := &policies.Attention{Phase: policies.Decode, Rows: 1, Heads: H, Stride: W, HeadDim: D,
 		Probs: make([]float32, H*W), Slot: make([]int32, H), Comp: make([]float32, H)}
+	if layout.Keys {
+		a.Keys, a.Values, a.Queries = make([]float32, H*D), make([]float32, H*D), make([]float32, H*D)
+	}
 	e := &policies.Eviction{Phase: policies.Decode, Heads: H, Stride: W,
 		Need: make([]int32, H), Count: make([]int32, H), Victims: make([]int32, H*W)}
 	return func() {
@@ -110,7 +122,7 @@ func BenchmarkReplay(b *testing.B) {
 	goWASM := func(pkg string, fuel int64) func(b *testing.B) policies.New {
 		return wasm(func(b *testing.B) string { return goPolicy(b, pkg) }, fuel)
 	}
-	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c", 2) }
 	watWindow := func(b *testing.B) string { return wat(b, "../examples/policies/wat/window.wat") }
 	asPlugin := func(pkg string) func(b *testing.B) policies.New {
 		return func(b *testing.B) policies.New {
@@ -250,7 +262,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}{
 		{"tova/native", func(*testing.B) policies.New { return tova.New }},
 		{"tova/wasm-c", func(b *testing.B) policies.New {
-			return load(b, cPolicy(b, "../examples/policies/c/tova.c"), wasmhost.Options{}).New
+			return load(b, cPolicy(b, "../examples/policies/c/tova.c", 2), wasmhost.Options{}).New
 		}},
 		{"tova/wasm-go", func(b *testing.B) policies.New {
 			return load(b, goPolicy(b, "github.com/kvsim/kvsim/policies/tova"), wasmhost.Options{}).New
@@ -288,7 +300,7 @@ func BenchmarkFuelOverhead(b *testing.B) {
 			return newDecodeSteps(b, mustNew(b, load(b, module(b), wasmhost.Options{Fuel: fuel}).New)).step
 		}
 	}
-	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c") }
+	cTOVA := func(b *testing.B) string { return cPolicy(b, "../examples/policies/c/tova.c", 2) }
 	goTOVA := func(b *testing.B) string { return goPolicy(b, "github.com/kvsim/kvsim/policies/tova") }
 	for _, v := range []struct {
 		name string

@@ -1,7 +1,10 @@
 package abi_test
 
 import (
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,14 +91,38 @@ func wat(t testing.TB, src string) string {
 	})
 }
 
-// cPolicy compiles a C policy for wasm32 with clang and lld, without libc.
-func cPolicy(t testing.TB, src string) string {
+// cPolicy compiles a C policy for wasm32 with clang and lld, without libc, against
+// kvpolicy.h's ABI major version major, with more -D defines if given.
+func cPolicy(t testing.TB, src string, major int, defines ...string) string {
 	need(t, "clang", "clang lld")
 	need(t, "wasm-ld", "lld")
-	return build(t, strings.TrimSuffix(filepath.Base(src), ".c")+"-c.wasm", func(out string) error {
-		return run("clang", "--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
-			"-Wall", "-Werror", "-I", ".", "-o", out, src)
+	name := fmt.Sprintf("%s-c-abi%d%s.wasm", strings.TrimSuffix(filepath.Base(src), ".c"), major, strings.Join(defines, ""))
+	return build(t, name, func(out string) error {
+		args := []string{"--target=wasm32", "-O2", "-msimd128", "-mbulk-memory", "-nostdlib", "-Wl,--no-entry",
+			"-Wall", "-Werror", fmt.Sprintf("-DKVP_ABI_MAJOR=%d", major), "-I", "."}
+		for _, d := range defines {
+			args = append(args, "-D"+d)
+		}
+		return run("clang", append(args, "-o", out, src)...)
 	})
+}
+
+// gunzip writes the decompressed file src to out.
+func gunzip(src, out string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(z, wasmhost.MaxModuleBytes))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
 }
 
 // rustc finds a rustc that can build for wasm32-unknown-unknown: $KVSIM_RUSTC, the

@@ -1,5 +1,5 @@
 /*
- * kvpolicy.h: kvsim's eviction-policy ABI, version 1.0, for guests written in C.
+ * kvpolicy.h: kvsim's eviction-policy ABI, version 2.0, for guests written in C.
  *
  * The normative spec is abi/ABI.md; this header restates it as C types. A policy
  * module defines and exports its memory and the six functions below, and is built
@@ -9,9 +9,13 @@
  *         -I abi -o policy.wasm policy.c
  *
  * Everything crosses the boundary through one exchange region that the guest
- * allocates when the host calls kvpolicy_buffer, and that starts with the 128-byte
+ * allocates when the host calls kvpolicy_buffer, and that starts with the 256-byte
  * kvp_header below. Array offsets in the header count from the region's start.
  * All values are little-endian, which wasm is.
+ *
+ * A 1.x guest, which kvsim's host still runs unchanged, is built by defining
+ * KVP_ABI_MAJOR as 1 first (-DKVP_ABI_MAJOR=1): the header is then the 128-byte 1.0
+ * header, and the 2.0 fields, flags and export are left out.
  */
 #ifndef KVPOLICY_H
 #define KVPOLICY_H
@@ -19,7 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVP_ABI_MAJOR 1
+#ifndef KVP_ABI_MAJOR
+#define KVP_ABI_MAJOR 2
+#endif
+#if KVP_ABI_MAJOR != 1 && KVP_ABI_MAJOR != 2
+#error "kvpolicy.h speaks ABI 2.0 and 1.0: define KVP_ABI_MAJOR as 2 (the default) or 1"
+#endif
 #define KVP_ABI_MINOR 0
 /* What kvpolicy_abi_version returns. */
 #define KVP_ABI_VERSION ((KVP_ABI_MAJOR << 16) | KVP_ABI_MINOR)
@@ -36,6 +45,17 @@
 #define KVP_UNBOUNDED (1u << 0)    /* no eviction at all */
 #define KVP_COMPENSATION (1u << 1) /* merge victims into a compensation slot by weight */
 #define KVP_CLAIRVOYANT (1u << 2)  /* the host fills the future array before evict */
+#if KVP_ABI_MAJOR >= 2
+#define KVP_KEYS (1u << 3)    /* 2.0: the host fills keys for every observed row */
+#define KVP_VALUES (1u << 4)  /* 2.0: values likewise */
+#define KVP_QUERIES (1u << 5) /* 2.0: queries likewise */
+#define KVP_COMPACT (1u << 6) /* 2.0: decode rows list resident slots (live, len) */
+
+/* kvp_header.pool, written by kvpolicy_init (2.0): what the budget bounds. */
+#define KVP_POOL_HEAD 0  /* each head: budget tokens (plus slack) */
+#define KVP_POOL_LAYER 1 /* the layer's heads together: heads * budget (plus heads * slack) */
+#define KVP_POOL_MODEL 2 /* the model: layers * heads * budget, divided by kvpolicy_layer_budgets */
+#endif
 
 typedef struct kvp_header {
 	/* Host, when it hands out the region. */
@@ -80,11 +100,35 @@ typedef struct kvp_header {
 	uint32_t err_len;      /* 116: bytes, at most 1024 are read */
 	/* Host: what the arrays hold. */
 	uint32_t probs_cap;    /* 120: floats in probs */
-	uint32_t list_cap;     /* 124: room per head in victims, weights and future, >= stride
-	                        *      (slot_cap in earlier headers; not the table's width) */
+	uint32_t list_cap;     /* 124: room per head in victims, weights, future and live,
+	                        *      >= stride (slot_cap in earlier headers; not the table's
+	                        *      width) */
+#if KVP_ABI_MAJOR >= 2
+	/* 2.0. Guest, in kvpolicy_init. */
+	uint32_t pool;         /* 128: KVP_POOL_HEAD, KVP_POOL_LAYER or KVP_POOL_MODEL */
+	/* Host, before kvpolicy_evict: with a layer or model pool, the fewest victims of
+	 * all heads together (need is then all zero); 0 with KVP_POOL_HEAD. */
+	int32_t pool_need;     /* 132 */
+	/* Host: more array offsets. */
+	uint32_t keys_off;     /* 136: float keys[(h*rows + r)*head_dim + d], with KVP_KEYS */
+	uint32_t values_off;   /* 140: float values[...], the same layout, with KVP_VALUES */
+	uint32_t queries_off;  /* 144: float queries[...], the same layout, with KVP_QUERIES */
+	uint32_t live_off;     /* 148: int32 live[h*stride + i], i < len[h], with KVP_COMPACT */
+	uint32_t len_off;      /* 152: int32 len[h], decode with KVP_COMPACT */
+	uint32_t budgets_off;  /* 156: int32 budgets[l], kvpolicy_layer_budgets writes them */
+	uint32_t vec_cap;      /* 160: floats in each of keys, values and queries */
+	uint32_t budgets_cap;  /* 164: entries in budgets, >= layers */
+	uint32_t reserved1[22]; /* 168: zero, not fields */
+#endif
 } kvp_header;
 
-_Static_assert(sizeof(kvp_header) == 128, "kvp_header is 128 bytes");
+#if KVP_ABI_MAJOR >= 2
+_Static_assert(sizeof(kvp_header) == 256, "kvp_header is 256 bytes");
+_Static_assert(offsetof(kvp_header, pool) == 128, "pool at 128");
+_Static_assert(offsetof(kvp_header, budgets_cap) == 164, "budgets_cap at 164");
+#else
+_Static_assert(sizeof(kvp_header) == 128, "a 1.x kvp_header is 128 bytes");
+#endif
 _Static_assert(offsetof(kvp_header, seed) == 48, "seed at 48");
 _Static_assert(offsetof(kvp_header, phase) == 64, "phase at 64");
 _Static_assert(offsetof(kvp_header, err_ptr) == 112, "err_ptr at 112");
@@ -100,18 +144,33 @@ static inline int32_t *kvp_victims(kvp_header *h) { return KVP_ARRAY(int32_t, h,
 static inline float *kvp_weights(kvp_header *h) { return KVP_ARRAY(float, h, weights_off); }
 static inline float *kvp_future(kvp_header *h) { return KVP_ARRAY(float, h, future_off); }
 static inline const char *kvp_params(kvp_header *h) { return (const char *)h + h->params_off; }
+#if KVP_ABI_MAJOR >= 2
+static inline float *kvp_keys(kvp_header *h) { return KVP_ARRAY(float, h, keys_off); }
+static inline float *kvp_values(kvp_header *h) { return KVP_ARRAY(float, h, values_off); }
+static inline float *kvp_queries(kvp_header *h) { return KVP_ARRAY(float, h, queries_off); }
+static inline int32_t *kvp_live(kvp_header *h) { return KVP_ARRAY(int32_t, h, live_off); }
+static inline int32_t *kvp_len(kvp_header *h) { return KVP_ARRAY(int32_t, h, len_off); }
+static inline int32_t *kvp_budgets(kvp_header *h) { return KVP_ARRAY(int32_t, h, budgets_off); }
+#endif
 
 /* kvp_width is W, the width of the host's slot table (ABI.md 5.1): slot ids are
- * 0 .. W-1. Call it in kvpolicy_init once you have set slack and flags. */
+ * 0 .. W-1. Call it in kvpolicy_init once you have set slack, flags and pool. */
 static inline int32_t kvp_width(const kvp_header *h) {
 	if ((h->flags & KVP_UNBOUNDED) || h->slack >= h->max_len) {
 		return h->max_len;
 	}
-	int32_t w = h->budget + h->slack + 1;
+	int64_t w = (int64_t)h->budget + h->slack + 1;
+#if KVP_ABI_MAJOR >= 2
+	if (h->pool == KVP_POOL_LAYER) {
+		w = (int64_t)h->heads * ((int64_t)h->budget + h->slack) + 1;
+	} else if (h->pool == KVP_POOL_MODEL) {
+		w = (int64_t)h->layers * h->heads * h->budget + (int64_t)h->heads * h->slack + 1;
+	}
+#endif
 	if (w < h->prompt_len) {
 		w = h->prompt_len;
 	}
-	return w < h->max_len ? w : h->max_len;
+	return w < h->max_len ? (int32_t)w : h->max_len;
 }
 
 /* Marks a function as one of the module's exports. */
@@ -126,6 +185,12 @@ KVP_EXPORT(kvpolicy_new) int32_t kvpolicy_new(void);
 KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void);
 KVP_EXPORT(kvpolicy_observe) int32_t kvpolicy_observe(void);
 KVP_EXPORT(kvpolicy_evict) int32_t kvpolicy_evict(void);
+#if KVP_ABI_MAJOR >= 2
+/* 2.0, optional, required with KVP_POOL_MODEL: write each layer's share of the
+ * model pool to kvp_budgets(h)[0 .. layers-1], the header's config being the
+ * sequence's with layer = -1. Declared here, exported only if you define it. */
+KVP_EXPORT(kvpolicy_layer_budgets) int32_t kvpolicy_layer_budgets(void);
+#endif
 
 /* The one host import, optional: a line for the host's log. Nothing is imported
  * unless you call it. */

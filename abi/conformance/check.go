@@ -1,9 +1,10 @@
 // Package conformance is a test kit for eviction policies, whatever they are built
 // with: native Go, a Go plugin or a WASM module. Check runs a policy through a
 // battery of small replays on synthetic traces (legal victims, determinism, reuse of
-// instances, prefill block sizes, tiny budgets and prompts, the reference host) and
-// reports each check; Same replays two policies side by side and finds the first
-// eviction where they differ, victim for victim.
+// instances, prefill block sizes, tiny budgets and prompts, the reference host, and
+// contract 2.0's inputs, compact rows and pools on a call-by-call host) and reports
+// each check; Same replays two policies side by side, and drives them call by call,
+// and finds the first eviction where they differ, victim for victim.
 //
 // `kvsim policy check` prints Check's results; kvsim's own tests use Same to hold
 // every builtin policy's WASM build to its native build.
@@ -11,6 +12,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -47,8 +49,8 @@ type Options struct {
 // Traces of the battery: OPT-125M-shaped synthetic samples, shrunk.
 var (
 	mainTrace  = synth.Options{Preset: "opt-125m", Layers: 2, Heads: 4, PromptLen: 128, GenLen: 16, Seed: 7, WithV: true}
-	tinyTrace  = synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: synth.MinPromptLen, GenLen: 8, Seed: 7}
-	noGenTrace = synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 32, Seed: 7}
+	tinyTrace  = synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: synth.MinPromptLen, GenLen: 8, Seed: 7, WithV: true}
+	noGenTrace = synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 32, Seed: 7, WithV: true}
 
 	mainBudgets  = tokens(1, 2, 3, 8, 32, 64, 127, 128, 200)
 	tinyBudgets  = tokens(1, 2, 3, 4, 5, 6, 7, 8, 9)
@@ -112,7 +114,7 @@ func Check(ctx context.Context, newPolicy policies.New, opts Options) []Result {
 		_, log4, err := blocks.run(ctx, build, false)
 		add("prefill blocks", "prefill in blocks of 5 rows evicts like blocks of 64 (merge weights within 1e-5)", firstErr(err, diff(log, log4, 1e-5)))
 
-		add("budget", "peak resident ≤ budget + slack + 1 (+1 compensation slot)", checkPeak(res, log))
+		add("budget", "peak resident per head ≤ budget (a model pool: its largest layer share per head) + slack + 1 (+1 compensation slot)", checkPeak(res, log))
 		clairvoyant := false
 		for _, s := range log.sequences {
 			clairvoyant = clairvoyant || s.layout.Clairvoyant
@@ -120,11 +122,21 @@ func Check(ctx context.Context, newPolicy policies.New, opts Options) []Result {
 		if clairvoyant {
 			results = append(results, Result{Name: "reference host", Detail: "clairvoyant: only replay can serve it", Skipped: true})
 		} else {
-			add("reference host", "policytest.Run on random sequences, budgets 1, 5, 12 and 30", referenceHost(build))
+			add("reference host", "policytest.Run on random vector sequences, budgets 1, 5, 12 and 30", referenceHost(build))
 		}
 		if mid := res.Cell(0, 4); mid.Failed == "" {
 			results = append(results, Result{Name: "speed", Detail: fmt.Sprintf("%.0f ns per (head · decode step) at budget %s", mid.PolicyNs, mid.Budget), Info: true})
 		}
+	}
+	// The call-by-call host needs no replay: it runs whatever the replays found.
+	const callsDetail = "call by call on a host that serves keys, values, queries, compact rows and pools (2 layers × 4 heads, prompt 24 + 16, budgets 1 to 30): legal victims, pools kept, the same answers twice"
+	switch uses, err := checkCalls(build); {
+	case errors.Is(err, errClairvoyant):
+		results = append(results, Result{Name: "contract 2.0", Detail: err.Error(), Skipped: true})
+	case err != nil:
+		add("contract 2.0", callsDetail, err)
+	default:
+		add("contract 2.0", callsDetail+"; "+uses, nil)
 	}
 	if opts.SameAs != nil {
 		add("same as "+opts.SameAsName, "evicts exactly like it, victim for victim, with the same rows", Same(ctx, opts.SameAs, newPolicy, opts.Params))
@@ -153,7 +165,8 @@ func Same(ctx context.Context, want, got policies.New, params map[string]any) er
 	if err := failed(res.Cells[nb:]); err != nil {
 		return err
 	}
-	return firstErr(diff(&wantLog, &gotLog, 0), sameCells(&sim.Result{Cells: res.Cells[:nb]}, &sim.Result{Cells: res.Cells[nb:]}))
+	return firstErr(diff(&wantLog, &gotLog, 0), sameCells(&sim.Result{Cells: res.Cells[:nb]}, &sim.Result{Cells: res.Cells[nb:]}),
+		SameCalls(want, got, params))
 }
 
 // replay is one battery replay.
@@ -221,14 +234,26 @@ func sameCells(want, got *sim.Result) error {
 	return nil
 }
 
-// checkPeak holds every row's peak resident entries to what its layouts allow.
+// checkPeak holds every row's peak resident entries per head to what its layouts
+// allow: the budget, the slack and the new token, per head or, for a pool, per head
+// on average, and for a model pool the largest layer share.
 func checkPeak(res *sim.Result, log *recording) error {
+	share := map[int]int{} // budget in tokens -> a model pool's largest layer share
+	for _, s := range log.sequences {
+		if len(s.division) > 0 {
+			share[s.config.Budget] = max(share[s.config.Budget], slices.Max(s.division))
+		}
+	}
 	allowed := map[int]int{} // budget in tokens -> most entries allowed
 	for _, s := range log.sequences {
 		if s.layout.Unbounded {
 			return nil
 		}
-		n := s.config.Budget + s.layout.Slack + 1
+		base := s.config.Budget
+		if s.layout.Pool == policies.PoolModel {
+			base = (share[s.config.Budget] + s.config.Heads - 1) / s.config.Heads
+		}
+		n := base + s.layout.Slack + 1
 		if s.layout.Compensation {
 			n++
 		}
@@ -250,8 +275,9 @@ func referenceHost(build func() (policies.Policy, error)) error {
 		if err != nil {
 			return err
 		}
-		seq := policytest.RandomSequence(3, 24, 40, uint64(i+1))
-		if _, err := policytest.Run(p, policies.Config{Layers: 1, HeadDim: 64, Budget: budget, Seed: uint64(i)}, seq); err != nil {
+		// Vectors, so that a policy that asks for keys, values or queries gets them.
+		seq := policytest.VectorSequence(3, 24, 40, 16, uint64(i+1))
+		if _, err := policytest.Run(p, policies.Config{Layers: 1, Budget: budget, Seed: uint64(i)}, seq); err != nil {
 			return fmt.Errorf("budget %d: %w", budget, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kvsim/kvsim/abi/testdata/contract2"
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/oracle"
 	"github.com/kvsim/kvsim/policies/tova"
@@ -118,7 +119,7 @@ func TestCheckCatchesBugs(t *testing.T) {
 		{"none", nil},
 		{"params", []string{"params"}},
 		{"reuse", []string{"reuse"}},
-		{"shared", []string{"determinism", "prefill blocks", "reuse"}}, // every comparison sees it
+		{"shared", []string{"contract 2.0", "determinism", "prefill blocks", "reuse"}}, // every comparison sees it
 		{"blocks", []string{"prefill blocks"}},
 	} {
 		var failed []string
@@ -159,5 +160,53 @@ func TestDiff(t *testing.T) {
 		} else if tc.want != "" {
 			t.Errorf("no difference found, want %q", tc.want)
 		}
+	}
+}
+
+// TestContract2Checks: the call-by-call host serves contract 2.0 to a policy that
+// asks for inputs, compact rows or pools, and catches one that overdraws its layer
+// pool or gives layer budgets over the model pool; SameCalls tells such policies
+// apart.
+func TestContract2Checks(t *testing.T) {
+	kind := func(k string) policies.New {
+		return func(p *policies.Params) (policies.Policy, error) {
+			return contract2.New(policies.NewParams(map[string]any{"kind": k}))
+		}
+	}
+	for _, tc := range []struct {
+		kind, want string
+	}{
+		{"inputs", "the layout uses keys, values, queries, compact rows"},
+		{"layer", "the layout uses a layer pool"},
+		{"model", "the layout uses a model pool"},
+		// 4 heads × 24 prompt tokens − 4 × budget 1 = 92 victims needed.
+		{"overdraw", "budget 1, layer 0: evict prefill at position 23: 91 victims in all, but the layer pool needs 92: the policy overdraws its pool"},
+		// 2 layers × 4 heads × budget 1 = 8 tokens in the pool.
+		{"greedy", "budget 1, layer 0: layer budgets: 9 tokens in all, over the model pool of 8"},
+	} {
+		detail, err := checkCalls(func() (policies.Policy, error) { return kind(tc.kind)(nil) })
+		got := detail
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("kind %s:\n got %s\nwant %s", tc.kind, got, tc.want)
+		}
+	}
+	// The whole battery passes, on the replay host and the call-by-call one.
+	for _, k := range []string{"inputs", "layer", "model"} {
+		opts := Options{Params: map[string]any{"kind": k}, SameAs: contract2.New, SameAsName: "contract2"}
+		for check, r := range results(t, contract2.New, opts) {
+			if r.Err != nil || (check == "contract 2.0" && r.Skipped) {
+				t.Errorf("kind %s: %s: %v", k, check, r.Err)
+			}
+		}
+	}
+	want := "budget 1, layer 0: layout {Slack:2 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:layer}, want {Slack:0 Unbounded:false Compensation:false Clairvoyant:false Keys:false Values:false Queries:false Compact:false Pool:model}"
+	if err := SameCalls(kind("model"), kind("layer"), nil); err == nil || err.Error() != want {
+		t.Errorf("model against layer:\n got %v\nwant %s", err, want)
+	}
+	if err := SameCalls(kind("model"), kind("model"), nil); err != nil {
+		t.Errorf("model against itself: %v", err)
 	}
 }

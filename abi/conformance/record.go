@@ -19,6 +19,7 @@ type recording struct {
 type sequence struct {
 	config    policies.Config
 	layout    policies.Layout
+	division  []int // a model pool's layer budgets, if the host asked this instance
 	evictions []eviction
 }
 
@@ -66,6 +67,22 @@ func (r *recorder) Init(cfg policies.Config) (policies.Layout, error) {
 }
 
 func (r *recorder) Observe(a *policies.Attention) error { return r.inner.Observe(a) }
+
+// LayerBudgets passes a model pool's division on, so that a recorded policy divides
+// like the policy it wraps.
+func (r *recorder) LayerBudgets(cfg policies.Config, entries []int) error {
+	lb, ok := r.inner.(policies.LayerBudgeter)
+	if !ok {
+		return fmt.Errorf("%T does not implement policies.LayerBudgeter", r.inner)
+	}
+	if err := lb.LayerBudgets(cfg, entries); err != nil {
+		return err
+	}
+	if r.seq != nil {
+		r.seq.division = slices.Clone(entries)
+	}
+	return nil
+}
 
 func (r *recorder) Evict(e *policies.Eviction) error {
 	err := r.inner.Evict(e)

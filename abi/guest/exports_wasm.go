@@ -33,3 +33,6 @@ func kvpolicyObserve() int32 { return srv.observe() }
 
 //go:wasmexport kvpolicy_evict
 func kvpolicyEvict() int32 { return srv.evict() }
+
+//go:wasmexport kvpolicy_layer_budgets
+func kvpolicyLayerBudgets() int32 { return srv.layerBudgets() }

@@ -1,4 +1,5 @@
-// Package guest serves a Go eviction policy over kvsim's WASM policy ABI (abi/ABI.md),
+// Package guest serves a Go eviction policy over kvsim's WASM policy ABI 2.0
+// (abi/ABI.md),
 // so that any package exporting
 //
 //	func New(p *policies.Params) (policies.Policy, error)
@@ -26,12 +27,14 @@
 // The package exports the ABI's functions with //go:wasmexport when built for wasm.
 // It decodes each call from the exchange region into the same policies.Attention and
 // policies.Eviction values a native host passes, with slices that alias the region:
-// nothing is copied or allocated per call. A panic in the policy becomes a failed
+// nothing is copied or allocated per call. A policy that implements
+// policies.LayerBudgeter serves kvpolicy_layer_budgets too. A panic in the policy becomes a failed
 // call with the panic's message, not a crashed module.
 package guest
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/kvsim/kvsim/abi/internal/region"
@@ -57,9 +60,11 @@ type server struct {
 	mem       []uint64 // backing store of the region, 8-byte aligned
 	buf       []byte   // the region
 	heads     int
+	headDim   int
 	layout    policies.Layout
 	attention policies.Attention
 	eviction  policies.Eviction
+	budgets   []int // LayerBudgets' entries, kept between calls
 	errMsg    []byte
 }
 
@@ -104,8 +109,42 @@ func (s *server) init() int32 {
 	if s.policy == nil {
 		return s.fail(fmt.Errorf("host error: kvpolicy_init before a successful kvpolicy_new"))
 	}
+	b, cfg := s.buf, s.config()
+	s.heads = 0
+	var layout policies.Layout
+	status := s.guard(func() (err error) { layout, err = s.policy.Init(cfg); return err })
+	if status != region.OK {
+		return status
+	}
+	if layout.Pool == policies.PoolModel {
+		if _, ok := s.policy.(policies.LayerBudgeter); !ok {
+			return s.fail(fmt.Errorf("the layout asks for a model pool, but %T does not implement policies.LayerBudgeter", s.policy))
+		}
+	}
+	s.heads, s.headDim, s.layout = cfg.Heads, cfg.HeadDim, layout
+	var flags uint32
+	for _, f := range [...]struct {
+		set  bool
+		flag uint32
+	}{
+		{layout.Unbounded, region.FlagUnbounded}, {layout.Compensation, region.FlagCompensation},
+		{layout.Clairvoyant, region.FlagClairvoyant}, {layout.Keys, region.FlagKeys}, {layout.Values, region.FlagValues},
+		{layout.Queries, region.FlagQueries}, {layout.Compact, region.FlagCompact},
+	} {
+		if f.set {
+			flags |= f.flag
+		}
+	}
+	region.PutI32(b, region.Slack, int32(layout.Slack))
+	region.PutU32(b, region.Flags, flags)
+	region.PutU32(b, region.Pool, uint32(layout.Pool))
+	return region.OK
+}
+
+// config reads the header's config fields.
+func (s *server) config() policies.Config {
 	b := s.buf
-	cfg := policies.Config{
+	return policies.Config{
 		Layer:     int(region.I32(b, region.Layer)),
 		Layers:    int(region.I32(b, region.Layers)),
 		Heads:     int(region.I32(b, region.Heads)),
@@ -115,26 +154,6 @@ func (s *server) init() int32 {
 		Budget:    int(region.I32(b, region.Budget)),
 		Seed:      region.U64(b, region.Seed),
 	}
-	s.heads = 0
-	var layout policies.Layout
-	status := s.guard(func() (err error) { layout, err = s.policy.Init(cfg); return err })
-	if status != region.OK {
-		return status
-	}
-	s.heads, s.layout = cfg.Heads, layout
-	var flags uint32
-	if layout.Unbounded {
-		flags |= region.FlagUnbounded
-	}
-	if layout.Compensation {
-		flags |= region.FlagCompensation
-	}
-	if layout.Clairvoyant {
-		flags |= region.FlagClairvoyant
-	}
-	region.PutI32(b, region.Slack, int32(layout.Slack))
-	region.PutU32(b, region.Flags, flags)
-	return region.OK
 }
 
 // observe passes the attention the host wrote to the policy.
@@ -145,17 +164,36 @@ func (s *server) observe() int32 {
 	a.Rows = int(region.I32(b, region.Rows))
 	a.Heads = s.heads
 	a.Stride = int(region.I32(b, region.Stride))
+	a.HeadDim = s.headDim
 	var err error
-	a.Probs, err = s.floats(region.ProbsOff, a.Heads*a.Rows*a.Stride)
-	a.Slot, a.Comp = nil, nil
-	if err == nil && a.Phase == policies.Decode {
+	if a.Rows < 1 || a.Stride < 0 {
+		err = fmt.Errorf("%d rows of stride %d", a.Rows, a.Stride)
+	}
+	decode := a.Phase == policies.Decode
+	a.Probs, a.Slot, a.Comp, a.Live, a.Len = nil, nil, nil, nil, nil
+	if err == nil {
+		a.Probs, err = s.floats(region.ProbsOff, a.Heads*a.Rows*a.Stride)
+	}
+	if err == nil && decode {
 		a.Slot, err = s.ints(region.SlotOff, a.Heads)
 		if err == nil {
 			a.Comp, err = s.floats(region.CompOff, a.Heads)
 		}
 	}
-	if err == nil && (a.Rows < 1 || a.Stride < 0) {
-		err = fmt.Errorf("%d rows of stride %d", a.Rows, a.Stride)
+	if err == nil && decode && s.layout.Compact {
+		a.Live, err = s.ints(region.LiveOff, a.Heads*a.Stride)
+		if err == nil {
+			a.Len, err = s.ints(region.LenOff, a.Heads)
+		}
+		for h := 0; err == nil && h < a.Heads; h++ {
+			if n := a.Len[h]; n < 0 || int(n) > a.Stride {
+				err = fmt.Errorf("compact row of head %d lists %d slots, outside [0, stride %d]", h, n, a.Stride)
+			}
+		}
+	}
+	a.Keys, a.Values, a.Queries = nil, nil, nil
+	if err == nil && (s.layout.Keys || s.layout.Values || s.layout.Queries) {
+		err = s.vectors(a)
 	}
 	if err != nil {
 		return s.fail(fmt.Errorf("host error: observe: %w", err))
@@ -179,6 +217,10 @@ func (s *server) evict() int32 {
 	if err == nil {
 		e.Victims, err = s.ints(region.VictimsOff, n)
 	}
+	e.PoolNeed = 0
+	if s.layout.Pool != policies.PoolHead {
+		e.PoolNeed = int(region.I32(b, region.PoolNeed))
+	}
 	e.Weights, e.Future = nil, nil
 	if err == nil && s.layout.Compensation {
 		e.Weights, err = s.floats(region.WeightsOff, n)
@@ -186,13 +228,62 @@ func (s *server) evict() int32 {
 	if err == nil && s.layout.Clairvoyant {
 		e.Future, err = s.floats(region.FutureOff, n)
 	}
-	if err == nil && e.Stride < 0 {
-		err = fmt.Errorf("stride %d", e.Stride)
+	if err == nil && (e.Stride < 0 || e.PoolNeed < 0) {
+		err = fmt.Errorf("stride %d, pool need %d", e.Stride, e.PoolNeed)
 	}
 	if err != nil {
 		return s.fail(fmt.Errorf("host error: evict: %w", err))
 	}
 	return s.guard(func() error { return s.policy.Evict(e) })
+}
+
+// vectors views the keys, values and queries the layout asks for.
+func (s *server) vectors(a *policies.Attention) error {
+	n := a.Heads * a.Rows * a.HeadDim
+	for _, v := range [...]struct {
+		asked bool
+		field int
+		dst   *[]float32
+	}{{s.layout.Keys, region.KeysOff, &a.Keys}, {s.layout.Values, region.ValuesOff, &a.Values}, {s.layout.Queries, region.QueriesOff, &a.Queries}} {
+		if v.asked {
+			var err error
+			if *v.dst, err = s.floats(v.field, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// layerBudgets asks the policy to divide a model pool among layers, for the config
+// in the header, and writes the entries into the region's budgets array.
+func (s *server) layerBudgets() int32 {
+	lb, ok := s.policy.(policies.LayerBudgeter)
+	if !ok {
+		return s.fail(fmt.Errorf("host error: kvpolicy_layer_budgets, but %T does not implement policies.LayerBudgeter", s.policy))
+	}
+	cfg := s.config()
+	out, err := s.ints(region.BudgetsOff, cfg.Layers)
+	if err != nil || cfg.Layers < 1 {
+		return s.fail(fmt.Errorf("host error: layer budgets for %d layers: %v", cfg.Layers, err))
+	}
+	if cap(s.budgets) < cfg.Layers {
+		s.budgets = make([]int, cfg.Layers)
+	}
+	entries := s.budgets[:cfg.Layers]
+	clear(entries)
+	return s.guard(func() error {
+		if err := lb.LayerBudgets(cfg, entries); err != nil {
+			return err
+		}
+		for l, n := range entries {
+			if n < 0 || n > math.MaxInt32 {
+				return fmt.Errorf("layer %d gets %d tokens, outside [0, 2^31)", l, n)
+			}
+			out[l] = int32(n)
+		}
+		return nil
+	})
 }
 
 // floats views n float32s at the offset stored in header field field.

@@ -19,7 +19,9 @@ const (
 	fnInit
 	fnObserve
 	fnEvict
-	numFns
+	numRequired    // the exports before this one are required; those after, optional
+	fnLayerBudgets = numRequired
+	numFns         = fnLayerBudgets + 1
 )
 
 var exportNames = [numFns]string{
@@ -29,6 +31,8 @@ var exportNames = [numFns]string{
 	fnInit:    "kvpolicy_init",
 	fnObserve: "kvpolicy_observe",
 	fnEvict:   "kvpolicy_evict",
+	// 2.0, optional: a model pool's division among layers.
+	fnLayerBudgets: "kvpolicy_layer_budgets",
 }
 
 const (
@@ -49,7 +53,7 @@ func checkModule(c wazero.CompiledModule, metered bool) (Info, error) {
 			return info, fmt.Errorf("the module exports %q: names starting with %s are reserved for the host", name, meter.ReservedPrefix)
 		}
 	}
-	for i, name := range exportNames {
+	for i, name := range exportNames[:numRequired] {
 		params := []api.ValueType{}
 		if i == fnBuffer {
 			params = []api.ValueType{i32}
@@ -89,6 +93,12 @@ func checkModule(c wazero.CompiledModule, metered bool) (Info, error) {
 		}
 	}
 	return info, nil
+}
+
+// checkExports2 checks the optional exports of ABI 2.0, once the module says it
+// speaks 2.0: a 1.x module's exports of those names are none of the host's business.
+func checkExports2(c wazero.CompiledModule) error {
+	return checkSignature(c.ExportedFunctions(), exportNames[fnLayerBudgets], nil, []api.ValueType{i32}, false)
 }
 
 func checkSignature(exports map[string]api.FunctionDefinition, name string, params, results []api.ValueType, required bool) error {

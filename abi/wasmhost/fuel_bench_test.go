@@ -40,7 +40,7 @@ func BenchmarkBuiltinFuel(b *testing.B) {
 				if err != nil {
 					return nil, err
 				}
-				return recorder{p, func(error) { most = max(most, p.(*policy).gauge.lastUsed) }}, nil
+				return recorder{p, func(error) { most = max(most, instanceOf(p).gauge.lastUsed) }}, nil
 			}}
 			for b.Loop() {
 				res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec}, sim.Options{Budgets: budgets, Threads: 1, Seed: 1})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
@@ -38,6 +39,7 @@ type instance struct {
 
 	cfg    policies.Config
 	layout policies.Layout
+	vecs   []vector // the inputs of the observe under way, kept to spare an allocation
 	// zeroedProbs: since init zeroed the probs array, only prefill rows, in order,
 	// were written there. Each wrote a prefix longer than any before it in the same
 	// place, so everything past a row's causal part is still zero.
@@ -70,7 +72,9 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	}
 	in.mod, in.mem = mod, mod.Memory()
 	for i, name := range exportNames {
-		in.fns[i] = mod.ExportedFunction(name)
+		if i < numRequired || m.info.ABIMajor >= 2 { // a 1.x guest is called as 1.0 was
+			in.fns[i] = mod.ExportedFunction(name)
+		}
 	}
 	if in.gauge != nil {
 		in.fuel = mod.ExportedGlobal(meter.FuelExport).(api.MutableGlobal)
@@ -238,14 +242,21 @@ func (in *instance) setRegion(size int) error {
 	}
 	in.base, in.size = int(ptr), size
 	r := in.region()
-	region.PutU32(r, region.HostVersion, region.Version)
+	version := uint32(region.Version)
+	if in.major() == 1 {
+		version = region.Version1 // a 1.x guest sees a 1.0 host
+	}
+	region.PutU32(r, region.HostVersion, version)
 	region.PutU32(r, region.Size, uint32(size))
 	return nil
 }
 
+// major is the dialect the instance speaks: its module's major version.
+func (in *instance) major() int { return in.m.info.ABIMajor }
+
 // create passes the params to kvpolicy_new.
 func (in *instance) create(params []byte) error {
-	plan := region.ParamsPlan(len(params))
+	plan := region.ParamsPlan(in.major(), len(params))
 	if err := in.setRegion(plan.Size); err != nil {
 		return err
 	}
@@ -282,9 +293,9 @@ func (in *instance) start(cfg policies.Config) (policies.Layout, error) {
 	if cfg.Heads < 1 || cfg.PromptLen < 0 || cfg.MaxLen < cfg.PromptLen {
 		return policies.Layout{}, fmt.Errorf("bad config: %d heads, prompt %d, max length %d", cfg.Heads, cfg.PromptLen, cfg.MaxLen)
 	}
-	plan, ok := region.PlanFor(cfg.Heads, cfg.PromptLen, cfg.MaxLen)
+	plan, ok := region.PlanFor(in.major(), region.Config{Heads: cfg.Heads, HeadDim: cfg.HeadDim, Layers: cfg.Layers, PromptLen: cfg.PromptLen, MaxLen: cfg.MaxLen})
 	if !ok {
-		return policies.Layout{}, fmt.Errorf("a config of %d heads and %d tokens does not fit a 32-bit guest", cfg.Heads, cfg.MaxLen)
+		return policies.Layout{}, fmt.Errorf("a config of %d layers, %d heads of dimension %d and %d tokens does not fit a 32-bit guest", cfg.Layers, cfg.Heads, cfg.HeadDim, cfg.MaxLen)
 	}
 	in.cfg, in.layout = cfg, policies.Layout{}
 	layout, err := in.init(plan)
@@ -297,7 +308,7 @@ func (in *instance) start(cfg policies.Config) (policies.Layout, error) {
 }
 
 func (in *instance) init(plan region.Plan) (policies.Layout, error) {
-	if err := in.fit(plan.Heads, plan.ProbsCap, plan.ListCap); err != nil {
+	if err := in.fit(plan.Caps); err != nil {
 		return policies.Layout{}, err
 	}
 	r := in.region()
@@ -305,29 +316,52 @@ func (in *instance) init(plan region.Plan) (policies.Layout, error) {
 	in.zeroedProbs = true
 	region.PutI32(r, region.Slack, 0)
 	region.PutU32(r, region.Flags, 0)
+	known := uint32(region.FlagsKnown)
+	if in.major() >= 2 {
+		region.PutU32(r, region.Pool, 0)
+		known = region.FlagsKnown2
+	}
 	if err := in.callStatus(fnInit); err != nil {
 		return policies.Layout{}, err
 	}
 	r = in.region()
 	slack, flags := region.I32(r, region.Slack), region.U32(r, region.Flags)
-	if slack < 0 || flags&^region.FlagsKnown != 0 {
-		return policies.Layout{}, fmt.Errorf("kvpolicy_init: layout with slack %d and flags %#x: want slack ≥ 0 and flags within %#x", slack, flags, region.FlagsKnown)
+	if slack < 0 || flags&^known != 0 {
+		return policies.Layout{}, fmt.Errorf("kvpolicy_init: layout with slack %d and flags %#x: want slack ≥ 0 and flags within %#x", slack, flags, known)
 	}
-	return policies.Layout{
+	layout := policies.Layout{
 		Slack:        int(slack),
 		Unbounded:    flags&region.FlagUnbounded != 0,
 		Compensation: flags&region.FlagCompensation != 0,
 		Clairvoyant:  flags&region.FlagClairvoyant != 0,
-	}, nil
+		Keys:         flags&region.FlagKeys != 0,
+		Values:       flags&region.FlagValues != 0,
+		Queries:      flags&region.FlagQueries != 0,
+		Compact:      flags&region.FlagCompact != 0,
+	}
+	if in.major() >= 2 {
+		switch pool := policies.Pool(region.U32(r, region.Pool)); {
+		case pool != policies.PoolHead && pool != policies.PoolLayer && pool != policies.PoolModel:
+			return policies.Layout{}, fmt.Errorf("kvpolicy_init: layout with pool %d: want 0 (head), 1 (layer) or 2 (model)", uint32(pool))
+		case pool == policies.PoolModel && in.fns[fnLayerBudgets] == nil:
+			return policies.Layout{}, fmt.Errorf("kvpolicy_init: the layout asks for a model pool, but the module does not export %s, which divides it among layers", exportNames[fnLayerBudgets])
+		default:
+			layout.Pool = pool
+		}
+	}
+	return layout, nil
 }
 
 // fit lays the arrays out for the given capacities, or the current ones where they
 // are larger, asks the guest for a larger region only if they do not fit, and writes
 // the current config and the offsets into the header.
-func (in *instance) fit(heads, probsCap, listCap int) error {
-	plan, ok := region.NewPlan(heads, max(probsCap, in.plan.ProbsCap), max(listCap, in.plan.ListCap))
+func (in *instance) fit(c region.Caps) error {
+	c.Major = in.major()
+	c.ProbsCap, c.ListCap = max(c.ProbsCap, in.plan.ProbsCap), max(c.ListCap, in.plan.ListCap)
+	c.VecCap, c.BudgetsCap = max(c.VecCap, in.plan.VecCap), max(c.BudgetsCap, in.plan.BudgetsCap)
+	plan, ok := region.NewPlan(c)
 	if !ok {
-		return fmt.Errorf("a region for %d heads, %d probabilities and %d victims per head does not fit a 32-bit guest", heads, probsCap, listCap)
+		return fmt.Errorf("a region for %d heads, %d probabilities, %d victims per head and %d-float vectors does not fit a 32-bit guest", c.Heads, c.ProbsCap, c.ListCap, c.VecCap)
 	}
 	if plan.Size > in.size {
 		if err := in.setRegion(plan.Size); err != nil {
@@ -336,8 +370,14 @@ func (in *instance) fit(heads, probsCap, listCap int) error {
 		in.zeroedProbs = false // a new region holds whatever the guest left there
 	}
 	in.plan = plan
-	r, cfg := in.region(), in.cfg
-	plan.WriteOffsets(r)
+	plan.WriteOffsets(in.region())
+	in.writeConfig(in.cfg)
+	return nil
+}
+
+// writeConfig writes cfg into the header's config fields.
+func (in *instance) writeConfig(cfg policies.Config) {
+	r := in.region()
 	for _, f := range [...]struct{ at, v int }{
 		{region.Layer, cfg.Layer}, {region.Layers, cfg.Layers}, {region.Heads, cfg.Heads}, {region.HeadDim, cfg.HeadDim},
 		{region.PromptLen, cfg.PromptLen}, {region.MaxLen, cfg.MaxLen}, {region.Budget, cfg.Budget},
@@ -345,11 +385,10 @@ func (in *instance) fit(heads, probsCap, listCap int) error {
 		region.PutI32(r, f.at, int32(f.v))
 	}
 	region.PutU64(r, region.Seed, cfg.Seed)
-	return nil
 }
 
 func (in *instance) observe(a *policies.Attention) error {
-	H, S := in.cfg.Heads, a.Stride
+	H, S, D := in.cfg.Heads, a.Stride, in.cfg.HeadDim
 	if H == 0 {
 		return errors.New("observe before a successful init")
 	}
@@ -359,14 +398,27 @@ func (in *instance) observe(a *policies.Attention) error {
 		return fmt.Errorf("observe: attention of %d heads, %d rows, stride %d, %d probabilities and %d slots does not fit the config's %d heads",
 			a.Heads, a.Rows, S, len(a.Probs), len(a.Slot), H)
 	}
-	if H*S > in.plan.ProbsCap {
-		if err := in.fit(H, H*S, in.plan.ListCap); err != nil {
+	vecs, err := in.inputs(a)
+	if err != nil {
+		return err
+	}
+	compact := decode && in.layout.Compact
+	if compact {
+		if err := checkCompact(a); err != nil {
+			return err
+		}
+	}
+	if H*S > in.plan.ProbsCap || (compact && S > in.plan.ListCap) {
+		if err := in.fit(region.Caps{Heads: H, ProbsCap: H * S, ListCap: S}); err != nil {
 			return err
 		}
 	}
 	chunk := a.Rows
 	if H*S > 0 {
 		chunk = min(a.Rows, in.plan.ProbsCap/(H*S))
+	}
+	if len(vecs) > 0 && H*D > 0 {
+		chunk = min(chunk, in.plan.VecCap/(H*D))
 	}
 	for r0 := 0; r0 < a.Rows; r0 += chunk {
 		rows := min(chunk, a.Rows-r0)
@@ -376,6 +428,14 @@ func (in *instance) observe(a *policies.Attention) error {
 		region.PutI32(r, region.Rows, int32(rows))
 		region.PutI32(r, region.Stride, int32(S))
 		switch {
+		case compact:
+			// Each head's row holds Len[h] entries: copy those, not the stride.
+			for h := 0; h < H; h++ {
+				n := int(a.Len[h])
+				region.PutFloats(r, in.plan.Probs+4*h*S, a.Probs[h*S:h*S+n])
+				region.PutInts(r, in.plan.Live+4*h*S, a.Live[h*S:h*S+n])
+			}
+			region.PutInts(r, in.plan.Len, a.Len[:H])
 		case !decode && in.zeroedProbs:
 			// Row i of a prefill block is zero past slot i, and so is the region
 			// there: copy the causal part only, half the bytes.
@@ -394,6 +454,11 @@ func (in *instance) observe(a *policies.Attention) error {
 				region.PutFloats(r, in.plan.Probs+4*h*rows*S, src)
 			}
 		}
+		for _, v := range vecs {
+			for h := 0; h < H; h++ {
+				region.PutFloats(r, v.at+4*h*rows*D, v.src[(h*a.Rows+r0)*D:(h*a.Rows+r0+rows)*D])
+			}
+		}
 		if decode {
 			in.zeroedProbs = false
 			region.PutInts(r, in.plan.Slot, a.Slot[:H])
@@ -410,6 +475,54 @@ func (in *instance) observe(a *policies.Attention) error {
 	return nil
 }
 
+// vector is an input array to copy: the host's vectors and where they go.
+type vector struct {
+	src []float32
+	at  int
+}
+
+// inputs checks the key, value and query vectors the layout asks for and says where
+// each goes; nil for a policy that asks for none.
+func (in *instance) inputs(a *policies.Attention) ([]vector, error) {
+	l, p := in.layout, in.plan
+	if !l.Keys && !l.Values && !l.Queries {
+		return nil, nil
+	}
+	n := in.cfg.Heads * a.Rows * in.cfg.HeadDim
+	in.vecs = in.vecs[:0]
+	for _, v := range [...]struct {
+		asked bool
+		name  string
+		src   []float32
+		at    int
+	}{{l.Keys, "keys", a.Keys, p.Keys}, {l.Values, "values", a.Values, p.Values}, {l.Queries, "queries", a.Queries, p.Queries}} {
+		if !v.asked {
+			continue
+		}
+		if a.HeadDim != in.cfg.HeadDim || len(v.src) < n {
+			return nil, fmt.Errorf("observe: the layout asks for %s, but the attention carries %d floats of dimension %d, want %d rows × %d heads × %d",
+				v.name, len(v.src), a.HeadDim, a.Rows, in.cfg.Heads, in.cfg.HeadDim)
+		}
+		in.vecs = append(in.vecs, vector{v.src, v.at})
+	}
+	return in.vecs, nil
+}
+
+// checkCompact checks a compact decode row's lists against its stride.
+func checkCompact(a *policies.Attention) error {
+	H, S := a.Heads, a.Stride
+	if len(a.Len) < H || len(a.Live) < H*S {
+		return fmt.Errorf("observe: the layout asks for compact rows, but the attention carries %d lengths and %d live slots, want %d and %d heads × stride %d",
+			len(a.Len), len(a.Live), H, H, S)
+	}
+	for h := 0; h < H; h++ {
+		if n := a.Len[h]; n < 0 || int(n) > S {
+			return fmt.Errorf("observe: compact row of head %d lists %d slots, outside [0, stride %d]", h, n, S)
+		}
+	}
+	return nil
+}
+
 func (in *instance) evict(e *policies.Eviction) error {
 	H, S := in.cfg.Heads, e.Stride
 	if H == 0 {
@@ -421,11 +534,15 @@ func (in *instance) evict(e *policies.Eviction) error {
 		return fmt.Errorf("evict: request of %d heads with stride %d and lists of %d victims does not fit the config's %d heads",
 			e.Heads, S, len(e.Victims), H)
 	}
+	pooled := in.layout.Pool != policies.PoolHead
+	if e.PoolNeed < 0 || e.PoolNeed > math.MaxInt32 || (!pooled && e.PoolNeed != 0) {
+		return fmt.Errorf("evict: a pool need of %d for a layout with a %v pool", e.PoolNeed, in.layout.Pool)
+	}
 	if in.layout.Clairvoyant && e.Future == nil {
 		return errors.New("evict: the policy is clairvoyant, but this host gives no future attention")
 	}
 	if S > in.plan.ListCap {
-		if err := in.fit(H, in.plan.ProbsCap, S); err != nil {
+		if err := in.fit(region.Caps{Heads: H, ListCap: S}); err != nil {
 			return err
 		}
 	}
@@ -435,6 +552,9 @@ func (in *instance) evict(e *policies.Eviction) error {
 	region.PutI32(r, region.Rows, 0)
 	region.PutI32(r, region.Stride, int32(S))
 	region.PutInts(r, p.Need, e.Need[:H])
+	if in.major() >= 2 {
+		region.PutI32(r, region.PoolNeed, int32(e.PoolNeed))
+	}
 	region.Zero(r, p.Count, 4*H)
 	if in.layout.Clairvoyant {
 		region.PutFloats(r, p.Future, e.Future[:H*S])
@@ -443,10 +563,16 @@ func (in *instance) evict(e *policies.Eviction) error {
 		return err
 	}
 	r = in.region()
+	total := 0
 	for h := 0; h < H; h++ {
-		if n := region.I32(r, p.Count+4*h); n < 0 || int(n) > S {
+		n := region.I32(r, p.Count+4*h)
+		if n < 0 || int(n) > S {
 			return fmt.Errorf("kvpolicy_evict: head %d: victim count %d out of range [0, %d]", h, n, S)
 		}
+		total += int(n)
+	}
+	if pooled && total < e.PoolNeed {
+		return fmt.Errorf("kvpolicy_evict: %d victims in all, but the %v pool needs at least %d (pool_need): the policy overdraws its pool", total, in.layout.Pool, e.PoolNeed)
 	}
 	for h := 0; h < H; h++ {
 		n := int(region.I32(r, p.Count+4*h))
@@ -455,6 +581,48 @@ func (in *instance) evict(e *policies.Eviction) error {
 			region.Floats(e.Weights[h*S:h*S+n], r, p.Weights+4*h*S)
 		}
 		e.Count[h] = int32(n)
+	}
+	return nil
+}
+
+// layerBudgets calls kvpolicy_layer_budgets with cfg in the header, then puts the
+// Init config back, and checks the entries against the model pool.
+func (in *instance) layerBudgets(cfg policies.Config, entries []int) error {
+	if in.cfg.Heads == 0 {
+		return errors.New("layer budgets before a successful init")
+	}
+	L := cfg.Layers
+	if L < 1 || len(entries) != L {
+		return fmt.Errorf("layer budgets: %d entries for a config of %d layers", len(entries), L)
+	}
+	if L > in.plan.BudgetsCap {
+		if err := in.fit(region.Caps{Heads: in.cfg.Heads, BudgetsCap: L}); err != nil {
+			return err
+		}
+	}
+	in.writeConfig(cfg)
+	region.Zero(in.region(), in.plan.Budgets, 4*L)
+	err := in.callStatus(fnLayerBudgets)
+	if in.broken == nil {
+		in.writeConfig(in.cfg) // observe and evict go on with the sequence's config
+	}
+	if err != nil {
+		return err
+	}
+	r := in.region()
+	pool := int64(L) * int64(cfg.Heads) * int64(cfg.Budget)
+	var sum int64
+	for l := range L {
+		n := region.I32(r, in.plan.Budgets+4*l)
+		if n < 0 {
+			return fmt.Errorf("%s: layer %d gets %d tokens: want ≥ 0", exportNames[fnLayerBudgets], l, n)
+		}
+		sum += int64(n)
+		entries[l] = int(n)
+	}
+	if sum > pool {
+		return fmt.Errorf("%s: the layers get %d tokens in all, over the model pool of %d layers × %d heads × budget %d = %d",
+			exportNames[fnLayerBudgets], sum, L, cfg.Heads, cfg.Budget, pool)
 	}
 	return nil
 }

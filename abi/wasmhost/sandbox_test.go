@@ -157,7 +157,7 @@ func fuelTrace(m *Module) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := p.(*policy).gauge
+	g := instanceOf(p).gauge
 	var used []int64
 	var callErr error
 	rec := recorder{p, func(err error) {
@@ -188,6 +188,17 @@ func (r recorder) Observe(a *policies.Attention) error {
 }
 func (r recorder) Evict(e *policies.Eviction) error {
 	err := r.Policy.Evict(e)
+	r.after(err)
+	return err
+}
+
+// LayerBudgets passes a model pool's division on (and records its call too).
+func (r recorder) LayerBudgets(c policies.Config, entries []int) error {
+	lb, ok := r.Policy.(policies.LayerBudgeter)
+	if !ok {
+		return fmt.Errorf("%T does not implement policies.LayerBudgeter", r.Policy)
+	}
+	err := lb.LayerBudgets(c, entries)
 	r.after(err)
 	return err
 }
@@ -232,4 +243,15 @@ func TestFuelIsDeterministic(t *testing.T) {
 			t.Errorf("run %d with %d units: failed at call %d of %d with %v; want call %d to exhaust its fuel", run, big-1, len(got)-1, len(want), err, first)
 		}
 	}
+}
+
+// instanceOf is the module instance behind a policy New made.
+func instanceOf(p policies.Policy) *instance {
+	switch p := p.(type) {
+	case *policy:
+		return p.instance
+	case *budgeter:
+		return p.instance
+	}
+	panic(fmt.Sprintf("%T is not a wasmhost policy", p))
 }

@@ -1,7 +1,7 @@
 // Package wasmhost runs eviction policies compiled to WebAssembly behind the policy
-// ABI v1 (abi/ABI.md), on wazero. A loaded Module makes policies.Policy instances,
-// each its own sandboxed module instance, so a replay treats a .wasm policy like a
-// builtin one.
+// ABI (abi/ABI.md), on wazero: version 2.0, and 1.x for modules built against it. A
+// loaded Module makes policies.Policy instances, each its own sandboxed module
+// instance, so a replay treats a .wasm policy like a builtin one.
 //
 // A guest cannot take its host down: every pointer, length and count it hands back is
 // checked before the host reads guest memory, and a trap, an exit, a bad return value,
@@ -55,11 +55,12 @@ const (
 	// DefaultMemoryPages is 256 MiB of guest memory, 64 KiB a page.
 	DefaultMemoryPages = 4096
 	// DefaultFuel bounds the work of one call: function entries plus loop iterations
-	// (plus bulk memory bytes / 256). The heaviest builtin built to WASM (h2o) uses
-	// at most 5.2 million in one call at OPT-13B's shape (40 heads, a 2032-token
-	// prompt; BenchmarkBuiltinFuel); a naive O(k·n) compression of 72 heads of 2048 tokens takes 0.3
-	// billion. A guest that loops spends it in about a second, one that recurses in
-	// tens of seconds.
+	// (plus bulk memory bytes / 256). Built to WASM, at OPT-13B's shape (40 heads, a
+	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 5.3 million in one
+	// call, keydiff 30 million, and the heaviest builtin, expectedattention (a full
+	// key covariance per head at compression), 1.37 billion; a naive O(k·n)
+	// compression of 72 heads of 2048 tokens takes 0.3 billion. A guest that loops
+	// spends it in about a second, one that recurses in tens of seconds.
 	DefaultFuel = 2_000_000_000
 	// DefaultDeadline is the wall-clock backstop of one call. Fuel is the rule; the
 	// deadline is well above what DefaultFuel takes even on a loaded machine, and
@@ -271,9 +272,12 @@ func (m *Module) checkVersion(ctx context.Context) error {
 		return err
 	}
 	m.info.ABIMajor, m.info.ABIMinor = int(uint32(v)>>16), int(uint32(v)&0xffff)
-	if m.info.ABIMajor != region.Major {
-		return fmt.Errorf("policy ABI version %d.%d, but this kvsim speaks %d.x: rebuild the policy against the kvpolicy.h or abi/guest of this kvsim (see abi/ABI.md, Versioning)",
+	if m.info.ABIMajor != region.Major && m.info.ABIMajor != 1 {
+		return fmt.Errorf("policy ABI version %d.%d, but this kvsim speaks %d.x and 1.x: rebuild the policy against the kvpolicy.h or abi/guest of this kvsim (see abi/ABI.md, Versioning)",
 			m.info.ABIMajor, m.info.ABIMinor, region.Major)
+	}
+	if m.info.ABIMajor >= 2 {
+		return checkExports2(m.compiled)
 	}
 	return nil
 }
@@ -303,6 +307,11 @@ func (m *Module) New(p *policies.Params) (policies.Policy, error) {
 		in.close()
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
+	if in.fns[fnLayerBudgets] != nil && m.info.ABIMajor >= 2 {
+		pol := &budgeter{in}
+		runtime.AddCleanup(pol, func(in *instance) { in.close() }, in)
+		return pol, nil
+	}
 	pol := &policy{in}
 	runtime.AddCleanup(pol, func(in *instance) { in.close() }, in)
 	return pol, nil
@@ -311,6 +320,15 @@ func (m *Module) New(p *policies.Params) (policies.Policy, error) {
 // policy is what New hands out. The cleanup that closes the instance hangs on it, and
 // nothing the instance holds points back at it.
 type policy struct{ *instance }
+
+// budgeter is what New hands out for a module that exports kvpolicy_layer_budgets: a
+// policy that is also a policies.LayerBudgeter.
+type budgeter struct{ *instance }
+
+// LayerBudgets calls kvpolicy_layer_budgets with cfg and checks what it returns.
+func (b *budgeter) LayerBudgets(cfg policies.Config, entries []int) error {
+	return b.named(b.layerBudgets(cfg, entries))
+}
 
 // gauge is an instance's fuel account. The tick, called from the guest, finds it in
 // the context of the call.

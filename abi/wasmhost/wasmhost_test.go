@@ -212,6 +212,68 @@ func TestNoAllocationsPerCall(t *testing.T) {
 	}
 }
 
+// TestNoAllocationsWithInputs: so does a decode step of an ABI 2.0 guest that asks
+// for keys, values, queries and compact rows.
+func TestNoAllocationsWithInputs(t *testing.T) {
+	m := mustLoad(t, goModule(t, "github.com/kvsim/kvsim/abi/testdata/contract2"), Options{})
+	p := mustNew(t, m.New, map[string]any{"kind": "inputs"})
+	const H, D, P, T, B = 4, 16, 64, 1 << 16, 32
+	layout, err := p.Init(policies.Config{Layers: 1, Heads: H, HeadDim: D, PromptLen: P, MaxLen: T, Budget: B})
+	if err != nil || !layout.Keys || !layout.Compact {
+		t.Fatalf("layout %+v, %v", layout, err)
+	}
+	vectors := func(rows int) []float32 {
+		v := make([]float32, H*rows*D)
+		for i := range v {
+			v[i] = float32(i%7) - 3
+		}
+		return v
+	}
+	pre := &policies.Attention{Phase: policies.Prefill, Rows: P, Heads: H, Stride: P, HeadDim: D, Probs: make([]float32, H*P*P),
+		Keys: vectors(P), Values: vectors(P), Queries: vectors(P)}
+	if err := p.Observe(pre); err != nil {
+		t.Fatal(err)
+	}
+	e := &policies.Eviction{Phase: policies.Prefill, Pos: P - 1, Heads: H, Stride: P,
+		Need: []int32{P - B, P - B, P - B, P - B}, Count: make([]int32, H), Victims: make([]int32, H*P)}
+	if err := p.Evict(e); err != nil {
+		t.Fatal(err)
+	}
+	// Each step the new token enters the slot the last one freed, so every head's
+	// compact row lists the same B+1 slots: the survivors and that slot.
+	a := &policies.Attention{Phase: policies.Decode, Pos: P - 1, Rows: 1, Heads: H, Stride: P, HeadDim: D,
+		Probs: make([]float32, H*P), Slot: make([]int32, H), Comp: make([]float32, H),
+		Keys: vectors(1), Values: vectors(1), Queries: vectors(1), Live: make([]int32, H*P), Len: make([]int32, H)}
+	for h := range H {
+		victims := e.Victims[h*P : h*P+P-B]
+		a.Slot[h] = victims[0]
+		for s := range int32(P) {
+			if s == a.Slot[h] || !slices.Contains(victims, s) {
+				a.Live[h*P+int(a.Len[h])], a.Probs[h*P+int(a.Len[h])] = s, 1/float32(B+1)
+				a.Len[h]++
+			}
+		}
+	}
+	e.Phase, e.Need = policies.Decode, []int32{1, 1, 1, 1}
+	step := func() {
+		a.Pos++
+		e.Pos = a.Pos
+		if err := p.Observe(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Evict(e); err != nil {
+			t.Fatal(err)
+		}
+		for h := range H {
+			a.Slot[h] = e.Victims[h*P]
+		}
+	}
+	step()
+	if n := testing.AllocsPerRun(200, step); n != 0 {
+		t.Errorf("%v allocations per decode step, want 0", n)
+	}
+}
+
 // TestLog: kvpolicy.log writes one line, prefixed with the module, made printable;
 // a message outside guest memory fails the call.
 func TestLog(t *testing.T) {

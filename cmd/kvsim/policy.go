@@ -88,8 +88,9 @@ func runPolicyCheck(ctx context.Context, e *env, args []string) error {
 		"The conformance kit for policy authors. Loads the module (checking its ABI version,\n"+
 			"exports and imports) or the plugin, then replays it on small synthetic traces:\n"+
 			"legal victims at every budget down to 1 token, tiny prompts, determinism, instances\n"+
-			"reused across sequences, prefill block sizes, the reference host. Prints what\n"+
-			"passed and what failed; exits 1 if anything failed.")
+			"reused across sequences, prefill block sizes, the reference host, and contract\n"+
+			"2.0 (keys, values, queries, compact rows, layer and model pools) call by call.\n"+
+			"Prints what passed and what failed; exits 1 if anything failed.")
 	paramsJSON := fs.String("params", "{}", "params to build the policy with, as a JSON `object`")
 	sameAs := fs.String("same-as", "", "also check that it evicts exactly like the builtin `NAME`, victim for victim")
 	memPages := fs.Uint("memory-pages", wasmhost.DefaultMemoryPages, "WASM memory limit in 64 KiB `pages`")

@@ -12,15 +12,16 @@ import (
 )
 
 // TestPolicyCheckOfALoopingModule: `kvsim policy check` of a module whose observe
-// never returns finishes, each replay row failing on its fuel, and says so. It runs
+// never returns finishes, each replay row and the call-by-call check failing on
+// its fuel, and says so. It runs
 // in a child process, so that a hang is killed rather than waited for.
 func TestPolicyCheckOfALoopingModule(t *testing.T) {
 	if os.Getenv("KVSIM_POLICY_CHECK_CHILD") != "" {
 		var out bytes.Buffer
 		err := runPolicyCheck(context.Background(), &env{stdout: &out, stderr: &out}, []string{"-fuel", "1000000", os.Getenv("MODULE")})
 		os.Stdout.Write(out.Bytes())
-		if err == nil || err.Error() != "policy check: 4 check(s) failed" {
-			t.Errorf("got %v, want 4 failed checks (params and the three replays)", err)
+		if err == nil || err.Error() != "policy check: 5 check(s) failed" {
+			t.Errorf("got %v, want 5 failed checks (params, the three replays and contract 2.0)", err)
 		}
 		return
 	}
@@ -46,7 +47,7 @@ func TestPolicyCheckOfALoopingModule(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	want := "kvpolicy_observe: fuel exhausted: more than 1000000 units of work in one call (limits.fuel) (in $4() i32)"
-	if n := strings.Count(string(out), want); n != 3 {
-		t.Errorf("%d failed replays name the fuel, want 3 (replay and two small ones):\n%s", n, out)
+	if n := strings.Count(string(out), want); n != 4 {
+		t.Errorf("%d failed checks name the fuel, want 4 (replay, two small ones and contract 2.0):\n%s", n, out)
 	}
 }

@@ -1,7 +1,12 @@
-// Package region is the byte layout of the exchange region of kvsim's policy ABI v1
-// (abi/ABI.md): the header's field offsets, the flags and statuses, where the arrays
-// go, and little-endian copies between Go slices and region bytes. The WASM host
-// and the Go guest SDK share it, so that they cannot disagree on an offset.
+// Package region is the byte layout of the exchange region of kvsim's policy ABI
+// (abi/ABI.md), versions 2.0 and 1.0: the header's field offsets, the flags and
+// statuses, where the arrays go, and little-endian copies between Go slices and
+// region bytes. The WASM host and the Go guest SDK share it, so that they cannot
+// disagree on an offset.
+//
+// A 2.0 header is the 1.0 header (128 bytes, the same fields at the same offsets)
+// followed by 128 more bytes of 2.0 fields; a 1.0 plan lays out exactly what 1.0
+// hosts did, so that 1.x guests see nothing of 2.0.
 package region
 
 import (
@@ -10,12 +15,16 @@ import (
 	"unsafe"
 )
 
-// ABI version this code speaks.
+// ABI version this code speaks: the Go guest SDK speaks it, and the host also speaks
+// the 1.0 dialect to 1.x guests.
 const (
-	Major = 1
+	Major = 2
 	Minor = 0
 	// Version is how kvpolicy_abi_version encodes it.
 	Version = Major<<16 | Minor
+	// Version1 is the 1.x dialect's version, which the host writes into a 1.x
+	// guest's header.
+	Version1 = 1 << 16
 )
 
 // Statuses a guest call returns. Any non-zero status is a failure.
@@ -29,7 +38,13 @@ const (
 	FlagUnbounded    = 1 << 0
 	FlagCompensation = 1 << 1
 	FlagClairvoyant  = 1 << 2
-	FlagsKnown       = FlagUnbounded | FlagCompensation | FlagClairvoyant
+	FlagsKnown       = FlagUnbounded | FlagCompensation | FlagClairvoyant // in 1.x
+	// 2.0: inputs and compact decode rows.
+	FlagKeys    = 1 << 3
+	FlagValues  = 1 << 4
+	FlagQueries = 1 << 5
+	FlagCompact = 1 << 6
+	FlagsKnown2 = FlagsKnown | FlagKeys | FlagValues | FlagQueries | FlagCompact
 )
 
 // Header field offsets, from the start of the region.
@@ -66,7 +81,21 @@ const (
 	ProbsCap    = 120 // u32, host: floats the probs array holds
 	ListCap     = 124 // u32, host: room per head in victims, weights and future (≥ every stride)
 
-	HeaderSize = 128
+	HeaderSize1 = 128 // the end of a 1.x header
+
+	// 2.0 fields.
+	Pool       = 128 // u32, guest (layout): policies.Pool
+	PoolNeed   = 132 // i32, host (evict): fewest victims of all heads together
+	KeysOff    = 136 // u32, host (array offsets)
+	ValuesOff  = 140 // u32
+	QueriesOff = 144 // u32
+	LiveOff    = 148 // u32
+	LenOff     = 152 // u32
+	BudgetsOff = 156 // u32
+	VecCap     = 160 // u32, host: floats each of keys, values and queries holds
+	BudgetsCap = 164 // u32, host: entries the budgets array holds (≥ layers)
+
+	HeaderSize = 256 // the end of a 2.0 header; 168..255 are reserved, zero
 )
 
 // Align is the alignment of the region and of every array in it.
@@ -79,58 +108,118 @@ const MaxErrLen = 1024
 // least, so that prefill blocks travel in chunks of several rows.
 const PrefillChunkFloats = 1 << 18
 
-// Plan is where the arrays sit for given capacities.
-type Plan struct {
-	Heads, ProbsCap, ListCap                                               int
-	Probs, Slot, Comp, Need, Count, Victims, Weights, Future, Size, Params int
+// VecChunkFloats is how many floats a host sizes each of the keys, values and
+// queries arrays for, at most, unless one row of all heads needs more.
+const VecChunkFloats = 1 << 16
+
+// Caps are what a region's arrays hold. Major picks the dialect: 1 lays out the 1.x
+// arrays only, and ignores VecCap and BudgetsCap.
+type Caps struct {
+	Major                    int
+	Heads, ProbsCap, ListCap int
+	VecCap, BudgetsCap       int
 }
 
-// NewPlan lays out the arrays for heads heads, probsCap probabilities and listCap
-// victims per head. It returns ok=false if the region would not fit in 4 GiB.
-func NewPlan(heads, probsCap, listCap int) (Plan, bool) {
+// Plan is where the arrays sit for given capacities; 0 for arrays the dialect lacks.
+type Plan struct {
+	Caps
+	Probs, Slot, Comp, Need, Count, Victims, Weights, Future int
+	Keys, Values, Queries, Live, Len, Budgets                int
+	Size, Params                                             int
+}
+
+// NewPlan lays out the arrays for the capacities c. It returns ok=false if the
+// region would not fit in 4 GiB.
+func NewPlan(c Caps) (Plan, bool) {
 	const limit = math.MaxUint32
-	if heads < 0 || probsCap < 0 || listCap < 0 || heads > limit/4 || probsCap > limit/4 || listCap > limit/4/max(heads, 1) {
+	if c.Heads < 0 || c.ProbsCap < 0 || c.ListCap < 0 || c.VecCap < 0 || c.BudgetsCap < 0 ||
+		c.Heads > limit/4 || c.ProbsCap > limit/4 || c.ListCap > limit/4/max(c.Heads, 1) ||
+		c.VecCap > limit/4 || c.BudgetsCap > limit/4 {
 		return Plan{}, false
 	}
-	p := Plan{Heads: heads, ProbsCap: probsCap, ListCap: listCap}
-	off := HeaderSize
+	p := Plan{Caps: c}
+	off := headerSize(c.Major)
 	next := func(bytes int) int {
 		at := off
 		off = alignUp(off + bytes)
 		return at
 	}
-	p.Probs = next(4 * probsCap)
-	p.Slot = next(4 * heads)
-	p.Comp = next(4 * heads)
-	p.Need = next(4 * heads)
-	p.Count = next(4 * heads)
-	p.Victims = next(4 * heads * listCap)
-	p.Weights = next(4 * heads * listCap)
-	p.Future = next(4 * heads * listCap)
+	p.Probs = next(4 * c.ProbsCap)
+	p.Slot = next(4 * c.Heads)
+	p.Comp = next(4 * c.Heads)
+	p.Need = next(4 * c.Heads)
+	p.Count = next(4 * c.Heads)
+	p.Victims = next(4 * c.Heads * c.ListCap)
+	p.Weights = next(4 * c.Heads * c.ListCap)
+	p.Future = next(4 * c.Heads * c.ListCap)
+	if c.Major >= 2 {
+		p.Keys = next(4 * c.VecCap)
+		p.Values = next(4 * c.VecCap)
+		p.Queries = next(4 * c.VecCap)
+		p.Live = next(4 * c.Heads * c.ListCap)
+		p.Len = next(4 * c.Heads)
+		p.Budgets = next(4 * c.BudgetsCap)
+	} else {
+		p.VecCap, p.BudgetsCap = 0, 0
+	}
 	p.Size = off
 	return p, off <= limit
 }
 
 // PlanFor sizes a region for a sequence: decode rows and victim lists as wide as the
-// whole sequence, and prefill chunks of at least PrefillChunkFloats probabilities.
-func PlanFor(heads, promptLen, maxLen int) (Plan, bool) {
-	rows := max(1, min(promptLen, PrefillChunkFloats/max(1, heads*promptLen)))
-	return NewPlan(heads, heads*max(maxLen, rows*promptLen), maxLen)
+// whole sequence, prefill chunks of at least PrefillChunkFloats probabilities, and
+// (2.0) key, value and query chunks of one row or up to VecChunkFloats floats.
+func PlanFor(major int, cfg Config) (Plan, bool) {
+	H, P, T := cfg.Heads, cfg.PromptLen, cfg.MaxLen
+	if H < 0 || P < 0 || T < 0 || cfg.HeadDim < 0 || cfg.Layers < 0 {
+		return Plan{}, false
+	}
+	rows := max(1, min(P, PrefillChunkFloats/max(1, H*P)))
+	c := Caps{Major: major, Heads: H, ProbsCap: H * max(T, rows*P), ListCap: T, BudgetsCap: cfg.Layers}
+	if perRow := H * cfg.HeadDim; perRow > 0 {
+		c.VecCap = perRow * max(1, min(rows, VecChunkFloats/perRow))
+	}
+	return NewPlan(c)
 }
 
-// ParamsPlan is a region that holds the header and n bytes of params.
-func ParamsPlan(n int) Plan {
-	return Plan{Params: HeaderSize, Size: alignUp(HeaderSize + n)}
+// Config is what PlanFor needs of a sequence's config.
+type Config struct {
+	Heads, HeadDim, Layers, PromptLen, MaxLen int
+}
+
+// ParamsPlan is a region of the given dialect that holds the header and n bytes of
+// params.
+func ParamsPlan(major, n int) Plan {
+	at := headerSize(major)
+	return Plan{Caps: Caps{Major: major}, Params: at, Size: alignUp(at + n)}
+}
+
+// headerSize is where a dialect's arrays may start.
+func headerSize(major int) int {
+	if major >= 2 {
+		return HeaderSize
+	}
+	return HeaderSize1
 }
 
 func alignUp(n int) int { return (n + Align - 1) &^ (Align - 1) }
 
-// WriteOffsets stores the plan's offsets and capacities in the header.
+// WriteOffsets stores the plan's offsets and capacities in the header: a 2.0 plan
+// also the 2.0 fields, a 1.0 plan nothing past the 1.x header.
 func (p Plan) WriteOffsets(b []byte) {
 	for _, f := range [...]struct{ at, v int }{
 		{ProbsOff, p.Probs}, {SlotOff, p.Slot}, {CompOff, p.Comp}, {NeedOff, p.Need},
 		{CountOff, p.Count}, {VictimsOff, p.Victims}, {WeightsOff, p.Weights}, {FutureOff, p.Future},
 		{ProbsCap, p.ProbsCap}, {ListCap, p.ListCap},
+	} {
+		PutU32(b, f.at, uint32(f.v))
+	}
+	if p.Major < 2 {
+		return
+	}
+	for _, f := range [...]struct{ at, v int }{
+		{KeysOff, p.Keys}, {ValuesOff, p.Values}, {QueriesOff, p.Queries}, {LiveOff, p.Live},
+		{LenOff, p.Len}, {BudgetsOff, p.Budgets}, {VecCap, p.VecCap}, {BudgetsCap, p.BudgetsCap},
 	} {
 		PutU32(b, f.at, uint32(f.v))
 	}

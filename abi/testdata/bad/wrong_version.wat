@@ -1,8 +1,8 @@
-;; Golden bad module: says it speaks ABI 2.0.
+;; Golden bad module: says it speaks ABI 3.0.
 ;; Otherwise it is ok.wat.
 (module
   (memory (export "memory") 1)
-  (func (export "kvpolicy_abi_version") (result i32) (i32.const 0x20000))
+  (func (export "kvpolicy_abi_version") (result i32) (i32.const 0x30000))
   (func (export "kvpolicy_buffer") (param $size i32) (result i32)
     (local $pages i32)
     (local.set $pages (i32.add (i32.shr_u (i32.add (local.get $size) (i32.const 65535)) (i32.const 16)) (i32.const 1)))
