@@ -11,7 +11,7 @@ import (
 // BenchmarkReplayAttentionOnly replays one OPT-13B-shaped layer (40 heads, 1024 + 64
 // tokens) through one policy at five budgets on one thread, without the output-error
 // metric: the host's and the policy's work, which richer inputs must not slow down
-// for policies that do not ask for them.
+// for policies that do not ask for them (window and tova; h2o asks for compact rows).
 func BenchmarkReplayAttentionOnly(b *testing.B) {
 	src := synthSources(b, synth.Options{Preset: "opt-13b", Layers: 1, PromptLen: 1024, GenLen: 64, Seed: 1}, 1)
 	for _, name := range []string{"window", "tova", "h2o"} {

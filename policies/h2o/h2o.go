@@ -12,6 +12,9 @@
 // then clamped to [1, budget]: the window always keeps at least the newest token, so
 // recent_share = 0 still gives a one-token window, and a budget of 1 is all window. A
 // budget of 5 at the default share gives a window of 3 and 2 heavy hitters.
+//
+// It asks for compact decode rows, so that a decode step costs O(budget) rather than
+// O(table width), and reads wide rows from hosts that do not serve them (ABI 1.x).
 package h2o
 
 import (
@@ -56,21 +59,17 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 		clear(p.score[h])
 	}
 	p.pool = make([]int32, 0, cfg.MaxLen)
-	return policies.Layout{}, nil
+	return policies.Layout{Compact: true}, nil
 }
 
 func (p *policy) Observe(a *policies.Attention) error {
 	p.res.Enter(a)
 	for h := 0; h < a.Heads; h++ {
 		score := p.score[h]
-		if a.Phase == policies.Decode {
-			// Only resident slots carry attention (free slots read 0), so a step
-			// costs O(budget), not O(table width).
-			for r := 0; r < a.Rows; r++ {
-				row := a.Row(h, r)
-				for _, s := range p.res.Heads[h].Live() {
-					score[s] += float64(row[s])
-				}
+		if a.Live != nil {
+			off := h * a.Stride
+			for i, s := range a.Live[off : off+int(a.Len[h])] {
+				score[s] += float64(a.Probs[off+i])
 			}
 			continue
 		}
