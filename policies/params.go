@@ -11,6 +11,7 @@ import (
 // builds from the scenario's params table. Getters record the first bad value; Err
 // reports it, or the first key no getter asked for.
 type Params struct {
+	js     []byte // the JSON the table was parsed from, if it was
 	values map[string]any
 	used   map[string]bool
 	err    error
@@ -18,7 +19,7 @@ type Params struct {
 
 // ParseParams decodes a JSON object. Empty input is an empty table.
 func ParseParams(js []byte) (*Params, error) {
-	p := &Params{values: map[string]any{}, used: map[string]bool{}}
+	p := &Params{js: js, values: map[string]any{}, used: map[string]bool{}}
 	if len(js) == 0 {
 		return p, nil
 	}
@@ -39,8 +40,15 @@ func NewParams(values map[string]any) *Params {
 	return &Params{values: values, used: map[string]bool{}}
 }
 
-// JSON encodes the table, for hosts that pass it across a boundary.
-func (p *Params) JSON() ([]byte, error) { return json.Marshal(p.values) }
+// JSON encodes the table, for hosts that pass it across a boundary. A table parsed
+// from JSON returns those bytes, so that the scenario's encoding is the one a guest
+// decodes.
+func (p *Params) JSON() ([]byte, error) {
+	if len(p.js) > 0 {
+		return p.js, nil
+	}
+	return json.Marshal(p.values)
+}
 
 func (p *Params) fail(format string, args ...any) {
 	if p.err == nil {
