@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -60,17 +61,10 @@ type Comp struct {
 
 // Reset empties the slot for vectors of headDim.
 func (c *Comp) Reset(headDim int) {
-	c.K, c.V = growZero(c.K, headDim), growZero(c.V, headDim)
+	c.K, c.V = buf.Grow(c.K, headDim), buf.Grow(c.V, headDim)
+	clear(c.K)
+	clear(c.V)
 	c.Weight = 0
-}
-
-func growZero(s []float64, n int) []float64 {
-	if cap(s) < n {
-		return make([]float64, n)
-	}
-	s = s[:n]
-	clear(s)
-	return s
 }
 
 // Merge folds one victim's key and value (v may be nil) into the slot with weight

@@ -70,6 +70,7 @@ package press
 import (
 	"fmt"
 
+	"github.com/kvsim/kvsim/internal/buf"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -182,14 +183,12 @@ func (t *Tokens) reset(cfg policies.Config, width int, storeKeys, storeValues bo
 	t.values = resize(t.values, storeValues, cfg.Heads*width*cfg.HeadDim)
 }
 
-func resize(buf []float32, want bool, n int) []float32 {
+// resize is buf.Grow for a store the layout may not want.
+func resize(s []float32, want bool, n int) []float32 {
 	if !want {
 		return nil
 	}
-	if cap(buf) < n {
-		return make([]float32, n)
-	}
-	return buf[:n]
+	return buf.Grow(s, n)
 }
 
 // store copies the vectors of a's rows into their slots.

@@ -54,7 +54,8 @@ def run_text(i, r):
     """One sentence on one training run for the card."""
     g = r["args"]
     start = "random initialization" if i == 0 else f"the weights of run {i} with a fresh optimizer"
-    stop = {"steps": "the end of its schedule", "time": "the wall-time limit", "target": "the held-out loss target"}[r["stop"]]
+    stop = {"steps": "the end of its schedule", "time": "the wall-time limit", "target": "the held-out loss target",
+            "hand": "by hand, keeping its last periodic checkpoint"}[r["stop"]]
     return (f"Run {i + 1} started from {start}: peak learning rate {g['lr']}, {g['warmup']} warmup steps, a "
             f"{g['steps']}-step schedule, seed {g['seed']}. It stopped at step {r['steps']} ({stop}) after "
             f"{r['train_minutes']:.1f} minutes, {r['tokens_seen']:,} tokens.")
