@@ -3,8 +3,6 @@ package policies
 import (
 	"fmt"
 	"math/bits"
-
-	"github.com/kvsim/kvsim/internal/buf"
 )
 
 // SlotTable is one head's slot table: which position each slot holds. The host keeps
@@ -24,9 +22,9 @@ type SlotTable struct {
 // Reset makes the table width slots wide, holding positions 0..prompt-1 in slots
 // 0..prompt-1 and nothing else. It reuses the table's memory.
 func (t *SlotTable) Reset(width, prompt int) {
-	t.pos, t.where = buf.Grow(t.pos, width), buf.Grow(t.where, width)
-	t.live = buf.Grow(t.live, width)[:0]
-	t.free = buf.Grow(t.free, (width+63)/64)
+	t.pos, t.where = grow(t.pos, width), grow(t.where, width)
+	t.live = grow(t.live, width)[:0]
+	t.free = grow(t.free, (width+63)/64)
 	clear(t.free)
 	for s := range t.pos {
 		if s < prompt {
@@ -37,6 +35,15 @@ func (t *SlotTable) Reset(width, prompt int) {
 			t.free[s/64] |= 1 << (s % 64)
 		}
 	}
+}
+
+// grow is internal/buf.Grow, repeated because package policies imports nothing of
+// kvsim's: plugins and guests build against it alone.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // Width is the number of slots.
@@ -126,7 +133,7 @@ type Residency struct {
 // Reset fills the tables for a new sequence: slots 0..P-1 hold the prompt. Slot ids
 // never reach MaxLen, so that bounds the tables whatever the layout.
 func (r *Residency) Reset(cfg Config) {
-	r.Heads = buf.Grow(r.Heads, cfg.Heads)
+	r.Heads = grow(r.Heads, cfg.Heads)
 	for h := range r.Heads {
 		r.Heads[h].Reset(cfg.MaxLen, cfg.PromptLen)
 	}
