@@ -171,7 +171,9 @@ func PlotFigure(path string, f Figure) error {
 		}
 		grid[i/cols][i%cols] = p
 		legends[i/cols][i%cols] = legend
-		legendWidth = max(legendWidth, legendSize(legend))
+		// SVG viewers substitute their own fonts, often wider than the metrics
+		// measured here: half again keeps the longest name inside the figure.
+		legendWidth = max(legendWidth, legendSize(legend)*3/2)
 	}
 	// Each legend sits right of its plot, outside the data.
 	pad := vg.Centimeter / 2
