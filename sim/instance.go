@@ -218,6 +218,24 @@ func (in *instance) observePrefill(a *policies.Attention) error {
 	return in.observe(&in.prefill)
 }
 
+// sameSequence reports whether o replays the same sequence and layer as in with the
+// same layout, at any budget: then o may fork from in after the prompt.
+func (in *instance) sameSequence(o *instance) bool {
+	a, b := in.cfg, o.cfg
+	a.Budget, b.Budget = 0, 0
+	return a == b && in.layout == o.layout
+}
+
+// forkFrom gives the policy src's state after the prompt, in place of observing it
+// (policies.Forker); the call counts as this instance's policy time.
+func (in *instance) forkFrom(src *instance) error {
+	f := src.policy.(policies.Forker)
+	if err := in.guard(true, func() error { return f.ForkTo(in.policy) }); err != nil {
+		return in.callError("fork", in.cfg.PromptLen-1, err)
+	}
+	return nil
+}
+
 // pick returns a's keys, values and queries where the layout asks for them, nil
 // elsewhere.
 func pick(layout policies.Layout, a *policies.Attention) (k, v, q []float32) {
