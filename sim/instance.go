@@ -218,12 +218,14 @@ func (in *instance) observePrefill(a *policies.Attention) error {
 	return in.observe(&in.prefill)
 }
 
-// sameSequence reports whether o replays the same sequence and layer as in with the
-// same layout, at any budget: then o may fork from in after the prompt.
+// sameSequence reports whether o replays the same sequence and layer as in, at any
+// budget, and is shown the same prompt vectors: then o may fork from in after the
+// prompt. (The rest of a layout, its slack for one, may vary with the budget.)
 func (in *instance) sameSequence(o *instance) bool {
 	a, b := in.cfg, o.cfg
 	a.Budget, b.Budget = 0, 0
-	return a == b && in.layout == o.layout
+	x, y := in.layout, o.layout
+	return a == b && x.Keys == y.Keys && x.Values == y.Values && x.Queries == y.Queries
 }
 
 // forkFrom gives the policy src's state after the prompt, in place of observing it
