@@ -67,6 +67,17 @@
 // layout asks for compensation gives each victim a weight; the host folds the victims'
 // keys and values into the head's compensation slot by those weights (AUV Eq. 7–8).
 //
+// # Forking across budgets
+//
+// A policy whose state after the prompt's Observe calls does not depend on
+// Config.Budget may implement Forker. A host that runs one sequence at several budgets
+// then observes the prompt with one instance only and, before the compression, calls
+// its ForkTo with each other instance (made by the same constructor with the same
+// params, Init'ed for the same sequence with only Budget changed, and shown no prompt
+// rows); from there each continues as if it had observed the prompt itself, with
+// identical decisions. Replay does this; a policy that does not implement Forker
+// observes the prompt once per budget.
+//
 // # Notes
 //
 //   - Observe must not keep or modify Attention's slices after it returns: hosts reuse
@@ -155,6 +166,16 @@ func (p Pool) String() string {
 		return "model"
 	}
 	return fmt.Sprintf("pool(%d)", int32(p))
+}
+
+// Forker is implemented by a policy whose state after the prompt's Observe calls does
+// not depend on Config.Budget (see the package doc).
+type Forker interface {
+	// ForkTo gives dst, another instance of the same policy and params, Init'ed for
+	// the same sequence at another budget and shown no prompt rows, the state this
+	// instance holds after observing the whole prompt. The receiver is not changed.
+	// It fails if dst is not an instance of the same policy.
+	ForkTo(dst Policy) error
 }
 
 // LayerBudgeter is implemented by a policy whose layout asks for PoolModel.

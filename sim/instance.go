@@ -218,6 +218,26 @@ func (in *instance) observePrefill(a *policies.Attention) error {
 	return in.observe(&in.prefill)
 }
 
+// sameSequence reports whether o replays the same sequence and layer as in, at any
+// budget, and is shown the same prompt vectors: then o may fork from in after the
+// prompt. (The rest of a layout, its slack for one, may vary with the budget.)
+func (in *instance) sameSequence(o *instance) bool {
+	a, b := in.cfg, o.cfg
+	a.Budget, b.Budget = 0, 0
+	x, y := in.layout, o.layout
+	return a == b && x.Keys == y.Keys && x.Values == y.Values && x.Queries == y.Queries
+}
+
+// forkFrom gives the policy src's state after the prompt, in place of observing it
+// (policies.Forker); the call counts as this instance's policy time.
+func (in *instance) forkFrom(src *instance) error {
+	f := src.policy.(policies.Forker)
+	if err := in.guard(true, func() error { return f.ForkTo(in.policy) }); err != nil {
+		return in.callError("fork", in.cfg.PromptLen-1, err)
+	}
+	return nil
+}
+
 // pick returns a's keys, values and queries where the layout asks for them, nil
 // elsewhere.
 func pick(layout policies.Layout, a *policies.Attention) (k, v, q []float32) {
@@ -326,22 +346,18 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	return nil
 }
 
-// attend computes head h's counterfactual attention for step t into the instance's
-// decode row (by slot, free slots 0; or compact: the live slots in table order) and
-// scores it against the full cache. It returns the entries the head holds.
-func (in *instance) attend(l *layerData, h, t, g int) int {
+// softmax writes into e the attention of step t's query over head h's live slots and
+// returns the probability on the compensation slot (0 when it is empty).
+func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32) float64 {
 	logits := l.decodeLogits(h, g)
 	table := &in.tables[h]
-	live := table.Live()
 	c := &in.comp[h]
-	hasComp := c.Weight > 0
-	var compLogit float64
-	e := in.gather[:len(live)]
 	for i, s := range live {
 		e[i] = logits[table.Pos(s)]
 	}
 	m := float64(kernel.Max(e))
-	if hasComp {
+	var compLogit float64
+	if c.Weight > 0 {
 		q := l.q.vec(h, t)
 		for i, x := range c.K {
 			compLogit += float64(q[i]) * x
@@ -357,12 +373,36 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 		sum += float64(x)
 	}
 	var compProb float64
-	if hasComp {
+	if c.Weight > 0 {
 		x := math.Exp(compLogit - m)
 		sum += x
 		compProb = x / sum
 	}
 	kernel.Scale(float32(1/sum), e)
+	return compProb
+}
+
+// attend computes head h's counterfactual attention for step t into the instance's
+// decode row (by slot, free slots 0; or compact: the live slots in table order) and
+// scores it against the full cache. It returns the entries the head holds.
+func (in *instance) attend(l *layerData, h, t, g int) int {
+	table := &in.tables[h]
+	live := table.Live()
+	c := &in.comp[h]
+	hasComp := c.Weight > 0
+	e := in.gather[:len(live)]
+	// Holding every token and no compensation, the head attends as the full cache
+	// does: its row is the layer's full-cache row, and its output error is 0.
+	whole := !hasComp && len(live) == t+1
+	var compProb float64
+	if whole {
+		full := l.decodeProbs(h, g)
+		for i, s := range live {
+			e[i] = full[table.Pos(s)]
+		}
+	} else {
+		compProb = in.softmax(l, h, t, g, live, e)
+	}
 	w := in.width
 	if in.layout.Compact {
 		copy(in.attn.Probs[h*w:], e)
@@ -403,7 +443,7 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 	}
 	st.n++
 
-	if l.outErr {
+	if l.outErr && !whole {
 		out := l.scratch[:l.headDim]
 		l.residentOutput(h, table, live, e, out)
 		ref := l.fullOutput(h, g)

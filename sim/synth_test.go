@@ -100,7 +100,7 @@ func TestOrdering(t *testing.T) {
 	}
 	for j := range budgets {
 		full, random, oracle := res.Cell(0, j), res.Cell(1, j), res.Cell(2, j)
-		if full.HitRate < 1-1e-6 || full.OutputError > 1e-5 {
+		if full.HitRate < 1-1e-6 || full.OutputError != 0 {
 			t.Errorf("full @ %s: hit %v, output error %v", full.Budget, full.HitRate, full.OutputError)
 		}
 		if oracle.HitRate <= random.HitRate || oracle.OutputError >= random.OutputError {

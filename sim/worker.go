@@ -127,16 +127,59 @@ func (w *worker) run(src Source, meta kvtrace.Meta, sample, layer int) jobResult
 // pass replays the layer through the live instances: prefill, compression, decode.
 func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*instance) {
 	l.want(live)
+	observers, source := forkPlan(live)
 	for r0 := 0; r0 < meta.PromptLen; r0 += w.opts.BlockRows {
 		a := l.prefillBlock(r0, min(w.opts.BlockRows, meta.PromptLen-r0))
 		l.blockVectors(a)
-		live = w.each(r, live, func(in *instance) error { return in.observePrefill(a) })
+		observers = w.each(r, observers, func(in *instance) error { return in.observePrefill(a) })
 	}
-	live = w.each(r, live, func(in *instance) error { return in.compress(l) })
+	kept := live[:0]
+	for _, in := range live {
+		if r.failed[in.idx] != nil {
+			continue // an observer that failed in prefill
+		}
+		if src := source[in]; src != nil {
+			if err := r.failed[src.idx]; err != nil {
+				// The prompt's observations are the same at every budget, so the
+				// failure is this instance's too.
+				w.fail(r, in.idx, err)
+				continue
+			}
+			if err := in.forkFrom(src); err != nil {
+				w.fail(r, in.idx, err)
+				continue
+			}
+		}
+		kept = append(kept, in)
+	}
+	live = w.each(r, kept, func(in *instance) error { return in.compress(l) })
 	for g := 0; g < l.gen; g++ {
 		t := meta.PromptLen + g
 		live = w.each(r, live, func(in *instance) error { return in.decodeStep(l, t, g) })
 	}
+}
+
+// forkPlan picks the instances that observe the prompt: of the live instances of one
+// policy whose policy is a Forker, only the first, which the others fork from
+// (source maps each of those to it); every other instance observes for itself.
+func forkPlan(live []*instance) (observers []*instance, source map[*instance]*instance) {
+	first := map[*PolicySpec]*instance{}
+	for _, in := range live {
+		if _, ok := in.policy.(policies.Forker); ok {
+			if src := first[in.spec]; src != nil && src.sameSequence(in) {
+				if source == nil {
+					source = map[*instance]*instance{}
+				}
+				source[in] = src
+				continue
+			}
+			if first[in.spec] == nil {
+				first[in.spec] = in
+			}
+		}
+		observers = append(observers, in)
+	}
+	return observers, source
 }
 
 // searchMean runs the Mean-accounting searches, every instance still searching in

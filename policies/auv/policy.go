@@ -146,6 +146,27 @@ func (p *policy) observePrompt(a *policies.Attention) error {
 	return nil
 }
 
+// ForkTo hands dst the prompt's weighted column sums, the only state the prompt
+// leaves that does not depend on the budget (rows are weighted by N_i/P); dst then
+// lays the prompt out into its own local area of its own length L.
+func (p *policy) ForkTo(dst policies.Policy) error {
+	q, ok := dst.(*policy)
+	switch {
+	case !ok || q.set != p.set || len(q.heads) != len(p.heads) || q.cfg.PromptLen != p.cfg.PromptLen:
+		return fmt.Errorf("fork: destination is not an auv instance with the same settings and sequence")
+	case p.rowsSeen != p.cfg.PromptLen || q.rowsSeen != 0:
+		return fmt.Errorf("fork: source has seen %d and destination %d of %d prompt rows, want all and none",
+			p.rowsSeen, q.rowsSeen, p.cfg.PromptLen)
+	}
+	P := p.cfg.PromptLen
+	for h := range p.heads {
+		copy(q.heads[h].sum[:P], p.heads[h].sum[:P])
+	}
+	q.rowsSeen = P
+	q.endPrompt()
+	return nil
+}
+
 // endPrompt counts the rows each prompt token's sum holds and lays the prompt out: the
 // last L tokens form the local area, the rest are candidates.
 func (p *policy) endPrompt() {

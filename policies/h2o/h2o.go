@@ -87,6 +87,19 @@ func (p *policy) Observe(a *policies.Attention) error {
 	return nil
 }
 
+// ForkTo copies the prompt's column sums, which do not depend on the budget: only
+// the split into heavy hitters and recent window does, and Evict applies it.
+func (p *policy) ForkTo(dst policies.Policy) error {
+	q, ok := dst.(*policy)
+	if !ok || len(q.score) != len(p.score) {
+		return fmt.Errorf("fork: destination is not an h2o instance of the same sequence")
+	}
+	for h := range p.score {
+		copy(q.score[h], p.score[h])
+	}
+	return nil
+}
+
 // Evict drops the lowest-scoring tokens older than the recent window.
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
