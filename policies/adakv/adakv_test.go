@@ -39,7 +39,7 @@ func compressed(t *testing.T, params map[string]any, budget int) (policies.Polic
 		t.Fatalf("layout pool %v, want layer", layout.Pool)
 	}
 	policytest.Prefill(t, p, prompt, rows)
-	victims, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
+	victims, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		p, _ := compressed(t, map[string]any{"alpha": 0, "decode": tt.decode}, 2)
 		policytest.Decode(t, p, prompt, prompt, []int32{1, 0}, decodeRows)
-		got, err := pooltest.Evict(p, policies.Decode, prompt, heads, prompt, 2)
+		got, err := policytest.EvictPool(p, policies.Decode, prompt, heads, prompt, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestFullSafeguardIsSnapKV(t *testing.T) {
 		t.Fatal(err)
 	}
 	policytest.Prefill(t, ada, prompt, rows)
-	got, err := pooltest.Evict(ada, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
+	got, err := policytest.EvictPool(ada, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOverdrawnPoolFails(t *testing.T) {
 	}
 	policytest.Prefill(t, p, prompt, rows)
 	// The windows keep one token per head: 10 may go, not 11.
-	_, err = pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, 11)
+	_, err = policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, 11)
 	if err == nil || !strings.Contains(err.Error(), "pool needs 11 victims") {
 		t.Fatalf("got %v, want an error about the pool's 11 victims", err)
 	}
@@ -249,7 +249,7 @@ func TestMatchesReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		policytest.Prefill(t, p, prompt, rows)
-		got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
+		got, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-budget))
 		if err != nil {
 			t.Fatal(err)
 		}

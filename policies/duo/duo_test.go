@@ -69,7 +69,7 @@ func TestEviction(t *testing.T) {
 		policytest.UniformPrompt(prompt, []float32{0.05, 0.05, 0.05, 0.05, 0.05, 0.35, 0.35, 0.05}),
 	}
 	policytest.Prefill(t, p, prompt, rows)
-	got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-4))
+	got, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, heads*(prompt-4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestEviction(t *testing.T) {
 		{0.5, 0.25, 0, 0, 0, 0, 0, 0.25},
 		{0.02, 0.02, 0.02, 0.02, 0.1, 0.02, 0, 0.8},
 	})
-	got, err = pooltest.Evict(p, policies.Decode, prompt, heads, prompt, 2)
+	got, err = policytest.EvictPool(p, policies.Decode, prompt, heads, prompt, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestEviction(t *testing.T) {
 		t.Errorf("decode victims %v, want %v", got, want)
 	}
 	// The pool now holds 8 = 2 + 6: asking for one more overdraws it.
-	_, err = pooltest.Evict(p, policies.Decode, prompt, heads, prompt, 1)
+	_, err = policytest.EvictPool(p, policies.Decode, prompt, heads, prompt, 1)
 	if err == nil || !strings.Contains(err.Error(), "pool needs 1 victims") {
 		t.Errorf("got %v, want an error about the pool's victims", err)
 	}
@@ -154,7 +154,7 @@ func TestSequence(t *testing.T) {
 			for _, held := range step {
 				total += len(held)
 			}
-			if log.Need[i] == 0 || total < heads*budget {
+			if !log.Evicted[i] || total < heads*budget {
 				continue // no eviction, or the first trim, which leaves room
 			}
 			full++
@@ -222,7 +222,7 @@ func TestChosenStreamingHeads(t *testing.T) {
 	if want := []int{6, 2, 2, 6}; !slices.Equal(p.keep, want) {
 		t.Fatalf("shares %v, want %v", p.keep, want)
 	}
-	got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*prompt-16)
+	got, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, heads*prompt-16)
 	if err != nil {
 		t.Fatal(err)
 	}

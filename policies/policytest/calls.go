@@ -41,8 +41,20 @@ func Decode(t testing.TB, p policies.Policy, pos, stride int, slots []int32, row
 // returns each head's victims sorted. Policy unit tests use it to drive Evict by hand.
 func Evict(p policies.Policy, phase policies.Phase, pos, stride int, need []int32) ([][]int32, error) {
 	heads := len(need)
-	e := &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: need, Stride: stride,
-		Count: make([]int32, heads), Victims: make([]int32, heads*stride)}
+	return evict(p, &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: need, Stride: stride})
+}
+
+// EvictPool is Evict for a pooled policy: it asks for at least poolNeed victims from
+// the layer's heads together (Need all zero, as a pooled host sends it).
+func EvictPool(p policies.Policy, phase policies.Phase, pos, heads, stride, poolNeed int) ([][]int32, error) {
+	return evict(p, &policies.Eviction{Phase: phase, Pos: pos, Heads: heads, Need: make([]int32, heads),
+		PoolNeed: poolNeed, Stride: stride})
+}
+
+// evict gives e its victim lists, calls p and returns each head's victims sorted.
+func evict(p policies.Policy, e *policies.Eviction) ([][]int32, error) {
+	heads, stride := e.Heads, e.Stride
+	e.Count, e.Victims = make([]int32, heads), make([]int32, heads*stride)
 	if err := p.Evict(e); err != nil {
 		return nil, err
 	}

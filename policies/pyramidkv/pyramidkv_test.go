@@ -143,7 +143,7 @@ func TestCompression(t *testing.T) {
 			t.Fatalf("layout pool %v, want model", layout.Pool)
 		}
 		policytest.Prefill(t, p, prompt, rows)
-		got, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, tt.poolNeed)
+		got, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, tt.poolNeed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func TestCompression(t *testing.T) {
 		// "recency" drops the prompt's window token (slot 7) from each head to get back
 		// to 2.
 		policytest.Decode(t, p, prompt, prompt, []int32{0, 1}, [][]float32{{0.5, 0.25, 0, 0, 0, 0, 0, 0.25}, {0.5, 0.25, 0, 0, 0, 0, 0, 0.25}})
-		got, err = pooltest.Evict(p, policies.Decode, prompt, heads, prompt, heads)
+		got, err = policytest.EvictPool(p, policies.Decode, prompt, heads, prompt, heads)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestOverdrawnPoolFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	policytest.Prefill(t, p, prompt, [][][]float32{policytest.UniformPrompt(prompt), policytest.UniformPrompt(prompt)})
-	_, err := pooltest.Evict(p, policies.Prefill, prompt-1, heads, prompt, heads*prompt-1)
+	_, err := policytest.EvictPool(p, policies.Prefill, prompt-1, heads, prompt, heads*prompt-1)
 	if err == nil || !strings.Contains(err.Error(), "pool needs 15 victims") {
 		t.Fatalf("got %v, want an error about the pool's 15 victims", err)
 	}
