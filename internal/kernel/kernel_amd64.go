@@ -190,31 +190,26 @@ func maxAVX2Tail(x []float32) float32 {
 // same instructions; the padding is -Inf, whose exponential adds nothing to the sum.
 
 func expShiftAVX2Tail(x []float32, shift float32) float32 {
-	body := len(x) &^ 7
-	var sum float32
-	if body > 0 {
-		sum = expShiftAVX2(x[:body], shift)
-	}
-	if tail := x[body:]; len(tail) > 0 {
-		var buf [8]float32
-		fillNegInf(buf[copy(buf[:], tail):])
-		sum += expShiftAVX2(buf[:], shift)
-		copy(tail, buf[:])
-	}
-	return sum
+	return expShiftPadded(x, shift, 8, expShiftAVX2)
 }
 
 func expShiftAVX512Tail(x []float32, shift float32) float32 {
-	body := len(x) &^ 15
+	return expShiftPadded(x, shift, 16, expShiftAVX512)
+}
+
+// expShiftPadded runs vec, a kernel of lanes-wide vectors (at most 16), over x.
+func expShiftPadded(x []float32, shift float32, lanes int, vec func([]float32, float32) float32) float32 {
+	body := len(x) / lanes * lanes
 	var sum float32
 	if body > 0 {
-		sum = expShiftAVX512(x[:body], shift)
+		sum = vec(x[:body], shift)
 	}
 	if tail := x[body:]; len(tail) > 0 {
 		var buf [16]float32
-		fillNegInf(buf[copy(buf[:], tail):])
-		sum += expShiftAVX512(buf[:], shift)
-		copy(tail, buf[:])
+		pad := buf[:lanes]
+		fillNegInf(pad[copy(pad, tail):])
+		sum += vec(pad, shift)
+		copy(tail, pad)
 	}
 	return sum
 }
