@@ -339,6 +339,17 @@ func TestBadPoolOutputs(t *testing.T) {
 	if err := p.(policies.LayerBudgeter).LayerBudgets(whole, make([]int, 3)); err == nil || err.Error() != want {
 		t.Errorf("negative layer budgets:\n got %v\nwant %s", err, want)
 	}
+
+	// The layer-budget call is metered like every other: a loop spends its fuel.
+	loop := load(t, wat(t, filepath.Join("testdata", "bad", "loop_budgets.wat")), wasmhost.Options{Fuel: 20_000_000})
+	p = newInstance(t, loop, nil)
+	if _, err := p.Init(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want = loop.Name() + ": kvpolicy_layer_budgets: fuel exhausted: more than 20000000 units of work in one call (limits.fuel)"
+	if err := p.(policies.LayerBudgeter).LayerBudgets(whole, make([]int, 3)); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("looping layer budgets:\n got %v\nwant %s…", err, want)
+	}
 }
 
 func newInstance(t *testing.T, m *wasmhost.Module, params map[string]any) policies.Policy {

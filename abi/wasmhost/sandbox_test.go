@@ -58,8 +58,9 @@ func child(t *testing.T, name string, bound time.Duration, env ...string) (strin
 // loopFuel is enough fuel for a looping guest to spend in some milliseconds.
 const loopFuel = 20_000_000
 
-// childLoopers runs $LOOPERS looping guests at once, half in a loop and half in a
-// call tree, while a goroutine forces garbage collections, for $ROUNDS rounds: every
+// childLoopers runs $LOOPERS looping guests at once, spread over $MODULES (a loop in
+// observe, a call tree, a loop in ABI 2.0's layer-budget call), while a goroutine
+// forces garbage collections, for $ROUNDS rounds: every
 // guest must stop with its fuel spent. Before guests reached Go safe points, a
 // collection's stop-the-world waited for them forever.
 func childLoopers() error {
@@ -92,7 +93,7 @@ func childLoopers() error {
 			wg.Go(func() {
 				p, err := mods[i%len(mods)].New(policies.NewParams(nil))
 				if err == nil {
-					_, err = policytest.Run(p, policies.Config{Budget: 2}, policytest.RandomSequence(1, 3, 4, 1))
+					_, err = policytest.Run(p, policies.Config{Layers: 2, Budget: 2}, policytest.RandomSequence(1, 3, 4, 1))
 				}
 				errs[i] = err
 			})
@@ -110,7 +111,8 @@ func childLoopers() error {
 // TestLoopingGuestsUnderGC: more looping guests than Ps, at GOMAXPROCS 1 and 2,
 // while the collector runs without pause, all stop on their fuel, round after round.
 func TestLoopingGuestsUnderGC(t *testing.T) {
-	mods := watModule(t, "../testdata/bad/loop.wat") + "," + watModule(t, "../testdata/bad/calltree.wat")
+	mods := watModule(t, "../testdata/bad/loop.wat") + "," + watModule(t, "../testdata/bad/calltree.wat") + "," +
+		watModule(t, "../testdata/bad/loop_budgets.wat")
 	for _, procs := range []string{"1", "2"} {
 		out, err := child(t, "loopers", 3*time.Minute, "GOMAXPROCS="+procs, "LOOPERS=5", "ROUNDS=4", "MODULES="+mods)
 		if err != nil {
