@@ -55,6 +55,10 @@ type instanceStats struct {
 	peak              int
 	headPeakSum       int // each head's peak entries, summed over heads
 	policyTime        time.Duration
+	// cellTime is the time of this instance's prefill, compression and decode
+	// steps, policy calls included: less policyTime, what the host spends on the
+	// cell alone (the work shared by every cell is not in it).
+	cellTime time.Duration
 }
 
 // close releases the policy when it holds resources (a WASM instance does).
@@ -232,7 +236,10 @@ func (in *instance) sameSequence(o *instance) bool {
 // (policies.Forker); the call counts as this instance's policy time.
 func (in *instance) forkFrom(src *instance) error {
 	f := src.policy.(policies.Forker)
-	if err := in.guard(true, func() error { return f.ForkTo(in.policy) }); err != nil {
+	start := time.Now()
+	err := in.guard(true, func() error { return f.ForkTo(in.policy) })
+	in.stats.cellTime += time.Since(start)
+	if err != nil {
 		return in.callError("fork", in.cfg.PromptLen-1, err)
 	}
 	return nil

@@ -60,6 +60,7 @@ type PartCell struct {
 	Peak        int     `json:"peak"`
 	HeadPeakSum int     `json:"head_peak_sum"`
 	PolicyNanos int64   `json:"policy_ns"`
+	CellNanos   int64   `json:"cell_ns"`
 }
 
 // defaultBlockRows is the prefill block height when Options.BlockRows is 0.
@@ -92,7 +93,8 @@ func ReplayPart(ctx context.Context, sources []Source, specs []PolicySpec, opts 
 		pj := PartJob{Sample: j.sample, Layer: j.layer, Heads: r.heads, HeadDim: r.headDim, Perf: r.perf, Cells: make([]PartCell, len(r.stats))}
 		for c, st := range r.stats {
 			pc := PartCell{Budget: r.budget[c], Nominal: r.nominal[c], StateBytes: r.stateBytes[c], HeadPeakSum: st.headPeakSum, Hit: st.hit, TopK: st.topk, OutErr: st.outErr, N: st.n,
-				Evictions: st.evictions, Resident: st.residentSum, Peak: st.peak, PolicyNanos: st.policyTime.Nanoseconds()}
+				Evictions: st.evictions, Resident: st.residentSum, Peak: st.peak, PolicyNanos: st.policyTime.Nanoseconds(),
+				CellNanos: st.cellTime.Nanoseconds()}
 			if r.failed[c] != nil {
 				pc.Failed = r.failed[c].Error()
 			}
@@ -227,7 +229,8 @@ func (pj *PartJob) jobResult() jobResult {
 			r.failed[c] = errors.New(pc.Failed)
 		}
 		r.stats[c] = instanceStats{hit: pc.Hit, topk: pc.TopK, outErr: pc.OutErr, n: pc.N, evictions: pc.Evictions,
-			residentSum: pc.Resident, peak: pc.Peak, headPeakSum: pc.HeadPeakSum, policyTime: time.Duration(pc.PolicyNanos)}
+			residentSum: pc.Resident, peak: pc.Peak, headPeakSum: pc.HeadPeakSum, policyTime: time.Duration(pc.PolicyNanos),
+			cellTime: time.Duration(pc.CellNanos)}
 	}
 	return r
 }

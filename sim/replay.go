@@ -218,6 +218,7 @@ func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []
 	type acc struct {
 		statSums
 		evictions, nanos, budget float64
+		hostNanos                float64
 		layer                    []Metrics
 		layerN                   []float64
 	}
@@ -245,6 +246,7 @@ func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []
 			a.add(st)
 			a.evictions += st.evictions
 			a.nanos += float64(st.policyTime.Nanoseconds())
+			a.hostNanos += float64((st.cellTime - st.policyTime).Nanoseconds())
 			a.layer[l].HitRate += st.hit
 			a.layer[l].TopKHitRate += st.topk
 			a.layer[l].OutputError += st.outErr
@@ -275,6 +277,7 @@ func merge(res *Result, specs []PolicySpec, opts Options, jobs []job, results []
 		cell.PeakResident = float64(a.peak)
 		cell.MeanResident = a.resident / a.n
 		cell.PolicyNs = a.nanos / a.n
+		cell.HostNs = max(0, a.hostNanos/a.n)
 		cell.Layers = make([]Metrics, layers)
 		for l := range cell.Layers {
 			if n := a.layerN[l]; n > 0 {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/h2o"
@@ -353,5 +354,36 @@ func TestSizesFromInput(t *testing.T) {
 	}
 	if got, want := huge.Cell(0, 0).TopKHitRate, all.Cell(0, 0).TopKHitRate; got != want {
 		t.Errorf("top-k hit rate with k = 2^40: %v, want %v as with k = all 6 tokens", got, want)
+	}
+}
+
+// slowPolicy is a policy that sleeps in every Evict call.
+type slowPolicy struct {
+	policies.Policy
+	nap time.Duration
+}
+
+func (s slowPolicy) Evict(e *policies.Eviction) error {
+	time.Sleep(s.nap)
+	return s.Policy.Evict(e)
+}
+
+// TestPolicyAndHostTime checks that a cell's time is split between the policy and
+// the host: a policy that sleeps 20 ms in each of its 3 Evict calls (compression and
+// 2 decode steps) shows at least that in policy ns, and none of it in host ns.
+func TestPolicyAndHostTime(t *testing.T) {
+	const nap = 20 * time.Millisecond
+	slow := PolicySpec{Name: "slow", New: func() (policies.Policy, error) {
+		p, err := window.New(policies.NewParams(map[string]any{"sink": 1}))
+		return slowPolicy{p, nap}, err
+	}}
+	res, err := Replay(context.Background(), []Source{handTrace()}, []PolicySpec{slow}, Options{Budgets: []host.Budget{{Tokens: 2}}, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Cell(0, 0)
+	slept := float64(3*nap) / 2 // over 2 (head, decode step) pairs
+	if c.Failed != "" || c.PolicyNs < slept || c.HostNs <= 0 || c.HostNs >= slept {
+		t.Errorf("policy %.0f ns and host %.0f ns per (head · step), want policy ≥ %.0f and host in (0, %.0f)", c.PolicyNs, c.HostNs, slept, slept)
 	}
 }

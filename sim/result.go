@@ -55,8 +55,13 @@ type Cell struct {
 	// PolicyNs is the time inside the policy, every call but Init (prefill
 	// observations, the compression eviction and every decode call), per
 	// (head · decode step).
-	PolicyNs float64   `json:"policy_ns_per_head_step"`
-	Layers   []Metrics `json:"layers"`
+	PolicyNs float64 `json:"policy_ns_per_head_step"`
+	// HostNs is the host's time on this cell alone, outside the policy, per
+	// (head · decode step): laying out its attention, applying and checking its
+	// victims, its metrics. The work every cell shares (reading the trace, the
+	// full-cache scores) is in no cell's figure.
+	HostNs float64   `json:"host_ns_per_head_step"`
+	Layers []Metrics `json:"layers"`
 	// CI holds the 95% Student-t intervals over samples (see SampleResult).
 	CI MetricIntervals `json:"ci"`
 	// Diff is this cell minus the reference policy's cell at the same budget,

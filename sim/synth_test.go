@@ -51,7 +51,7 @@ func withoutTimings(r *sim.Result) *sim.Result {
 	c.Perf = sim.Perf{}
 	c.Cells = append([]sim.Cell(nil), r.Cells...)
 	for i := range c.Cells {
-		c.Cells[i].PolicyNs = 0
+		c.Cells[i].PolicyNs, c.Cells[i].HostNs = 0, 0
 	}
 	return &c
 }

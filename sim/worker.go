@@ -226,7 +226,10 @@ func (w *worker) searchMean(r *jobResult, l *layerData, meta kvtrace.Meta, searc
 func (w *worker) each(r *jobResult, live []*instance, f func(*instance) error) []*instance {
 	kept := live[:0]
 	for _, in := range live {
-		if err := f(in); err != nil {
+		start := time.Now()
+		err := f(in)
+		in.stats.cellTime += time.Since(start)
+		if err != nil {
 			w.fail(r, in.idx, err)
 			continue
 		}

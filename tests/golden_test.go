@@ -99,7 +99,7 @@ func dropTimings(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if strings.HasSuffix(k, "_seconds") || k == "policy_ns_per_head_step" {
+			if strings.HasSuffix(k, "_seconds") || k == "policy_ns_per_head_step" || k == "host_ns_per_head_step" {
 				delete(x, k)
 				continue
 			}

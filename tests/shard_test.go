@@ -59,7 +59,7 @@ func TestShardedReplayMerges(t *testing.T) {
 	if r := run(t, append([]string{"merge", "-format", "json", "-out", merged}, shards...)...); r.code != 0 {
 		t.Fatalf("merge: exit %d\n%s", r.code, r.stderr)
 	}
-	measured := []string{"perf", "policy_ns_per_head_step"}
+	measured := []string{"perf", "policy_ns_per_head_step", "host_ns_per_head_step"}
 	if got, want := withoutKeys(t, merged, measured), withoutKeys(t, single, measured); got != want {
 		t.Errorf("merged shards differ from one replay:\n got  %s\n want %s", got, want)
 	}

@@ -226,7 +226,7 @@ func sameCells(want, got *sim.Result) error {
 	}
 	for i := range want.Cells {
 		w, g := want.Cells[i], got.Cells[i]
-		w.Policy, g.Policy, w.PolicyNs, g.PolicyNs = "", "", 0, 0
+		w.Policy, g.Policy, w.PolicyNs, g.PolicyNs, w.HostNs, g.HostNs = "", "", 0, 0, 0, 0
 		if !reflect.DeepEqual(w, g) {
 			return fmt.Errorf("budget %s: row %+v, want %+v", w.Budget, g.Metrics, w.Metrics)
 		}

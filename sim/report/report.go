@@ -133,13 +133,13 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 		"KV/seq = bytes of one sequence's cache, all layers and heads, fp16 keys and values plus declared policy state) — %s",
 		r.TopK, AccountingNote(r)))
 	header := []string{"policy", "budget", "B", "nominal", fmt.Sprintf("top-%d hit", r.TopK), "output err", "evicted/head",
-		"peak resident", "mean resident", "peak KV/seq", "mean KV/seq", "policy ns/(head·step)"}
+		"peak resident", "mean resident", "peak KV/seq", "mean KV/seq", "policy ns/(head·step)", "host ns/(head·step)"}
 	rows = rows[:0]
 	for i, p := range r.Policies {
 		for j := range r.Budgets {
 			c := r.Cell(i, j)
 			if c.Failed != "" {
-				rows = append(rows, []string{p, c.Budget, num(c.BudgetTokens, 1), "", "FAILED", "", "", "", "", "", "", ""})
+				rows = append(rows, []string{p, c.Budget, num(c.BudgetTokens, 1), "", "FAILED", "", "", "", "", "", "", "", ""})
 				continue
 			}
 			outErr := "n/a (no V)"
@@ -147,7 +147,7 @@ func writeTables(w io.Writer, r *sim.Result, markdown bool) error {
 				outErr = numCI(c.OutputError, c.CI.OutputError, 4)
 			}
 			row := []string{p, c.Budget, num(c.BudgetTokens, 1), num(c.NominalTokens, 1), withCI(c.TopKHitRate, c.CI.TopKHitRate), outErr,
-				num(c.Evictions, 1), num(c.PeakResident, 0), num(c.MeanResident, 1), Bytes(c.PeakKVBytes), Bytes(c.MeanKVBytes), num(c.PolicyNs, 0)}
+				num(c.Evictions, 1), num(c.PeakResident, 0), num(c.MeanResident, 1), Bytes(c.PeakKVBytes), Bytes(c.MeanKVBytes), num(c.PolicyNs, 0), num(c.HostNs, 0)}
 			rows = append(rows, row)
 		}
 	}
@@ -239,7 +239,7 @@ func Bytes(b float64) string {
 func writeCSV(w io.Writer, r *sim.Result) error {
 	cw := csv.NewWriter(w)
 	header := []string{"source", "policy", "budget", "budget_tokens", "failed", "hit_rate", "topk_hit_rate", "output_error",
-		"evictions_per_head", "peak_resident", "mean_resident", "policy_ns_per_head_step",
+		"evictions_per_head", "peak_resident", "mean_resident", "policy_ns_per_head_step", "host_ns_per_head_step",
 		"accounting", "nominal_tokens", "peak_kv_bytes", "mean_kv_bytes", "state_bytes_per_token", "samples"}
 	for _, m := range []string{"hit_rate", "topk_hit_rate", "output_error"} {
 		header = append(header, m+"_lo", m+"_hi")
@@ -255,7 +255,7 @@ func writeCSV(w io.Writer, r *sim.Result) error {
 			outErr = num(c.OutputError, 6)
 		}
 		row := []string{r.Source, c.Policy, c.Budget, num(c.BudgetTokens, 2), c.Failed, num(c.HitRate, 6), num(c.TopKHitRate, 6),
-			outErr, num(c.Evictions, 2), num(c.PeakResident, 0), num(c.MeanResident, 2), num(c.PolicyNs, 1),
+			outErr, num(c.Evictions, 2), num(c.PeakResident, 0), num(c.MeanResident, 2), num(c.PolicyNs, 1), num(c.HostNs, 1),
 			c.Accounting, num(c.NominalTokens, 2), num(c.PeakKVBytes, 0), num(c.MeanKVBytes, 0), strconv.Itoa(c.StateBytesPerToken),
 			strconv.Itoa(len(c.Samples))}
 		for _, iv := range []stats.Interval{c.CI.HitRate, c.CI.TopKHitRate, c.CI.OutputError} {
