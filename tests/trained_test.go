@@ -102,7 +102,8 @@ budgets = [0.25, 0.5]
 	file := filepath.Join(traces, "sample-000000.kvtrace.safetensors")
 	r = run(t, "trace", "stats", file)
 	for _, want := range []string{"model kvsim/opt-kjv-4l, source=cpu; 1 sample × 4 layers × 8 heads; 54 query rows per head",
-		"sink (token 0):", "previous token:", "| layer | head | kind |"} {
+		"sink (token 0):", "previous token:", "a delimiter (punctuation, a line break): most attended in most rows of",
+		"effective keys of the 29.5 a row has", "| layer | head |", "top keys (share of rows)"} {
 		if r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Errorf("trace stats lacks %q: exit %d\n%s%s", want, r.code, r.stdout, r.stderr)
 		}
@@ -110,23 +111,36 @@ budgets = [0.25, 0.5]
 	r = run(t, "trace", "stats", "-format", "json", file)
 	var st struct {
 		PerHead []struct {
-			SinkTop float64 `json:"sink_top"`
+			SinkTop      float64 `json:"sink_top"`
+			DelimiterTop float64 `json:"delimiter_top"`
+			TopKeys      []struct {
+				Token int32   `json:"token"`
+				Share float64 `json:"share"`
+			} `json:"top_keys"`
 		} `json:"per_head"`
 		Summary struct {
-			Heads     int `json:"heads"`
-			SinkHeads int `json:"sink_heads"`
+			Heads          int `json:"heads"`
+			SinkHeads      int `json:"sink_heads"`
+			DelimiterHeads int `json:"delimiter_heads"`
 		} `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("%v\n%s", err, r.stdout)
 	}
-	sinks := 0
-	for _, h := range st.PerHead {
+	sinks, delimiters := 0, 0
+	for i, h := range st.PerHead {
 		if h.SinkTop > 0.5 {
 			sinks++
 		}
+		if h.DelimiterTop > 0.5 {
+			delimiters++
+		}
+		if len(h.TopKeys) == 0 || len(h.TopKeys) > 3 || h.TopKeys[0].Share <= 0 {
+			t.Errorf("head %d: top keys %+v, want one to three with their shares", i, h.TopKeys)
+		}
 	}
-	if st.Summary.Heads != 32 || len(st.PerHead) != 32 || st.Summary.SinkHeads != sinks {
-		t.Errorf("stats JSON: %d heads, %d sink heads; counted %d from the heads", st.Summary.Heads, st.Summary.SinkHeads, sinks)
+	if st.Summary.Heads != 32 || len(st.PerHead) != 32 || st.Summary.SinkHeads != sinks || st.Summary.DelimiterHeads != delimiters {
+		t.Errorf("stats JSON: %d heads, %d sink and %d delimiter heads; counted %d and %d from the heads",
+			st.Summary.Heads, st.Summary.SinkHeads, st.Summary.DelimiterHeads, sinks, delimiters)
 	}
 }

@@ -1,18 +1,27 @@
 // Package attnstats measures the structure of a trace's attention, head by head: the
 // share of each query's attention on the first token (the attention sink), on the
 // previous token and on itself, and how often each of the first two is the query's
-// most attended token (a row whose largest probability is shared has none). It recomputes full causal attention from the trace's q and k,
-// as replay's full cache sees it.
+// most attended token (a row whose largest probability is shared has none); how
+// peaked the rows are (the largest probability, and the effective number of keys,
+// exp of the row's entropy); and, where the trace has token ids, which tokens are
+// most often the most attended and how often that is a delimiter (punctuation or a
+// line break, as the caller's vocabulary says): trained models grow heads that
+// attend to the last delimiter. It recomputes full causal attention from the trace's
+// q and k, as replay's full cache sees it.
 //
 // Every query row t ≥ 2 counts, prompt and generated alike: from t = 2 on the sink
 // (key 0), the previous token (key t−1) and the query itself (key t) are three
 // different keys. A head is a sink head when the sink is the most attended key of more
-// than half of its rows, a previous-token head likewise; a row has at most one most
-// attended key, so no head is both.
+// than half of its rows, a previous-token head likewise, and a delimiter head when
+// some other key holding a delimiter is; a row has at most one most attended key, so
+// no head is two of them.
 package attnstats
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/sim"
@@ -33,6 +42,25 @@ type Head struct {
 	// and key t−1.
 	SinkTop     float64 `json:"sink_top"`
 	PreviousTop float64 `json:"previous_top"`
+	// DelimiterTop is the share of rows whose most attended key is a delimiter
+	// other than the sink and the previous token.
+	DelimiterTop float64 `json:"delimiter_top"`
+	// Peak is the mean of each row's largest probability; Keys the mean of each
+	// row's effective number of keys, exp(−Σ p ln p): t+1 for attention spread
+	// evenly over the t+1 keys of row t, 1 for attention on one key.
+	Peak float64 `json:"peak"`
+	Keys float64 `json:"effective_keys"`
+	// TopKeys are the tokens most often the most attended key of a row, at most
+	// three, most frequent first (ties to the smaller id); nil without token ids.
+	TopKeys []TokenShare `json:"top_keys,omitempty"`
+	counts  map[int32]int
+}
+
+// TokenShare is a token id and the share of a head's rows whose most attended key
+// holds it.
+type TokenShare struct {
+	Token int32   `json:"token"`
+	Share float64 `json:"share"`
 }
 
 // SinkHead reports whether the sink is the most attended key of most rows.
@@ -41,6 +69,10 @@ func (h Head) SinkHead() bool { return h.SinkTop > 0.5 }
 // PreviousHead reports whether the previous token is the most attended key of most rows.
 func (h Head) PreviousHead() bool { return h.PreviousTop > 0.5 }
 
+// DelimiterHead reports whether a delimiter other than those two is the most
+// attended key of most rows.
+func (h Head) DelimiterHead() bool { return h.DelimiterTop > 0.5 }
+
 // Stats accumulates head statistics over samples of one shape.
 type Stats struct {
 	Model   string `json:"model"`
@@ -48,17 +80,24 @@ type Stats struct {
 	Samples int    `json:"samples"`
 	Layers  int    `json:"layers"`
 	Heads   int    `json:"heads"`
+	// Delimiter tells which token ids are delimiters; nil counts none.
+	Delimiter func(token int32) bool `json:"-"`
 	// PerHead is layer-major: PerHead[l*Heads+h].
 	PerHead []Head `json:"per_head"`
+	// widthSum is the keys of every row of every sample, summed: a head's rows.
+	widthSum float64
 }
 
-// Add adds one sample's attention. Every sample must have the first one's layers
-// and heads.
-func (s *Stats) Add(src sim.Source) error {
+// Add adds one sample's attention, with its token ids (nil when it has none). Every
+// sample must have the first one's layers and heads.
+func (s *Stats) Add(src sim.Source, tokens []int32) error {
 	m := src.Meta()
 	T, d := m.Tokens(), m.HeadDim
 	if T < 3 {
 		return fmt.Errorf("%s: %d tokens: the statistics need at least 3", src.Name(), T)
+	}
+	if tokens != nil && len(tokens) != T {
+		return fmt.Errorf("%s: %d token ids for %d positions", src.Name(), len(tokens), T)
 	}
 	if s.Samples == 0 {
 		s.Model, s.Source, s.Layers, s.Heads = m.Model, m.Source, m.Layers, m.Heads
@@ -88,7 +127,7 @@ func (s *Stats) Add(src sim.Source) error {
 		for h := range m.Heads {
 			acc := &s.PerHead[l*m.Heads+h]
 			n := float64(acc.Rows)
-			var sink, prev, self, sinkTop, prevTop float64
+			var sink, prev, self, sinkTop, prevTop, delimTop, peak, keys float64
 			for t := 2; t < T; t++ {
 				p := row[:t+1]
 				kernel.MatMulNT(1, t+1, d, q[(h*T+t)*d:], d, k[h*T*d:], d, p, t+1)
@@ -96,11 +135,29 @@ func (s *Stats) Add(src sim.Source) error {
 				sink += float64(p[0])
 				prev += float64(p[t-1])
 				self += float64(p[t])
-				switch argmax(p) {
-				case 0:
+				var top, entropy float64
+				for _, x := range p {
+					top = max(top, float64(x))
+					if x > 0 {
+						entropy -= float64(x) * math.Log(float64(x))
+					}
+				}
+				peak += top
+				keys += math.Exp(entropy)
+				best := argmax(p)
+				switch {
+				case best == 0:
 					sinkTop++
-				case t - 1:
+				case best == t-1:
 					prevTop++
+				case best > 0 && tokens != nil && s.Delimiter != nil && s.Delimiter(tokens[best]):
+					delimTop++
+				}
+				if best >= 0 && tokens != nil {
+					if acc.counts == nil {
+						acc.counts = map[int32]int{}
+					}
+					acc.counts[tokens[best]]++
 				}
 			}
 			rows := float64(T - 2)
@@ -110,11 +167,33 @@ func (s *Stats) Add(src sim.Source) error {
 			acc.Self = (acc.Self*n + self) / total
 			acc.SinkTop = (acc.SinkTop*n + sinkTop) / total
 			acc.PreviousTop = (acc.PreviousTop*n + prevTop) / total
+			acc.DelimiterTop = (acc.DelimiterTop*n + delimTop) / total
+			acc.Peak = (acc.Peak*n + peak) / total
+			acc.Keys = (acc.Keys*n + keys) / total
 			acc.Rows += T - 2
+			acc.TopKeys = topKeys(acc.counts, acc.Rows)
 		}
 	}
 	s.Samples++
+	s.widthSum += float64(T-2) * float64(T+3) / 2 // row t has t+1 keys, t = 2..T−1
 	return nil
+}
+
+// topKeys returns the three most counted tokens with their shares of rows.
+func topKeys(counts map[int32]int, rows int) []TokenShare {
+	if len(counts) == 0 {
+		return nil
+	}
+	ids := make([]int32, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b int32) int { return cmp.Or(counts[b]-counts[a], cmp.Compare(a, b)) })
+	top := make([]TokenShare, min(3, len(ids)))
+	for i := range top {
+		top[i] = TokenShare{ids[i], float64(counts[ids[i]]) / float64(rows)}
+	}
+	return top
 }
 
 // argmax is the index of the largest entry, or -1 when several share it: a row
@@ -137,12 +216,18 @@ func argmax(p []float32) int {
 
 // Summary is the statistics over all heads.
 type Summary struct {
-	Heads         int     `json:"heads"`
-	Sink          float64 `json:"sink"`     // mean over heads of Head.Sink
-	Previous      float64 `json:"previous"` // mean over heads of Head.Previous
-	Self          float64 `json:"self"`     // mean over heads of Head.Self
-	SinkHeads     int     `json:"sink_heads"`
-	PreviousHeads int     `json:"previous_heads"`
+	Heads          int     `json:"heads"`
+	Sink           float64 `json:"sink"`     // mean over heads of Head.Sink
+	Previous       float64 `json:"previous"` // mean over heads of Head.Previous
+	Self           float64 `json:"self"`     // mean over heads of Head.Self
+	SinkHeads      int     `json:"sink_heads"`
+	PreviousHeads  int     `json:"previous_heads"`
+	DelimiterHeads int     `json:"delimiter_heads"`
+	Peak           float64 `json:"peak"`           // mean over heads of Head.Peak
+	Keys           float64 `json:"effective_keys"` // mean over heads of Head.Keys
+	// Width is the mean number of keys a row has: what Keys would be if every
+	// head spread its attention evenly.
+	Width float64 `json:"width"`
 }
 
 // Summary averages the heads, each with the same weight.
@@ -152,17 +237,25 @@ func (s *Stats) Summary() Summary {
 		sum.Sink += h.Sink
 		sum.Previous += h.Previous
 		sum.Self += h.Self
+		sum.Peak += h.Peak
+		sum.Keys += h.Keys
 		if h.SinkHead() {
 			sum.SinkHeads++
 		}
 		if h.PreviousHead() {
 			sum.PreviousHeads++
 		}
+		if h.DelimiterHead() {
+			sum.DelimiterHeads++
+		}
 	}
 	if n := float64(len(s.PerHead)); n > 0 {
 		sum.Sink /= n
 		sum.Previous /= n
 		sum.Self /= n
+		sum.Peak /= n
+		sum.Keys /= n
+		sum.Width = s.widthSum / float64(s.PerHead[0].Rows)
 	}
 	return sum
 }
