@@ -58,7 +58,8 @@ def run_text(i, r):
             "hand": "by hand, keeping its last periodic checkpoint"}[r["stop"]]
     return (f"Run {i + 1} started from {start}: peak learning rate {g['lr']}, {g['warmup']} warmup steps, a "
             f"{g['steps']}-step schedule, seed {g['seed']}. It stopped at step {r['steps']} ({stop}) after "
-            f"{r['train_minutes']:.1f} minutes, {r['tokens_seen']:,} tokens.")
+            f"{r['train_minutes']:.1f} minutes, {r['tokens_seen']:,} tokens"
+            + (f", resumed {r['resumes']} {'time' if r['resumes'] == 1 else 'times'} from its last checkpoint." if r.get("resumes") else "."))
 
 
 def train_loss_tail(loss_tsv, rows):

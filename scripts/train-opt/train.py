@@ -8,10 +8,16 @@ AdamW with linear warmup then cosine decay to a tenth of the peak rate over --st
 Training stops at --steps, when the held-out loss reaches --target-loss, or after
 --max-minutes of wall time, whichever comes first.
 
+--resume continues a run that stopped early (killed, or at --max-minutes) from its
+last checkpoint, with the same arguments: the optimizer, the schedule, the order of
+the blocks and the random state are restored, so the run goes on as if it had not
+stopped. --max-minutes then bounds the new invocation.
+
 OUT_DIR receives loss.tsv (the loss curve: train loss averaged over each logging interval,
 held-out loss on the first --eval-blocks held-out blocks), checkpoint/ (save_pretrained,
-f32, refreshed every --ckpt-minutes and at the end, with the tokenizer files and
-train_state.json) and run.json (the arguments, counts and timings).
+f32, refreshed every --ckpt-minutes and at the end, with the tokenizer files,
+train_state.json and trainer.pt, the state --resume needs) and run.json (the
+arguments, counts and timings).
 """
 import argparse
 import json
@@ -24,6 +30,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+
+
+# The arguments a resumed run must share with the run it continues: everything that
+# shapes the model, the data or the schedule.
+RESUME_SAME = ("corpus", "tokenizer", "layers", "hidden", "heads", "ffn", "positions", "seq", "batch", "steps", "lr",
+               "warmup", "weight_decay", "seed", "max_docs", "init_from")
 
 
 def main():
@@ -52,6 +64,7 @@ def main():
     ap.add_argument("--target-loss", type=float, default=0, help="stop when the held-out loss is at or below (0: never)")
     ap.add_argument("--max-docs", type=int, default=0, help="use only the first N documents of each split (smoke tests)")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's weights (a fresh optimizer and schedule)")
+    ap.add_argument("--resume", action="store_true", help="continue --out from its last checkpoint (same arguments)")
     a = ap.parse_args()
 
     import torch
@@ -92,6 +105,18 @@ def main():
                  "max_position_embeddings", "do_layer_norm_before")
         if any(getattr(model.config, k) != getattr(cfg, k) for k in shape):
             raise SystemExit(f"train: {a.init_from} is not shaped as the arguments ask ({', '.join(shape)})")
+    ckpt = os.path.join(a.out, "checkpoint")
+    resumed = None
+    if a.resume:
+        trainer = os.path.join(ckpt, "trainer.pt")
+        if not os.path.exists(trainer):
+            raise SystemExit(f"train: --resume: {trainer} does not exist (a checkpoint written before --resume existed, or none yet)")
+        resumed = torch.load(trainer)
+        differ = [k for k in RESUME_SAME if resumed["args"].get(k) != getattr(a, k)]
+        if differ:
+            raise SystemExit(f"train: --resume: {', '.join(f'--{k.replace(chr(95), chr(45))}' for k in differ)} "
+                             f"differ from the run's ({', '.join(str(resumed['args'].get(k)) for k in differ)})")
+        model = OPTForCausalLM.from_pretrained(ckpt, torch_dtype=torch.float32)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters", flush=True)
 
@@ -121,8 +146,6 @@ def main():
         model.train()
         return total / count
 
-    ckpt = os.path.join(a.out, "checkpoint")
-
     def save(step, tokens, held_loss, reason):
         tmp = ckpt + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,24 +153,54 @@ def main():
         for f in ("vocab.json", "merges.txt"):
             shutil.copy(os.path.join(a.tokenizer, f), tmp)
         with open(os.path.join(tmp, "train_state.json"), "w") as f:
-            json.dump({"step": step, "tokens": tokens, "heldout_loss": held_loss, "minutes": (time.time() - t0) / 60,
+            json.dump({"step": step, "tokens": tokens, "heldout_loss": held_loss, "minutes": minutes_at(),
                        "reason": reason}, f, indent=1)
+        torch.save({"args": {k: getattr(a, k) for k in RESUME_SAME}, "step": step, "held_loss": held_loss,
+                    "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "generator": gen.get_state(),
+                    "order": order, "pos": pos, "epoch": epoch, "torch_rng": torch.get_rng_state(),
+                    "minutes": minutes_at(), "train_minutes": train_minutes_at(), "resumes": resumes},
+                   os.path.join(tmp, "trainer.pt"))
         shutil.rmtree(ckpt, ignore_errors=True)
         os.replace(tmp, ckpt)
 
-    log = open(os.path.join(a.out, "loss.tsv"), "w")
-    log.write("step\ttokens\tminutes\tlr\ttrain_loss\theldout_loss\n")
     gen = torch.Generator().manual_seed(a.seed)
     order = torch.randperm(len(train), generator=gen)
-    pos, epoch = 0, 0
-    run_sum, run_n = 0.0, 0
+    pos, epoch, first, resumes = 0, 0, 1, 0
     held_loss = float("nan")
+    minutes0 = train_minutes0 = 0.0  # what earlier invocations of this run took
+    curve = os.path.join(a.out, "loss.tsv")
+    if resumed:
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["schedule"])
+        gen.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        order, pos, epoch = resumed["order"], resumed["pos"], resumed["epoch"]
+        first, held_loss = resumed["step"] + 1, resumed["held_loss"]
+        minutes0, train_minutes0, resumes = resumed["minutes"], resumed["train_minutes"], resumed["resumes"] + 1
+        # The curve keeps what the checkpoint had seen; later lines died with the run.
+        with open(curve) as f:
+            kept = [l for i, l in enumerate(f) if i == 0 or int(l.split("\t")[0]) <= resumed["step"]]
+        with open(curve, "w") as f:
+            f.writelines(kept)
+        log = open(curve, "a")
+        print(f"resumed at step {first} of {a.steps} (resume {resumes})", flush=True)
+    else:
+        log = open(curve, "w")
+        log.write("step\ttokens\tminutes\tlr\ttrain_loss\theldout_loss\n")
+    run_sum, run_n = 0.0, 0
     last_ckpt = time.time()
     t_train = time.time()
+
+    def minutes_at():
+        return minutes0 + (time.time() - t0) / 60
+
+    def train_minutes_at():
+        return train_minutes0 + (time.time() - t_train) / 60
+
     stop = "steps"
-    step = 0
+    step = first - 1
     model.train()
-    for step in range(1, a.steps + 1):
+    for step in range(first, a.steps + 1):
         if pos + a.batch > len(order):
             order, pos, epoch = torch.randperm(len(train), generator=gen), 0, epoch + 1
         x = train[order[pos: pos + a.batch]]
@@ -161,7 +214,7 @@ def main():
         run_sum += loss.item()
         run_n += 1
         tokens = step * a.batch * a.seq
-        minutes = (time.time() - t0) / 60
+        minutes = minutes_at()
         evaluated = step % a.eval_every == 0 or step == a.steps
         if evaluated:
             held_loss = heldout_loss(eval_set)
@@ -171,12 +224,12 @@ def main():
             log.flush()
             print(f"step {step} tokens {tokens} {minutes:.1f} min train {run_sum / run_n:.4f}"
                   + (f" held-out {held_loss:.4f}" if evaluated else "")
-                  + f" ({tokens / (time.time() - t_train):.0f} tok/s)", flush=True)
+                  + f" ({(step - first + 1) * a.batch * a.seq / (time.time() - t_train):.0f} tok/s)", flush=True)
             run_sum, run_n = 0.0, 0
         if evaluated and a.target_loss and held_loss <= a.target_loss:
             stop = "target"
             break
-        if minutes >= a.max_minutes:
+        if (time.time() - t0) / 60 >= a.max_minutes:
             stop = "time"
             break
         if time.time() - last_ckpt >= a.ckpt_minutes * 60:
@@ -184,8 +237,8 @@ def main():
             last_ckpt = time.time()
     tokens = step * a.batch * a.seq
     save(step, tokens, held_loss, stop)
-    train_minutes = (time.time() - t_train) / 60
-    run = {"args": vars(a), "argv": sys.argv, "parameters": params, "train_tokens": train.numel(),
+    train_minutes = train_minutes_at()
+    run = {"args": vars(a), "argv": sys.argv, "resumes": resumes, "parameters": params, "train_tokens": train.numel(),
            "heldout_tokens": held.numel(), "steps": step, "tokens_seen": tokens, "epochs": tokens / train.numel(),
            "stop": stop, "train_minutes": train_minutes, "tokenize_seconds": t_tok, "last_heldout_loss": held_loss,
            "torch": torch.__version__}

@@ -60,6 +60,26 @@ func TestTrainingPipeline(t *testing.T) {
 	if err != nil || len(strings.Split(strings.TrimSpace(string(curve)), "\n")) != 3 {
 		t.Fatalf("loss.tsv: want a header and 2 rows: %v\n%s", err, curve)
 	}
+	// The same run stopped after its first step (a wall-time limit of 0) and resumed
+	// ends where the uninterrupted one does: the same held-out loss at step 4.
+	cut := filepath.Join(dir, "cut")
+	args := []string{"--corpus", corpus, "--tokenizer", tok, "--out", cut, "--layers", "1", "--hidden", "32", "--heads", "2",
+		"--ffn", "64", "--positions", "64", "--seq", "32", "--batch", "2", "--steps", "4", "--warmup", "2", "--lr", "3e-3",
+		"--log-every", "2", "--eval-every", "2", "--eval-blocks", "2", "--threads", "1"}
+	script("train.py", append(args, "--max-minutes", "0")...)
+	script("train.py", append(args, "--resume")...)
+	lastHeldOut := func(run string) string {
+		curve, _ := os.ReadFile(filepath.Join(run, "loss.tsv"))
+		lines := strings.Split(strings.TrimSpace(string(curve)), "\n")
+		return lines[len(lines)-1][strings.LastIndexByte(lines[len(lines)-1], '\t')+1:]
+	}
+	if got, want := lastHeldOut(cut), lastHeldOut(run); got != want || want == "" {
+		t.Errorf("resumed run: held-out loss %q at step 4, want %q as without the stop", got, want)
+	}
+	if info, _ := os.ReadFile(filepath.Join(cut, "run.json")); !strings.Contains(string(info), `"resumes": 1`) ||
+		!strings.Contains(string(info), `"stop": "steps"`) {
+		t.Errorf("resumed run.json: want one resume and a stop at the end of the schedule:\n%s", info)
+	}
 	// A second run continues the first from its weights.
 	run2 := filepath.Join(dir, "run2")
 	script("train.py", "--corpus", corpus, "--tokenizer", tok, "--out", run2, "--init-from", filepath.Join(run, "checkpoint"),
