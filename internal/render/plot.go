@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -115,8 +116,9 @@ func PlotFigure(path string, f Figure) error {
 	var legendWidth vg.Length
 	for i, panel := range f.Panels {
 		p := plot.New()
-		p.Title.Text = panel.Title
-		p.X.Label.Text, p.Y.Label.Text = panel.XLabel, panel.YLabel
+		p.Title.Text = fit(panel.Title, p.Title.TextStyle, plotWidth)
+		p.X.Label.Text = fit(panel.XLabel, p.X.Label.TextStyle, plotWidth)
+		p.Y.Label.Text = fit(panel.YLabel, p.Y.Label.TextStyle, plotHeight*2/3)
 		if panel.YMax > panel.YMin {
 			p.Y.Min, p.Y.Max = panel.YMin, panel.YMax
 		}
@@ -171,13 +173,11 @@ func PlotFigure(path string, f Figure) error {
 		}
 		grid[i/cols][i%cols] = p
 		legends[i/cols][i%cols] = legend
-		// SVG viewers substitute their own fonts, often wider than the metrics
-		// measured here: half again keeps the longest name inside the figure.
-		legendWidth = max(legendWidth, legendSize(legend)*3/2)
+		legendWidth = max(legendWidth, legendSize(legend)*fontMargin)
 	}
 	// Each legend sits right of its plot, outside the data.
 	pad := vg.Centimeter / 2
-	canvas, err := draw.NewFormattedCanvas(vg.Length(cols)*(7*vg.Inch+legendWidth+pad), vg.Length(rows)*4.5*vg.Inch, ext)
+	canvas, err := draw.NewFormattedCanvas(vg.Length(cols)*(plotWidth+legendWidth+pad), vg.Length(rows)*plotHeight, ext)
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
@@ -201,6 +201,36 @@ func PlotFigure(path string, f Figure) error {
 		_, err := canvas.WriteTo(w)
 		return err
 	})
+}
+
+// A panel's plot, without its legend, is plotWidth × plotHeight.
+const (
+	plotWidth  = 7 * vg.Inch
+	plotHeight = 4.5 * vg.Inch
+)
+
+// fontMargin widens every text measured here: SVG viewers substitute their own
+// fonts for the one named, often wider than its metrics; half again keeps text
+// inside the figure.
+const fontMargin = 1.5
+
+// fit breaks each line of s at spaces where it would be wider than width in sty,
+// with fontMargin to spare. A word wider than width stays on a line of its own.
+func fit(s string, sty text.Style, width vg.Length) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		cur := ""
+		for _, word := range strings.Fields(line) {
+			next := strings.TrimSpace(cur + " " + word)
+			if cur != "" && sty.Rectangle(next).Size().X*fontMargin > width {
+				out = append(out, cur)
+				next = word
+			}
+			cur = next
+		}
+		out = append(out, cur)
+	}
+	return strings.Join(out, "\n")
 }
 
 // logTicks labels a log axis at 1, 2 and 5 times the powers of ten in its range,

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"gonum.org/v1/plot"
 )
 
 // Frontier by hand: (1, 0.5) and (2, 0.7) and (4, 0.9) are not beaten with as
@@ -51,5 +53,17 @@ func TestPlotFigure(t *testing.T) {
 	}
 	if err := PlotFigure(path, Figure{}); err == nil {
 		t.Error("an empty figure was drawn")
+	}
+}
+
+// TestFit breaks long lines at spaces so that each fits with the font margin, keeps
+// the caller's line breaks, and leaves a word too long for any line on its own.
+func TestFit(t *testing.T) {
+	sty := plot.New().Title.TextStyle
+	width := sty.Rectangle("aaaa bbbb cccc").Size().X * fontMargin
+	got := fit("aaaa bbbb cccc dddd eeee\nshort\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx yy", sty, width)
+	want := "aaaa bbbb cccc\ndddd eeee\nshort\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nyy"
+	if got != want {
+		t.Errorf("fit:\n%s\nwant\n%s", got, want)
 	}
 }
