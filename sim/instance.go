@@ -175,6 +175,7 @@ func (in *instance) start(cfg policies.Config) error {
 	}
 	if layout.Clairvoyant {
 		in.evict.Future = buf.Grow(in.evict.Future, H*w)
+		clear(in.evict.Future) // free slots read as 0; fillFuture writes only resident ones
 	}
 	return nil
 }
@@ -299,6 +300,9 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 			in.resident[h][p] = false
 			if !compact {
 				in.attn.Probs[h*in.width+int(s)] = 0
+			}
+			if e.Future != nil {
+				e.Future[h*e.Stride+int(s)] = 0
 			}
 		}
 		in.stats.evictions += float64(n)

@@ -226,19 +226,16 @@ func (l *layerData) computeFuture() {
 }
 
 // fillFuture gives a clairvoyant instance the mass each resident slot will receive
-// after decode row step (step -1: the whole decode phase).
+// after decode row step (step -1: the whole decode phase). Free slots keep the 0
+// that start and runEviction leave there.
 func (l *layerData) fillFuture(in *instance, step int) {
 	H, G, T, w := l.heads, l.gen, l.total, in.width
 	for h := 0; h < H; h++ {
 		f := l.future[(h*(G+1)+step+1)*T : (h*(G+1)+step+2)*T]
 		out := in.evict.Future[h*w : (h+1)*w]
 		table := &in.tables[h]
-		for s := range int32(w) {
-			if p := table.Pos(s); p >= 0 {
-				out[s] = f[p]
-			} else {
-				out[s] = 0
-			}
+		for _, s := range table.Live() {
+			out[s] = f[table.Pos(s)]
 		}
 	}
 }

@@ -5,6 +5,7 @@
 package oracle
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/kvsim/kvsim/policies"
@@ -36,42 +37,49 @@ func (o *policy) Observe(a *policies.Attention) error {
 
 func (o *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
-		pos := o.res.Heads[h].Positions()
-		future := e.Future[h*e.Stride : (h+1)*e.Stride]
-		o.pool = o.pool[:0]
-		for s, p := range pos {
-			if p >= 0 {
-				o.pool = append(o.pool, int32(s))
-			}
+		need := int(e.Need[h])
+		if need == 0 {
+			continue
 		}
-		// A decode step owes one victim: take the least slot in one pass. Only the
-		// compression (once per sequence) sorts the pool.
+		table := &o.res.Heads[h]
+		if need > table.Resident() {
+			return fmt.Errorf("head %d: need %d victims with %d tokens resident", h, need, table.Resident())
+		}
+		pos := table.Positions()
+		future := e.Future[h*e.Stride : (h+1)*e.Stride]
 		less := func(a, b int32) bool {
 			if future[a] != future[b] {
 				return future[a] < future[b]
 			}
 			return pos[a] < pos[b]
 		}
-		if e.Need[h] == 1 && len(o.pool) > 0 {
-			best := 0
-			for i, s := range o.pool {
-				if less(s, o.pool[best]) {
-					best = i
+		// The order is total (positions differ), so the victims do not depend on the
+		// order of the resident list. A decode step owes one victim: take the least
+		// slot in one pass over the resident slots. Only the compression (once per
+		// sequence) sorts them.
+		if need == 1 {
+			live := table.Live()
+			best := live[0]
+			for _, s := range live[1:] {
+				if less(s, best) {
+					best = s
 				}
 			}
-			o.pool[0] = o.pool[best]
-		} else {
-			slices.SortFunc(o.pool, func(a, b int32) int {
-				switch {
-				case less(a, b):
-					return -1
-				case less(b, a):
-					return 1
-				}
-				return 0
-			})
+			e.Victim(h, best, 0)
+			o.res.Free(h, best)
+			continue
 		}
-		for _, s := range o.pool[:e.Need[h]] {
+		o.pool = append(o.pool[:0], table.Live()...)
+		slices.SortFunc(o.pool, func(a, b int32) int {
+			switch {
+			case less(a, b):
+				return -1
+			case less(b, a):
+				return 1
+			}
+			return 0
+		})
+		for _, s := range o.pool[:need] {
 			e.Victim(h, s, 0)
 			o.res.Free(h, s)
 		}
