@@ -75,6 +75,29 @@ func (t *SlotTable) Enter(p int32) int32 {
 	return -1
 }
 
+// NthResident returns the resident slot of rank n (from 0) in slot order, or -1
+// when fewer than n+1 slots are resident. It counts the free bitset a word at a
+// time, so that it costs O(width/64) rather than a scan of the table.
+func (t *SlotTable) NthResident(n int) int32 {
+	width := len(t.pos)
+	for i, free := range t.free {
+		held := ^free
+		if rest := width - i*64; rest < 64 {
+			held &= 1<<rest - 1
+		}
+		c := bits.OnesCount64(held)
+		if n >= c {
+			n -= c
+			continue
+		}
+		for ; n > 0; n-- {
+			held &= held - 1 // drop the lowest resident slot
+		}
+		return int32(i*64 + bits.TrailingZeros64(held))
+	}
+	return -1
+}
+
 // Put puts position p into slot s, which must be free: a mirror follows the slot
 // the host chose (Attention.Slot).
 func (t *SlotTable) Put(s, p int32) {

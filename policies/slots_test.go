@@ -58,3 +58,37 @@ func TestSlotTableCheckResident(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotTableNthResident checks NthResident against a scan of the table in slot
+// order, on a table wider than two bitset words whose last word is partly past the
+// width, as slots come and go.
+func TestSlotTableNthResident(t *testing.T) {
+	var tb SlotTable
+	tb.Reset(150, 140)
+	check := func(when string) {
+		t.Helper()
+		var scan []int32
+		for s, p := range tb.Positions() {
+			if p >= 0 {
+				scan = append(scan, int32(s))
+			}
+		}
+		for n, want := range scan {
+			if got := tb.NthResident(n); got != want {
+				t.Fatalf("%s: NthResident(%d) = %d, want %d", when, n, got, want)
+			}
+		}
+		if got := tb.NthResident(len(scan)); got != -1 {
+			t.Fatalf("%s: NthResident(%d) past the %d resident = %d, want -1", when, len(scan), len(scan), got)
+		}
+	}
+	check("after reset")
+	for _, s := range []int32{0, 63, 64, 65, 100, 127, 128, 139} {
+		tb.Remove(s)
+	}
+	check("after removals")
+	for i := range 12 {
+		tb.Enter(int32(200 + i))
+	}
+	check("after entering")
+}
