@@ -27,6 +27,7 @@ var (
 		},
 		axpyRows:  axpyRowsAVX2Tail,
 		gemvLanes: gemvAVX2Lanes,
+		blend:     blendAVX2Tail,
 	}
 	avx512Impl = impl{
 		name:     "avx512",
@@ -44,6 +45,7 @@ var (
 		},
 		axpyRows:  axpyRowsAVX512Tail,
 		gemvLanes: gemvAVX2Lanes,
+		blend:     blendAVX2Tail,
 	}
 )
 
@@ -70,6 +72,20 @@ func scaleAVX2(alpha float32, x []float32)
 
 //go:noescape
 func maxAVX2(x []float32) float32
+
+// blendAVX2 is Blend over whole vectors of 4; VMULPD, VADDPD and VDIVPD round
+// exactly as the scalar operations do.
+//
+//go:noescape
+func blendAVX2(dst []float64, wd float64, x []float32, wx, total float64)
+
+func blendAVX2Tail(dst []float64, wd float64, x []float32, wx, total float64) {
+	body := len(dst) &^ 3
+	if body > 0 {
+		blendAVX2(dst[:body], wd, x[:body], wx, total)
+	}
+	blendGeneric(dst[body:], wd, x[body:len(dst)], wx, total)
+}
 
 // expShiftAVX2 and expShiftAVX512 replace x[i] by exp(x[i]-shift) and return the
 // sum of the results; len(x) is a multiple of 8 and 16 respectively.
