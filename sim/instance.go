@@ -37,11 +37,9 @@ type instance struct {
 	gather   []float32            // scratch: the resident logits of one head
 	comp     []host.Comp
 	headPeak []int // per head: the most entries held while attending
-	// whole and compProb keep, per head, what attend found for outputError: whether
-	// the head attended as the full cache, and its compensation slot's probability.
-	whole    []bool
-	compProb []float64
-	poolPeak int // pooled layouts: the most entries the layer held while attending
+	// stepEntries sums the entries the heads hold at the current decode step.
+	stepEntries int
+	poolPeak    int // pooled layouts: the most entries the layer held while attending
 
 	prefill policies.Attention // the shared prefill block, as this policy's layout asks
 	attn    policies.Attention
@@ -157,8 +155,6 @@ func (in *instance) start(cfg policies.Config) error {
 	in.comp = buf.Grow(in.comp, H)
 	in.headPeak = buf.Grow(in.headPeak, H)
 	clear(in.headPeak)
-	in.whole = buf.Grow(in.whole, H)
-	in.compProb = buf.Grow(in.compProb, H)
 	in.poolPeak = 0
 	for h := 0; h < H; h++ {
 		in.tables[h].Reset(w, P)
@@ -316,10 +312,10 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 	return nil
 }
 
-// attendStep starts step t (row g of the decode block) for this instance: the new
-// token enters, and every head attends and is scored, except for the output error,
-// which outputError adds for each head before observeStep goes on.
-func (in *instance) attendStep(l *layerData, t, g int) error {
+// startStep starts step t for this instance: the new token enters each head. The
+// heads then attend (attend, called head by head across the instances), and
+// endStep ends the step.
+func (in *instance) startStep(l *layerData, t int) error {
 	H := in.cfg.Heads
 	a := &in.attn
 	a.Pos = t
@@ -340,21 +336,19 @@ func (in *instance) attendStep(l *layerData, t, g int) error {
 		a.HeadDim = in.cfg.HeadDim
 		a.Keys, a.Values, a.Queries = pick(in.layout, l.decodeVectors(t))
 	}
-	entries := 0
-	for h := 0; h < H; h++ {
-		entries += in.attend(l, h, t, g)
-	}
-	if in.bound.Pooled() {
-		// A pool's entries per head are the layer's divided by its heads.
-		in.poolPeak = max(in.poolPeak, entries)
-		in.stats.peak = max(in.stats.peak, (entries+H-1)/H)
-	}
+	in.stepEntries = 0
 	return nil
 }
 
-// observeStep ends step t: the policy observes the step's attention and evicts if
-// the heads are over budget.
-func (in *instance) observeStep(l *layerData, t, g int) error {
+// endStep ends step t (row g of the decode block) once every head has attended: the
+// policy observes the step's attention and evicts if the heads are over budget.
+func (in *instance) endStep(l *layerData, t, g int) error {
+	if in.bound.Pooled() {
+		// A pool's entries per head are the layer's divided by its heads.
+		H := in.cfg.Heads
+		in.poolPeak = max(in.poolPeak, in.stepEntries)
+		in.stats.peak = max(in.stats.peak, (in.stepEntries+H-1)/H)
+	}
 	if err := in.observe(&in.attn); err != nil {
 		return err
 	}
@@ -401,10 +395,11 @@ func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32
 }
 
 // attend computes head h's counterfactual attention for step t into the instance's
-// decode row (by slot, free slots 0; or compact: the live slots in table order) and
-// scores it against the full cache, but for the output error (outputError). It
-// returns the entries the head holds.
-func (in *instance) attend(l *layerData, h, t, g int) int {
+// decode row (by slot, free slots 0; or compact: the live slots in table order),
+// scores it against the full cache and counts the entries the head holds. Replay
+// calls it head by head across the instances, so that a head's values, read by
+// every instance's output error, stay in cache.
+func (in *instance) attend(l *layerData, h, t, g int) {
 	table := &in.tables[h]
 	live := table.Live()
 	c := &in.comp[h]
@@ -422,7 +417,6 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 	} else {
 		compProb = in.softmax(l, h, t, g, live, e)
 	}
-	in.whole[h], in.compProb[h] = whole, compProb
 	w := in.width
 	if in.layout.Compact {
 		copy(in.attn.Probs[h*w:], e)
@@ -462,44 +456,23 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 		in.headPeak[h] = max(in.headPeak[h], entries)
 	}
 	st.n++
-	return entries
-}
+	in.stepEntries += entries
 
-// outputError adds head h's output error at step g to the instance's sum, from the
-// attention attend left in the decode row. Replay calls it head by head across the
-// instances, so that a head's values stay in cache while every instance reads them.
-func (in *instance) outputError(l *layerData, h, g int) {
-	if in.whole[h] {
-		return
-	}
-	table := &in.tables[h]
-	live := table.Live()
-	w := in.width
-	var e []float32
-	if in.layout.Compact {
-		e = in.attn.Probs[h*w : h*w+len(live)]
-	} else {
-		e = in.gather[:len(live)]
-		probs := in.attn.Probs[h*w : (h+1)*w]
-		for i, s := range live {
-			e[i] = probs[s]
+	if l.outErr && !whole {
+		out := l.scratch[:l.headDim]
+		l.residentOutput(h, table, live, e, out)
+		ref := l.fullOutput(h, g)
+		var diff, norm float64
+		for i, x := range ref {
+			y := float64(out[i])
+			if hasComp {
+				y += compProb * c.V[i]
+			}
+			diff += (y - float64(x)) * (y - float64(x))
+			norm += float64(x) * float64(x)
 		}
-	}
-	out := l.scratch[:l.headDim]
-	l.residentOutput(h, table, live, e, out)
-	ref := l.fullOutput(h, g)
-	c := &in.comp[h]
-	hasComp, compProb := c.Weight > 0, in.compProb[h]
-	var diff, norm float64
-	for i, x := range ref {
-		y := float64(out[i])
-		if hasComp {
-			y += compProb * c.V[i]
+		if norm > 0 {
+			st.outErr += math.Sqrt(diff / norm)
 		}
-		diff += (y - float64(x)) * (y - float64(x))
-		norm += float64(x) * float64(x)
-	}
-	if norm > 0 {
-		in.stats.outErr += math.Sqrt(diff / norm)
 	}
 }
