@@ -40,6 +40,7 @@ type layerData struct {
 	vBuf    []float32 // v's memory, kept while v is unread
 	vt      []float32 // V transposed, [heads][headDim][tokens]
 	dense   []float32 // scratch: one attention row by position, zero between uses
+	marks   []uint64  // scratch: a bitmap of positions, zero between uses
 
 	livePos    []int32   // scratch: the positions of one head's resident tokens
 	nonzeroPos []int32   // scratch: those with nonzero weights, in position order
@@ -170,6 +171,8 @@ func (l *layerData) computeDecode() {
 		l.vt = buf.Grow(l.vt, H*d*T)
 		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
+		l.marks = buf.Grow(l.marks, (T+63)/64)
+		clear(l.marks)
 		l.livePos = buf.Grow(l.livePos, T)
 		l.nonzeroPos = buf.Grow(l.nonzeroPos, T)
 		l.liveWeight = buf.Grow(l.liveWeight, T)

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"math/bits"
+
 	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/policies"
 )
@@ -28,13 +30,23 @@ func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int3
 	}
 	sparse := len(pos) <= T/4
 	if sparse {
-		// The row's nonzero entries in position order: a scan of the row beats a
-		// sort of the resident positions, and a zero weight adds nothing.
+		// The row's nonzero entries in position order, read off a bitmap of the
+		// resident positions (O(resident + T/64), where a scan of the row is O(T)
+		// and a sort O(resident log resident)); a zero weight adds nothing.
+		marks := l.marks
+		for _, p := range pos {
+			marks[p/64] |= 1 << (p % 64)
+		}
 		nz, w := l.nonzeroPos[:0], l.liveWeight[:0]
-		for p, x := range l.dense[:T] {
-			if x != 0 {
-				nz, w = append(nz, int32(p)), append(w, x)
+		for i, m := range marks {
+			for m != 0 {
+				p := i*64 + bits.TrailingZeros64(m)
+				m &= m - 1
+				if x := l.dense[p]; x != 0 {
+					nz, w = append(nz, int32(p)), append(w, x)
+				}
 			}
+			marks[i] = 0
 		}
 		sparse = kernel.SparseRowTimes(T, nz, w, l.v.head(h), d, out, &l.rows)
 	}
