@@ -33,7 +33,7 @@ type instance struct {
 	pools  *divisions
 
 	tables   []policies.SlotTable // one per head
-	resident [][]bool             // resident[h][position]
+	resident [][]uint64           // resident[h]: bit p set while head h holds position p
 	gather   []float32            // scratch: the resident logits of one head
 	comp     []host.Comp
 	headPeak []int // per head: the most entries held while attending
@@ -150,7 +150,7 @@ func (in *instance) start(cfg policies.Config) error {
 	in.width = policies.SlotWidth(cfg, layout)
 	w := in.width
 	in.tables = buf.Grow(in.tables, H)
-	in.resident = buf.Grow2(in.resident, H, T)
+	in.resident = buf.Grow2(in.resident, H, (T+63)/64)
 	in.gather = buf.Grow(in.gather, w)
 	in.comp = buf.Grow(in.comp, H)
 	in.headPeak = buf.Grow(in.headPeak, H)
@@ -158,8 +158,9 @@ func (in *instance) start(cfg policies.Config) error {
 	in.poolPeak = 0
 	for h := 0; h < H; h++ {
 		in.tables[h].Reset(w, P)
-		for j := range in.resident[h] {
-			in.resident[h][j] = j < P
+		clear(in.resident[h])
+		for p := range P {
+			in.resident[h][p/64] |= 1 << (p % 64)
 		}
 		in.comp[h].Reset(cfg.HeadDim)
 	}
@@ -299,7 +300,7 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 			if in.layout.Compensation {
 				in.comp[h].Merge(float64(e.Weights[h*e.Stride+i]), l.k.vec(h, int(p)), l.v.vec(h, int(p)))
 			}
-			in.resident[h][p] = false
+			in.resident[h][p/64] &^= 1 << (p % 64)
 			if !compact {
 				in.attn.Probs[h*in.width+int(s)] = 0
 			}
@@ -324,7 +325,7 @@ func (in *instance) startStep(l *layerData, t int) error {
 		if free < 0 {
 			return in.callError("decode", t, fmt.Errorf("head %d: no free slot", h))
 		}
-		in.resident[h][t] = true
+		in.resident[h][t/64] |= 1 << (t % 64)
 		a.Slot[h] = free
 	}
 	if in.cap > 0 {
@@ -358,14 +359,14 @@ func (in *instance) endStep(l *layerData, t, g int) error {
 	return nil
 }
 
-// softmax writes into e the attention of step t's query over head h's live slots and
-// returns the probability on the compensation slot (0 when it is empty).
-func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32) float64 {
+// softmax writes into e the attention of step t's query over head h's resident
+// positions pos and returns the probability on the compensation slot (0 when it is
+// empty).
+func (in *instance) softmax(l *layerData, h, t, g int, pos []int32, e []float32) float64 {
 	logits := l.decodeLogits(h, g)
-	table := &in.tables[h]
 	c := &in.comp[h]
-	for i, s := range live {
-		e[i] = logits[table.Pos(s)]
+	for i, p := range pos {
+		e[i] = logits[p]
 	}
 	m := float64(kernel.Max(e))
 	var compLogit float64
@@ -401,7 +402,7 @@ func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32
 // every instance's output error, stay in cache.
 func (in *instance) attend(l *layerData, h, t, g int) {
 	table := &in.tables[h]
-	live := table.Live()
+	live, pos := table.Live(), table.LivePositions()
 	c := &in.comp[h]
 	hasComp := c.Weight > 0
 	e := in.gather[:len(live)]
@@ -411,11 +412,11 @@ func (in *instance) attend(l *layerData, h, t, g int) {
 	var compProb float64
 	if whole {
 		full := l.decodeProbs(h, g)
-		for i, s := range live {
-			e[i] = full[table.Pos(s)]
+		for i, p := range pos {
+			e[i] = full[p]
 		}
 	} else {
-		compProb = in.softmax(l, h, t, g, live, e)
+		compProb = in.softmax(l, h, t, g, pos, e)
 	}
 	w := in.width
 	if in.layout.Compact {
@@ -433,17 +434,16 @@ func (in *instance) attend(l *layerData, h, t, g int) {
 	// Scores against the full cache.
 	full := l.decodeProbs(h, g)
 	hit := 0.0
-	for _, s := range live {
-		hit += float64(full[table.Pos(s)])
+	for _, p := range pos {
+		hit += float64(full[p])
 	}
 	st := &in.stats
 	st.hit += hit
 	top := l.topK(h, g)
 	kept := 0
+	held := in.resident[h]
 	for _, p := range top {
-		if in.resident[h][p] {
-			kept++
-		}
+		kept += int(held[p/64] >> (p % 64) & 1)
 	}
 	st.topk += float64(kept) / float64(len(top))
 	entries := len(live)
@@ -460,7 +460,7 @@ func (in *instance) attend(l *layerData, h, t, g int) {
 
 	if l.outErr && !whole {
 		out := l.scratch[:l.headDim]
-		l.residentOutput(h, table, live, e, out)
+		l.residentOutput(h, pos, e, out)
 		ref := l.fullOutput(h, g)
 		var diff, norm float64
 		for i, x := range ref {

@@ -42,7 +42,6 @@ type layerData struct {
 	dense   []float32 // scratch: one attention row by position, zero between uses
 	marks   []uint64  // scratch: a bitmap of positions, zero between uses
 
-	livePos    []int32   // scratch: the positions of one head's resident tokens
 	nonzeroPos []int32   // scratch: those with nonzero weights, in position order
 	liveWeight []float32 // scratch: their weights
 	rows       kernel.RowScratch
@@ -173,7 +172,6 @@ func (l *layerData) computeDecode() {
 		clear(l.dense)
 		l.marks = buf.Grow(l.marks, (T+63)/64)
 		clear(l.marks)
-		l.livePos = buf.Grow(l.livePos, T)
 		l.nonzeroPos = buf.Grow(l.nonzeroPos, T)
 		l.liveWeight = buf.Grow(l.liveWeight, T)
 		for h := 0; h < H; h++ {

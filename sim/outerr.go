@@ -4,23 +4,18 @@ import (
 	"math/bits"
 
 	"github.com/kvsim/kvsim/internal/kernel"
-	"github.com/kvsim/kvsim/policies"
 )
 
 // residentOutput sets out to head h's attention output from the resident tokens:
-// live[i] is a slot of table and e[i] its weight. It rounds exactly as the products
-// the metric is defined by: one axpy per token in slot order while at most an eighth
-// of the positions are resident, and the dense row times Vᵀ over all positions
+// pos[i] is a resident position and e[i] its weight, in the slot table's order. It
+// rounds exactly as the products the metric is defined by: one axpy per token in
+// that order while at most an eighth of the positions are resident, and the dense row times Vᵀ over all positions
 // beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
 // the resident rows of V alone; from there on the dense product is the faster way to
 // the same result (BenchmarkSparseRowTimes).
-func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int32, e, out []float32) {
+func (l *layerData) residentOutput(h int, pos []int32, e, out []float32) {
 	d, T := l.headDim, l.total
-	pos := l.livePos[:len(live)]
-	for i, s := range live {
-		pos[i] = table.Pos(s)
-	}
-	if len(live) <= T/8 {
+	if len(pos) <= T/8 {
 		clear(out)
 		kernel.AxpyRows(e, pos, l.v.head(h), d, out)
 		return
