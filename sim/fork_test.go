@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/auv"
+	"github.com/kvsim/kvsim/policies/expectedattention"
 	"github.com/kvsim/kvsim/policies/h2o"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/scissorhands"
@@ -31,7 +32,7 @@ type hidden struct{ policies.Policy }
 // prompt's state from one instance to the others and once observing it per budget, and
 // asks for the same decisions: every metric and eviction count equal to the bit.
 func TestForkedMatchesFresh(t *testing.T) {
-	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 2, Heads: 4, PromptLen: 96, GenLen: 24, Seed: 3}, 2)
+	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 2, Heads: 4, PromptLen: 96, GenLen: 24, Seed: 3, WithV: true}, 2)
 	for _, c := range []struct {
 		name   string
 		new    policies.New
@@ -40,7 +41,9 @@ func TestForkedMatchesFresh(t *testing.T) {
 		{"h2o", h2o.New, nil},
 		{"auv", auv.New, nil}, // multi-step: its slack varies with the budget
 		{"auv-v1", auv.New, map[string]any{"preset": "v1"}},
-		{"scissorhands", scissorhands.New, map[string]any{"history": 40}}, // a window shorter than the prompt
+		{"scissorhands", scissorhands.New, map[string]any{"history": 40}},               // a window shorter than the prompt
+		{"expectedattention", expectedattention.New, map[string]any{"decode": "score"}}, // a press: keys and values stored
+		{"expectedattention-queries", expectedattention.New, map[string]any{"queries": 30, "covariance": "none"}}, // a window of queries
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			forks := 0

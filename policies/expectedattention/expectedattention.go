@@ -85,7 +85,7 @@ func New(p *policies.Params) (policies.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("expectedattention: %w", err)
 	}
-	return press.New("expectedattention", s, opt), nil
+	return press.NewForking("expectedattention", s, opt), nil
 }
 
 func newScorer(p *policies.Params) (*scorer, press.Options, error) {
@@ -146,6 +146,20 @@ func (s *scorer) Observe(a *policies.Attention) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// ForkTo hands dst the query statistics and value norms of the prompt, which do not
+// depend on the budget (tracking starts at the compression, after the prompt).
+func (s *scorer) ForkTo(dst press.Scorer) error {
+	d, ok := dst.(*scorer)
+	if !ok || d.covariance != s.covariance || d.queries != s.queries || d.vnorm != s.vnorm || d.sinks != s.sinks {
+		return fmt.Errorf("destination is not an expectedattention scorer with the same params")
+	}
+	s.stats.copyTo(&d.stats)
+	if s.vnorm {
+		s.valueLen.CopyTo(&d.valueLen.PerSlot)
 	}
 	return nil
 }
