@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/auv"
+	"github.com/kvsim/kvsim/policies/duo"
 	"github.com/kvsim/kvsim/policies/expectedattention"
 	"github.com/kvsim/kvsim/policies/h2o"
 	"github.com/kvsim/kvsim/policies/host"
@@ -41,7 +42,9 @@ func TestForkedMatchesFresh(t *testing.T) {
 		{"h2o", h2o.New, nil},
 		{"auv", auv.New, nil}, // multi-step: its slack varies with the budget
 		{"auv-v1", auv.New, map[string]any{"preset": "v1"}},
-		{"scissorhands", scissorhands.New, map[string]any{"history": 40}},               // a window shorter than the prompt
+		{"scissorhands", scissorhands.New, map[string]any{"history": 40}}, // a window shorter than the prompt
+		{"duo", duo.New, nil},                                             // streaming heads chosen from the prompt
+		{"duo-mask", duo.New, map[string]any{"mask": "sfsf"}},
 		{"expectedattention", expectedattention.New, map[string]any{"decode": "score"}}, // a press: keys and values stored
 		{"expectedattention-queries", expectedattention.New, map[string]any{"queries": 30, "covariance": "none"}}, // a window of queries
 	} {
