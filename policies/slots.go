@@ -13,10 +13,11 @@ import (
 // slots as a bitset, so that a decode step costs O(resident) rather than O(width) at
 // the small budgets researchers sweep.
 type SlotTable struct {
-	pos   []int32  // slot → position, -1 when free
-	live  []int32  // resident slots, in no particular order
-	where []int32  // slot → index in live, -1 when free
-	free  []uint64 // bit s set when slot s is free
+	pos     []int32  // slot → position, -1 when free
+	live    []int32  // resident slots, in no particular order
+	livePos []int32  // livePos[i] is the position slot live[i] holds
+	where   []int32  // slot → index in live, -1 when free
+	free    []uint64 // bit s set when slot s is free
 }
 
 // Reset makes the table width slots wide, holding positions 0..prompt-1 in slots
@@ -24,12 +25,14 @@ type SlotTable struct {
 func (t *SlotTable) Reset(width, prompt int) {
 	t.pos, t.where = grow(t.pos, width), grow(t.where, width)
 	t.live = grow(t.live, width)[:0]
+	t.livePos = grow(t.livePos, width)[:0]
 	t.free = grow(t.free, (width+63)/64)
 	clear(t.free)
 	for s := range t.pos {
 		if s < prompt {
 			t.pos[s], t.where[s] = int32(s), int32(s)
 			t.live = append(t.live, int32(s))
+			t.livePos = append(t.livePos, int32(s))
 		} else {
 			t.pos[s], t.where[s] = -1, -1
 			t.free[s/64] |= 1 << (s % 64)
@@ -56,6 +59,11 @@ func (t *SlotTable) Resident() int { return len(t.live) }
 // only on the calls made). The table owns the slice.
 func (t *SlotTable) Live() []int32 { return t.live }
 
+// LivePositions lists the positions the slots of Live hold, in the same order: a
+// scan of it reads memory in order where looking each slot up would not. The table
+// owns the slice.
+func (t *SlotTable) LivePositions() []int32 { return t.livePos }
+
 // Pos is the position slot s holds, or -1 when it is free. s must be below Width.
 func (t *SlotTable) Pos(s int32) int32 { return t.pos[s] }
 
@@ -75,21 +83,47 @@ func (t *SlotTable) Enter(p int32) int32 {
 	return -1
 }
 
+// NthResident returns the resident slot of rank n (from 0) in slot order, or -1
+// when fewer than n+1 slots are resident. It counts the free bitset a word at a
+// time, so that it costs O(width/64) rather than a scan of the table.
+func (t *SlotTable) NthResident(n int) int32 {
+	width := len(t.pos)
+	for i, free := range t.free {
+		held := ^free
+		if rest := width - i*64; rest < 64 {
+			held &= 1<<rest - 1
+		}
+		c := bits.OnesCount64(held)
+		if n >= c {
+			n -= c
+			continue
+		}
+		for ; n > 0; n-- {
+			held &= held - 1 // drop the lowest resident slot
+		}
+		return int32(i*64 + bits.TrailingZeros64(held))
+	}
+	return -1
+}
+
 // Put puts position p into slot s, which must be free: a mirror follows the slot
 // the host chose (Attention.Slot).
 func (t *SlotTable) Put(s, p int32) {
 	t.free[s/64] &^= 1 << (s % 64)
 	t.pos[s], t.where[s] = p, int32(len(t.live))
 	t.live = append(t.live, s)
+	t.livePos = append(t.livePos, p)
 }
 
 // Remove frees slot s, which must be resident, and returns the position it held.
 func (t *SlotTable) Remove(s int32) int32 {
 	p := t.pos[s]
 	i := t.where[s]
-	last := t.live[len(t.live)-1]
+	n := len(t.live) - 1
+	last := t.live[n]
 	t.live[i], t.where[last] = last, i
-	t.live = t.live[:len(t.live)-1]
+	t.livePos[i] = t.livePos[n]
+	t.live, t.livePos = t.live[:n], t.livePos[:n]
 	t.pos[s], t.where[s] = -1, -1
 	t.free[s/64] |= 1 << (s % 64)
 	return p

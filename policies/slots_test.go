@@ -27,6 +27,9 @@ func TestSlotTable(t *testing.T) {
 	if got := tb.Live(); len(got) != 5 || got[0] != 0 || got[1] != 2 || got[2] != 1 || got[3] != 3 || got[4] != 4 {
 		t.Errorf("Live = %v, want [0 2 1 3 4]", got)
 	}
+	if got := tb.LivePositions(); len(got) != 5 || got[0] != 0 || got[1] != 2 || got[2] != 10 || got[3] != 11 || got[4] != 12 {
+		t.Errorf("LivePositions = %v, want [0 2 10 11 12]", got)
+	}
 	tb.Remove(0)
 	tb.Put(0, 20) // a mirror follows the host's slot
 	if tb.Pos(0) != 20 || tb.Resident() != 5 || tb.Enter(21) != -1 {
@@ -57,4 +60,43 @@ func TestSlotTableCheckResident(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSlotTableNthResident checks NthResident against a scan of the table in slot
+// order, and LivePositions against Pos, on a table wider than two bitset words whose last word is partly past the
+// width, as slots come and go.
+func TestSlotTableNthResident(t *testing.T) {
+	var tb SlotTable
+	tb.Reset(150, 140)
+	check := func(when string) {
+		t.Helper()
+		var scan []int32
+		for s, p := range tb.Positions() {
+			if p >= 0 {
+				scan = append(scan, int32(s))
+			}
+		}
+		for n, want := range scan {
+			if got := tb.NthResident(n); got != want {
+				t.Fatalf("%s: NthResident(%d) = %d, want %d", when, n, got, want)
+			}
+		}
+		for i, s := range tb.Live() {
+			if p := tb.LivePositions()[i]; p != tb.Pos(s) {
+				t.Fatalf("%s: LivePositions()[%d] = %d, but slot %d holds %d", when, i, p, s, tb.Pos(s))
+			}
+		}
+		if got := tb.NthResident(len(scan)); got != -1 {
+			t.Fatalf("%s: NthResident(%d) past the %d resident = %d, want -1", when, len(scan), len(scan), got)
+		}
+	}
+	check("after reset")
+	for _, s := range []int32{0, 63, 64, 65, 100, 127, 128, 139} {
+		tb.Remove(s)
+	}
+	check("after removals")
+	for i := range 12 {
+		tb.Enter(int32(200 + i))
+	}
+	check("after entering")
 }

@@ -6,7 +6,11 @@ import (
 
 	"github.com/kvsim/kvsim/policies"
 	"github.com/kvsim/kvsim/policies/auv"
+	"github.com/kvsim/kvsim/policies/duo"
+	"github.com/kvsim/kvsim/policies/expectedattention"
 	"github.com/kvsim/kvsim/policies/h2o"
+	"github.com/kvsim/kvsim/policies/host"
+	"github.com/kvsim/kvsim/policies/scissorhands"
 	"github.com/kvsim/kvsim/sim"
 	"github.com/kvsim/kvsim/sim/synth"
 )
@@ -29,7 +33,7 @@ type hidden struct{ policies.Policy }
 // prompt's state from one instance to the others and once observing it per budget, and
 // asks for the same decisions: every metric and eviction count equal to the bit.
 func TestForkedMatchesFresh(t *testing.T) {
-	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 2, Heads: 4, PromptLen: 96, GenLen: 24, Seed: 3}, 2)
+	src := synthSources(t, synth.Options{Preset: "opt-125m", Layers: 2, Heads: 4, PromptLen: 96, GenLen: 24, Seed: 3, WithV: true}, 2)
 	for _, c := range []struct {
 		name   string
 		new    policies.New
@@ -38,6 +42,11 @@ func TestForkedMatchesFresh(t *testing.T) {
 		{"h2o", h2o.New, nil},
 		{"auv", auv.New, nil}, // multi-step: its slack varies with the budget
 		{"auv-v1", auv.New, map[string]any{"preset": "v1"}},
+		{"scissorhands", scissorhands.New, map[string]any{"history": 40}}, // a window shorter than the prompt
+		{"duo", duo.New, nil},                                             // streaming heads chosen from the prompt
+		{"duo-mask", duo.New, map[string]any{"mask": "sfsf"}},
+		{"expectedattention", expectedattention.New, map[string]any{"decode": "score"}}, // a press: keys and values stored
+		{"expectedattention-queries", expectedattention.New, map[string]any{"queries": 30, "covariance": "none"}}, // a window of queries
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			forks := 0
@@ -47,7 +56,9 @@ func TestForkedMatchesFresh(t *testing.T) {
 					return wrap(p), err
 				}}}
 			}
-			opts := sim.Options{Budgets: budgets, Seed: 1, Threads: 1}
+			// The whole prompt as a last budget widens the slot table past the prompt.
+			forkBudgets := append(budgets[:len(budgets):len(budgets)], host.Budget{Fraction: 1})
+			opts := sim.Options{Budgets: forkBudgets, Seed: 1, Threads: 1}
 			forked, err := sim.Replay(context.Background(), src, spec(func(p policies.Policy) policies.Policy { return counted{p, &forks} }), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -57,7 +68,7 @@ func TestForkedMatchesFresh(t *testing.T) {
 				t.Fatal(err)
 			}
 			// One observer per (sample, layer); the other four budgets fork from it.
-			if want := 2 * 2 * (len(budgets) - 1); forks != want {
+			if want := 2 * 2 * (len(forkBudgets) - 1); forks != want {
 				t.Errorf("%d forks, want %d", forks, want)
 			}
 			for i, f := range forked.Cells {

@@ -33,11 +33,13 @@ type instance struct {
 	pools  *divisions
 
 	tables   []policies.SlotTable // one per head
-	resident [][]bool             // resident[h][position]
+	resident [][]uint64           // resident[h]: bit p set while head h holds position p
 	gather   []float32            // scratch: the resident logits of one head
 	comp     []host.Comp
 	headPeak []int // per head: the most entries held while attending
-	poolPeak int   // pooled layouts: the most entries the layer held while attending
+	// stepEntries sums the entries the heads hold at the current decode step.
+	stepEntries int
+	poolPeak    int // pooled layouts: the most entries the layer held while attending
 
 	prefill policies.Attention // the shared prefill block, as this policy's layout asks
 	attn    policies.Attention
@@ -152,7 +154,7 @@ func (in *instance) start(cfg policies.Config) error {
 	in.width = policies.SlotWidth(cfg, layout)
 	w := in.width
 	in.tables = buf.Grow(in.tables, H)
-	in.resident = buf.Grow2(in.resident, H, T)
+	in.resident = buf.Grow2(in.resident, H, (T+63)/64)
 	in.gather = buf.Grow(in.gather, w)
 	in.comp = buf.Grow(in.comp, H)
 	in.headPeak = buf.Grow(in.headPeak, H)
@@ -160,8 +162,9 @@ func (in *instance) start(cfg policies.Config) error {
 	in.poolPeak = 0
 	for h := 0; h < H; h++ {
 		in.tables[h].Reset(w, P)
-		for j := range in.resident[h] {
-			in.resident[h][j] = j < P
+		clear(in.resident[h])
+		for p := range P {
+			in.resident[h][p/64] |= 1 << (p % 64)
 		}
 		in.comp[h].Reset(cfg.HeadDim)
 	}
@@ -179,6 +182,7 @@ func (in *instance) start(cfg policies.Config) error {
 	}
 	if layout.Clairvoyant {
 		in.evict.Future = buf.Grow(in.evict.Future, H*w)
+		clear(in.evict.Future) // free slots read as 0; fillFuture writes only resident ones
 	}
 	return nil
 }
@@ -303,9 +307,12 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 			if in.layout.Compensation {
 				in.comp[h].Merge(float64(e.Weights[h*e.Stride+i]), l.k.vec(h, int(p)), l.v.vec(h, int(p)))
 			}
-			in.resident[h][p] = false
+			in.resident[h][p/64] &^= 1 << (p % 64)
 			if !compact {
 				in.attn.Probs[h*in.width+int(s)] = 0
+			}
+			if e.Future != nil {
+				e.Future[h*e.Stride+int(s)] = 0
 			}
 		}
 		in.stats.evictions += float64(n)
@@ -313,8 +320,10 @@ func (in *instance) runEviction(l *layerData, phase policies.Phase, pos, step in
 	return nil
 }
 
-// decodeStep runs step t (row g of the decode block) for this instance.
-func (in *instance) decodeStep(l *layerData, t, g int) error {
+// startStep starts step t for this instance: the new token enters each head. The
+// heads then attend (attend, called head by head across the instances), and
+// endStep ends the step.
+func (in *instance) startStep(l *layerData, t int) error {
 	H := in.cfg.Heads
 	a := &in.attn
 	a.Pos = t
@@ -323,7 +332,7 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 		if free < 0 {
 			return in.callError("decode", t, fmt.Errorf("head %d: no free slot", h))
 		}
-		in.resident[h][t] = true
+		in.resident[h][t/64] |= 1 << (t % 64)
 		a.Slot[h] = free
 	}
 	if in.cap > 0 {
@@ -335,16 +344,20 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 		a.HeadDim = in.cfg.HeadDim
 		a.Keys, a.Values, a.Queries = pick(in.layout, l.decodeVectors(t))
 	}
-	entries := 0
-	for h := 0; h < H; h++ {
-		entries += in.attend(l, h, t, g)
-	}
+	in.stepEntries = 0
+	return nil
+}
+
+// endStep ends step t (row g of the decode block) once every head has attended: the
+// policy observes the step's attention and evicts if the heads are over budget.
+func (in *instance) endStep(l *layerData, t, g int) error {
 	if in.bound.Pooled() {
 		// A pool's entries per head are the layer's divided by its heads.
-		in.poolPeak = max(in.poolPeak, entries)
-		in.stats.peak = max(in.stats.peak, (entries+H-1)/H)
+		H := in.cfg.Heads
+		in.poolPeak = max(in.poolPeak, in.stepEntries)
+		in.stats.peak = max(in.stats.peak, (in.stepEntries+H-1)/H)
 	}
-	if err := in.observe(a); err != nil {
+	if err := in.observe(&in.attn); err != nil {
 		return err
 	}
 	if in.bound.Need(&in.evict, in.tables, policies.Decode) {
@@ -353,14 +366,14 @@ func (in *instance) decodeStep(l *layerData, t, g int) error {
 	return nil
 }
 
-// softmax writes into e the attention of step t's query over head h's live slots and
-// returns the probability on the compensation slot (0 when it is empty).
-func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32) float64 {
+// softmax writes into e the attention of step t's query over head h's resident
+// positions pos and returns the probability on the compensation slot (0 when it is
+// empty).
+func (in *instance) softmax(l *layerData, h, t, g int, pos []int32, e []float32) float64 {
 	logits := l.decodeLogits(h, g)
-	table := &in.tables[h]
 	c := &in.comp[h]
-	for i, s := range live {
-		e[i] = logits[table.Pos(s)]
+	for i, p := range pos {
+		e[i] = logits[p]
 	}
 	m := float64(kernel.Max(e))
 	var compLogit float64
@@ -390,11 +403,13 @@ func (in *instance) softmax(l *layerData, h, t, g int, live []int32, e []float32
 }
 
 // attend computes head h's counterfactual attention for step t into the instance's
-// decode row (by slot, free slots 0; or compact: the live slots in table order) and
-// scores it against the full cache. It returns the entries the head holds.
-func (in *instance) attend(l *layerData, h, t, g int) int {
+// decode row (by slot, free slots 0; or compact: the live slots in table order),
+// scores it against the full cache and counts the entries the head holds. Replay
+// calls it head by head across the instances, so that a head's values, read by
+// every instance's output error, stay in cache.
+func (in *instance) attend(l *layerData, h, t, g int) {
 	table := &in.tables[h]
-	live := table.Live()
+	live, pos := table.Live(), table.LivePositions()
 	c := &in.comp[h]
 	hasComp := c.Weight > 0
 	e := in.gather[:len(live)]
@@ -404,11 +419,11 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 	var compProb float64
 	if whole {
 		full := l.decodeProbs(h, g)
-		for i, s := range live {
-			e[i] = full[table.Pos(s)]
+		for i, p := range pos {
+			e[i] = full[p]
 		}
 	} else {
-		compProb = in.softmax(l, h, t, g, live, e)
+		compProb = in.softmax(l, h, t, g, pos, e)
 	}
 	w := in.width
 	if in.layout.Compact {
@@ -426,17 +441,16 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 	// Scores against the full cache.
 	full := l.decodeProbs(h, g)
 	hit := 0.0
-	for _, s := range live {
-		hit += float64(full[table.Pos(s)])
+	for _, p := range pos {
+		hit += float64(full[p])
 	}
 	st := &in.stats
 	st.hit += hit
 	top := l.topK(h, g)
 	kept := 0
+	held := in.resident[h]
 	for _, p := range top {
-		if in.resident[h][p] {
-			kept++
-		}
+		kept += int(held[p/64] >> (p % 64) & 1)
 	}
 	st.topk += float64(kept) / float64(len(top))
 	entries := len(live)
@@ -449,10 +463,11 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 		in.headPeak[h] = max(in.headPeak[h], entries)
 	}
 	st.n++
+	in.stepEntries += entries
 
 	if l.outErr && !whole {
 		out := l.scratch[:l.headDim]
-		l.residentOutput(h, table, live, e, out)
+		l.residentOutput(h, pos, e, out)
 		ref := l.fullOutput(h, g)
 		var diff, norm float64
 		for i, x := range ref {
@@ -467,5 +482,4 @@ func (in *instance) attend(l *layerData, h, t, g int) int {
 			st.outErr += math.Sqrt(diff / norm)
 		}
 	}
-	return entries
 }

@@ -40,8 +40,8 @@ type layerData struct {
 	vBuf    []float32 // v's memory, kept while v is unread
 	vt      []float32 // V transposed, [heads][headDim][tokens]
 	dense   []float32 // scratch: one attention row by position, zero between uses
+	marks   []uint64  // scratch: a bitmap of positions, zero between uses
 
-	livePos    []int32   // scratch: the positions of one head's resident tokens
 	nonzeroPos []int32   // scratch: those with nonzero weights, in position order
 	liveWeight []float32 // scratch: their weights
 	rows       kernel.RowScratch
@@ -170,7 +170,8 @@ func (l *layerData) computeDecode() {
 		l.vt = buf.Grow(l.vt, H*d*T)
 		l.dense = buf.Grow(l.dense, T)
 		clear(l.dense)
-		l.livePos = buf.Grow(l.livePos, T)
+		l.marks = buf.Grow(l.marks, (T+63)/64)
+		clear(l.marks)
 		l.nonzeroPos = buf.Grow(l.nonzeroPos, T)
 		l.liveWeight = buf.Grow(l.liveWeight, T)
 		for h := 0; h < H; h++ {
@@ -226,19 +227,16 @@ func (l *layerData) computeFuture() {
 }
 
 // fillFuture gives a clairvoyant instance the mass each resident slot will receive
-// after decode row step (step -1: the whole decode phase).
+// after decode row step (step -1: the whole decode phase). Free slots keep the 0
+// that start and runEviction leave there.
 func (l *layerData) fillFuture(in *instance, step int) {
 	H, G, T, w := l.heads, l.gen, l.total, in.width
 	for h := 0; h < H; h++ {
 		f := l.future[(h*(G+1)+step+1)*T : (h*(G+1)+step+2)*T]
 		out := in.evict.Future[h*w : (h+1)*w]
 		table := &in.tables[h]
-		for s := range int32(w) {
-			if p := table.Pos(s); p >= 0 {
-				out[s] = f[p]
-			} else {
-				out[s] = 0
-			}
+		for _, s := range table.Live() {
+			out[s] = f[table.Pos(s)]
 		}
 	}
 }

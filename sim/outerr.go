@@ -1,24 +1,21 @@
 package sim
 
 import (
+	"math/bits"
+
 	"github.com/kvsim/kvsim/internal/kernel"
-	"github.com/kvsim/kvsim/policies"
 )
 
 // residentOutput sets out to head h's attention output from the resident tokens:
-// live[i] is a slot of table and e[i] its weight. It rounds exactly as the products
-// the metric is defined by: one axpy per token in slot order while at most an eighth
-// of the positions are resident, and the dense row times Vᵀ over all positions
+// pos[i] is a resident position and e[i] its weight, in the slot table's order. It
+// rounds exactly as the products the metric is defined by: one axpy per token in
+// that order while at most an eighth of the positions are resident, and the dense row times Vᵀ over all positions
 // beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
 // the resident rows of V alone; from there on the dense product is the faster way to
 // the same result (BenchmarkSparseRowTimes).
-func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int32, e, out []float32) {
+func (l *layerData) residentOutput(h int, pos []int32, e, out []float32) {
 	d, T := l.headDim, l.total
-	pos := l.livePos[:len(live)]
-	for i, s := range live {
-		pos[i] = table.Pos(s)
-	}
-	if len(live) <= T/8 {
+	if len(pos) <= T/8 {
 		clear(out)
 		kernel.AxpyRows(e, pos, l.v.head(h), d, out)
 		return
@@ -28,13 +25,23 @@ func (l *layerData) residentOutput(h int, table *policies.SlotTable, live []int3
 	}
 	sparse := len(pos) <= T/4
 	if sparse {
-		// The row's nonzero entries in position order: a scan of the row beats a
-		// sort of the resident positions, and a zero weight adds nothing.
+		// The row's nonzero entries in position order, read off a bitmap of the
+		// resident positions (O(resident + T/64), where a scan of the row is O(T)
+		// and a sort O(resident log resident)); a zero weight adds nothing.
+		marks := l.marks
+		for _, p := range pos {
+			marks[p/64] |= 1 << (p % 64)
+		}
 		nz, w := l.nonzeroPos[:0], l.liveWeight[:0]
-		for p, x := range l.dense[:T] {
-			if x != 0 {
-				nz, w = append(nz, int32(p)), append(w, x)
+		for i, m := range marks {
+			for m != 0 {
+				p := i*64 + bits.TrailingZeros64(m)
+				m &= m - 1
+				if x := l.dense[p]; x != 0 {
+					nz, w = append(nz, int32(p)), append(w, x)
+				}
 			}
+			marks[i] = 0
 		}
 		sparse = kernel.SparseRowTimes(T, nz, w, l.v.head(h), d, out, &l.rows)
 	}

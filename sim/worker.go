@@ -155,7 +155,13 @@ func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*ins
 	live = w.each(r, kept, func(in *instance) error { return in.compress(l) })
 	for g := 0; g < l.gen; g++ {
 		t := meta.PromptLen + g
-		live = w.each(r, live, func(in *instance) error { return in.decodeStep(l, t, g) })
+		live = w.each(r, live, func(in *instance) error { return in.startStep(l, t) })
+		for h := range meta.Heads {
+			for _, in := range live {
+				in.attend(l, h, t, g)
+			}
+		}
+		live = w.each(r, live, func(in *instance) error { return in.endStep(l, t, g) })
 	}
 }
 

@@ -14,6 +14,7 @@ var genericImpl = impl{
 	matMulNT:  matMulNTGeneric,
 	axpyRows:  axpyRowsGeneric,
 	gemvLanes: genericLanes,
+	blend:     blendGeneric,
 }
 
 var negInf = math.Inf(-1)
@@ -39,6 +40,15 @@ func axpyGeneric(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] += alpha * v
+	}
+}
+
+// blendGeneric rounds each product explicitly, which keeps compilers that fuse a
+// multiply and an add (arm64's) from doing so.
+func blendGeneric(dst []float64, wd float64, x []float32, wx, total float64) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = (float64(dst[i]*wd) + float64(float64(v)*wx)) / total
 	}
 }
 

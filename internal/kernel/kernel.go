@@ -1,6 +1,6 @@
 // Package kernel provides the dense float32 CPU kernels that trace replay and the
 // inference engine spend their time in: C = A·Bᵀ, dot products, axpy, scaling, exp
-// and softmax.
+// and softmax, and the float64 weighted mean of a compensation slot (Blend).
 //
 // On amd64 the kernels are written in assembly for AVX2+FMA, with an AVX-512
 // matrix-multiply micro-kernel and exp where the CPU has AVX-512F; the choice is
@@ -31,6 +31,7 @@ type impl struct {
 	matMulNTPacked func(m, n, k int, a []float32, lda int, p *PackedNT, c []float32, ldc int)
 	// gemvLanes is how matMulNT accumulates a single row, for SparseRowTimes.
 	gemvLanes gemvLanes
+	blend     func(dst []float64, wd float64, x []float32, wx, total float64)
 }
 
 // implementations lists the kernel sets this CPU can run, slowest first; active is
@@ -109,6 +110,17 @@ func Axpy(alpha float32, x, y []float32) {
 // Scale multiplies every element of x by alpha.
 func Scale(alpha float32, x []float32) {
 	active.scale(alpha, x)
+}
+
+// Blend sets dst[i] = (dst[i]·wd + x[i]·wx) / total, each product, the sum and the
+// quotient rounded to float64 in turn (never fused), so that every kernel set gives
+// the same bits: a weighted running mean, such as a compensation slot's key folding
+// in a victim's. It panics if len(x) != len(dst).
+func Blend(dst []float64, wd float64, x []float32, wx, total float64) {
+	if len(x) != len(dst) {
+		panic(fmt.Errorf("kernel: Blend: len(x) %d != len(dst) %d", len(x), len(dst)))
+	}
+	active.blend(dst, wd, x, wx, total)
 }
 
 // Max returns the largest element of x: NaN if x holds a NaN, and -Inf if x is

@@ -27,6 +27,7 @@ var (
 		},
 		axpyRows:  axpyRowsAVX2Tail,
 		gemvLanes: gemvAVX2Lanes,
+		blend:     blendAVX2Tail,
 	}
 	avx512Impl = impl{
 		name:     "avx512",
@@ -44,6 +45,7 @@ var (
 		},
 		axpyRows:  axpyRowsAVX512Tail,
 		gemvLanes: gemvAVX2Lanes,
+		blend:     blendAVX2Tail,
 	}
 )
 
@@ -70,6 +72,20 @@ func scaleAVX2(alpha float32, x []float32)
 
 //go:noescape
 func maxAVX2(x []float32) float32
+
+// blendAVX2 is Blend over whole vectors of 4; VMULPD, VADDPD and VDIVPD round
+// exactly as the scalar operations do.
+//
+//go:noescape
+func blendAVX2(dst []float64, wd float64, x []float32, wx, total float64)
+
+func blendAVX2Tail(dst []float64, wd float64, x []float32, wx, total float64) {
+	body := len(dst) &^ 3
+	if body > 0 {
+		blendAVX2(dst[:body], wd, x[:body], wx, total)
+	}
+	blendGeneric(dst[body:], wd, x[body:len(dst)], wx, total)
+}
 
 // expShiftAVX2 and expShiftAVX512 replace x[i] by exp(x[i]-shift) and return the
 // sum of the results; len(x) is a multiple of 8 and 16 respectively.
@@ -131,15 +147,21 @@ var gemvAVX2Lanes = gemvLanes{
 		k8 := int32(k &^ 7)
 		return laneRule{a: k8 &^ 15, b: k8, maskA: 15, maskB: 7, maskC: 7, off: 8}
 	},
+	// Every step is an elementwise float32 add, and an axpy with alpha 1 (one FMA:
+	// 1·x+y rounded once) is that add, whole vectors at a time; acc is scratch.
 	reduce: func(acc, out []float32) {
 		n := len(out)
-		for j := range out {
-			var u [8]float32
-			for i := range u {
-				u[i] = acc[i*n+j] + acc[(8+i)*n+j]
-			}
-			out[j] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
+		lane := func(i int) []float32 { return acc[i*n : (i+1)*n] }
+		for i := range 8 {
+			axpyAVX2Tail(1, lane(8+i), lane(i)) // u[i]: the two vectors' lane i
 		}
+		for i := 0; i < 8; i += 2 {
+			axpyAVX2Tail(1, lane(i+1), lane(i)) // u0+u1, u2+u3, u4+u5, u6+u7
+		}
+		axpyAVX2Tail(1, lane(2), lane(0)) // (u0+u1)+(u2+u3)
+		axpyAVX2Tail(1, lane(6), lane(4)) // (u4+u5)+(u6+u7)
+		copy(out, lane(0))
+		axpyAVX2Tail(1, lane(4), out)
 	},
 }
 

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -239,6 +240,46 @@ func TestAxpyScale(t *testing.T) {
 			for i := range z {
 				if want := float32(alpha * float64(x[i])); z[i] != want {
 					t.Fatalf("%s: Scale n=%d: x[%d] = %g, want %g", im.name, n, i, z[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestBlend folds a run of vectors into a running mean with every kernel set and
+// checks each element against math/big: each product, the sum and the quotient
+// rounded to the nearest float64 in turn, which is what Blend promises.
+func TestBlend(t *testing.T) {
+	got := []float64{1}
+	Blend(got, 1, []float32{2}, 3, 4)
+	if got[0] != 1.75 {
+		t.Fatalf("Blend([1], 1, [2], 3, 4) = %v, want [1.75]", got)
+	}
+	round := func(op func(z, x, y *big.Float) *big.Float, x, y float64) float64 {
+		z := new(big.Float).SetPrec(53).SetMode(big.ToNearestEven)
+		v, _ := op(z, big.NewFloat(x), big.NewFloat(y)).Float64()
+		return v
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range vectorLengths()[:40] {
+		for _, im := range implementations {
+			dst := make([]float64, n)
+			want := make([]float64, n)
+			weight := 0.0
+			for range 5 {
+				x, w := randomSlice(r, n), r.Float64()*3
+				total := weight + w
+				im.blend(dst, weight, x, w, total)
+				for i := range want {
+					a := round((*big.Float).Mul, want[i], weight)
+					b := round((*big.Float).Mul, float64(x[i]), w)
+					want[i] = round((*big.Float).Quo, round((*big.Float).Add, a, b), total)
+				}
+				weight = total
+			}
+			for i := range dst {
+				if dst[i] != want[i] {
+					t.Fatalf("%s: n=%d: dst[%d] = %v, want %v", im.name, n, i, dst[i], want[i])
 				}
 			}
 		}

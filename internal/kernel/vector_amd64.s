@@ -151,6 +151,53 @@ scaleDone:
 	VZEROUPPER
 	RET
 
+// func blendAVX2(dst []float64, wd float64, x []float32, wx, total float64)
+TEXT ·blendAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	VBROADCASTSD wd+24(FP), Y0
+	MOVQ x_base+32(FP), SI
+	VBROADCASTSD wx+56(FP), Y1
+	VBROADCASTSD total+64(FP), Y2
+
+blend8:
+	CMPQ CX, $8
+	JL   blend4
+	VCVTPS2PD (SI), Y3
+	VCVTPS2PD 16(SI), Y4
+	VMULPD Y1, Y3, Y3
+	VMULPD Y1, Y4, Y4
+	VMULPD (DI), Y0, Y5
+	VMULPD 32(DI), Y0, Y6
+	VADDPD Y3, Y5, Y5
+	VADDPD Y4, Y6, Y6
+	VDIVPD Y2, Y5, Y5
+	VDIVPD Y2, Y6, Y6
+	VMOVUPD Y5, (DI)
+	VMOVUPD Y6, 32(DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JMP  blend8
+
+blend4:
+	TESTQ CX, CX
+	JZ    blendDone
+	VCVTPS2PD (SI), Y3
+	VMULPD Y1, Y3, Y3
+	VMULPD (DI), Y0, Y5
+	VADDPD Y3, Y5, Y5
+	VDIVPD Y2, Y5, Y5
+	VMOVUPD Y5, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $4, CX
+	JMP  blend4
+
+blendDone:
+	VZEROUPPER
+	RET
+
 // func maxAVX2(x []float32) float32
 //
 // VMAXPS does not propagate NaN reliably, so NaN lanes are collected separately in

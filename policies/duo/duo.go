@@ -123,6 +123,33 @@ func (k *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	return k.layout, nil
 }
 
+// ForkTo hands dst the prompt's accumulated attention, local masses and streaming
+// heads, none of which depends on the budget (policies.Forker); dst divides its own
+// pool among the heads.
+func (k *policy) ForkTo(dst policies.Policy) error {
+	d, ok := dst.(*policy)
+	if !ok {
+		return fmt.Errorf("duo: fork: destination is not a duo instance")
+	}
+	a, b := k.cfg, d.cfg
+	a.Budget, b.Budget = 0, 0
+	switch {
+	case a != b || d.share != k.share || d.sink != k.sink || d.recent != k.recent || strings.Join(d.mask, "/") != strings.Join(k.mask, "/"):
+		return fmt.Errorf("duo: fork: destination is not a duo instance with the same params and sequence")
+	case k.next != k.cfg.PromptLen || d.next != 0:
+		return fmt.Errorf("duo: fork: source has seen %d and destination %d of %d prompt rows, want all and none",
+			k.next, d.next, k.cfg.PromptLen)
+	}
+	for h := range k.score {
+		copy(d.score[h], k.score[h])
+	}
+	copy(d.local, k.local)
+	copy(d.streaming, k.streaming)
+	d.next = k.next
+	d.divide()
+	return nil
+}
+
 // divide sets each head's share of the pool and what it protects (see the package
 // doc), once the streaming heads are known.
 func (k *policy) divide() {

@@ -73,7 +73,11 @@ type scorer struct {
 	stats queryStats
 	// tracking[h]: lin and quad hold A and B of every token head h holds (from the
 	// head's first eviction on).
-	tracking  []bool
+	tracking []bool
+	// projected[h]: lin and quad already hold A and B of the prompt's tokens, as
+	// tracking would start them from the statistics of the whole prompt (a fork
+	// computes them once for every budget); cleared by the first decode row.
+	projected []bool
 	lin, quad press.PerSlot // A = Σ q·k and B = Σ (q·k)² by head and slot
 	valueLen  press.Norms   // ‖v‖ by head and slot (vnorm only)
 	logit     press.PerSlot // scratch: s_i, then exp(s_i − max), by head and slot
@@ -85,7 +89,7 @@ func New(p *policies.Params) (policies.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("expectedattention: %w", err)
 	}
-	return press.New("expectedattention", s, opt), nil
+	return press.NewForking("expectedattention", s, opt), nil
 }
 
 func newScorer(p *policies.Params) (*scorer, press.Options, error) {
@@ -114,6 +118,7 @@ func (s *scorer) Start(cfg policies.Config, t *press.Tokens) error {
 	s.t = t
 	s.stats.reset(cfg, s.queries, s.covariance)
 	s.tracking = make([]bool, cfg.Heads)
+	s.projected = make([]bool, cfg.Heads)
 	s.lin.Reset(cfg)
 	s.quad.Reset(cfg)
 	s.logit.Reset(cfg)
@@ -130,6 +135,9 @@ func (s *scorer) Observe(a *policies.Attention) error {
 		s.valueLen.Record(a, a.Values)
 	}
 	for h := range a.Heads {
+		if a.Phase == policies.Decode {
+			s.projected[h] = false
+		}
 		for r := range a.Rows {
 			if s.tracking[h] {
 				s.startTracking(h, press.TokenSlot(a, h, r))
@@ -147,6 +155,34 @@ func (s *scorer) Observe(a *policies.Attention) error {
 			}
 		}
 	}
+	return nil
+}
+
+// ForkTo hands dst the query statistics and value norms of the prompt, which do not
+// depend on the budget (tracking starts at the compression, after the prompt).
+func (s *scorer) ForkTo(dst press.Scorer) error {
+	d, ok := dst.(*scorer)
+	if !ok || d.covariance != s.covariance || d.queries != s.queries || d.vnorm != s.vnorm || d.sinks != s.sinks {
+		return fmt.Errorf("destination is not an expectedattention scorer with the same params")
+	}
+	s.stats.copyTo(&d.stats)
+	if s.vnorm {
+		s.valueLen.CopyTo(&d.valueLen.PerSlot)
+	}
+	// Tracking starts at a head's first eviction, the compression, by projecting
+	// every prompt key on the prompt's statistics (O(prompt × d²) per head): the
+	// same for every budget, so it is done here once and handed over.
+	for h, done := range s.projected {
+		if !done {
+			for _, slot := range s.t.Resident(h) {
+				s.startTracking(h, slot)
+			}
+			s.projected[h] = true
+		}
+	}
+	s.lin.CopyTo(&d.lin)
+	s.quad.CopyTo(&d.quad)
+	copy(d.projected, s.projected)
 	return nil
 }
 
@@ -174,8 +210,10 @@ func (s *scorer) track(h int, q []float32, sign float64) {
 func (s *scorer) Score(h int, slots []int32, scores []float64) {
 	resident := s.t.Resident(h)
 	if !s.tracking[h] {
-		for _, slot := range resident {
-			s.startTracking(h, slot)
+		if !s.projected[h] {
+			for _, slot := range resident {
+				s.startTracking(h, slot)
+			}
 		}
 		s.tracking[h] = true
 	}

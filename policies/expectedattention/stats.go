@@ -32,6 +32,17 @@ func (s *queryStats) reset(cfg policies.Config, window int, outer bool) {
 	}
 }
 
+// copyTo makes d, reset for the same config, window and covariance, a copy of s.
+func (s *queryStats) copyTo(d *queryStats) {
+	copy(d.count, s.count)
+	copy(d.next, s.next)
+	for h := range s.sum {
+		copy(d.sum[h], s.sum[h])
+		copy(d.sq[h], s.sq[h])
+		copy(d.ring[h], s.ring[h])
+	}
+}
+
 // add counts head h's query q. Once the window is full the oldest query leaves the
 // sums; add returns it (valid until the next add), or nil.
 func (s *queryStats) add(h int, q []float32) (dropped []float32) {

@@ -104,44 +104,54 @@ func (p *policy) ForkTo(dst policies.Policy) error {
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
 	for h := 0; h < e.Heads; h++ {
-		pos, score := p.res.Heads[h].Positions(), p.score[h]
+		table := &p.res.Heads[h]
+		pos, score := table.Positions(), p.score[h]
+		need := int(e.Need[h])
+		if need == 1 {
+			// A decode step's one victim, in one pass over the resident slots
+			// (lower is a total order, so the list's order does not matter).
+			best := int32(-1)
+			for i, q := range table.LivePositions() {
+				if s := table.Live()[i]; q < cutoff && (best < 0 || lower(score, pos, s, best)) {
+					best = s
+				}
+			}
+			if best < 0 {
+				return fmt.Errorf("head %d: no token outside the recent window, need 1 victim", h)
+			}
+			p.evict(e, h, best)
+			continue
+		}
 		p.pool = p.pool[:0]
-		// The order of the pool does not matter: lower is a total order.
-		for _, s := range p.res.Heads[h].Live() {
-			if pos[s] < cutoff {
-				p.pool = append(p.pool, s)
+		for i, q := range table.LivePositions() {
+			if q < cutoff {
+				p.pool = append(p.pool, table.Live()[i])
 			}
 		}
-		need := int(e.Need[h])
 		if need > len(p.pool) {
 			return fmt.Errorf("head %d: %d tokens outside the recent window, need %d victims", h, len(p.pool), need)
 		}
-		if need == 1 {
-			best := 0
-			for i, s := range p.pool {
-				if lower(score, pos, s, p.pool[best]) {
-					best = i
-				}
+		slices.SortFunc(p.pool, func(a, b int32) int {
+			if lower(score, pos, a, b) {
+				return -1
 			}
-			p.pool[0] = p.pool[best]
-		} else {
-			slices.SortFunc(p.pool, func(a, b int32) int {
-				if lower(score, pos, a, b) {
-					return -1
-				}
-				if lower(score, pos, b, a) {
-					return 1
-				}
-				return 0
-			})
-		}
+			if lower(score, pos, b, a) {
+				return 1
+			}
+			return 0
+		})
 		for _, s := range p.pool[:need] {
-			e.Victim(h, s, 0)
-			p.res.Free(h, s)
-			score[s] = 0
+			p.evict(e, h, s)
 		}
 	}
 	return nil
+}
+
+// evict names slot s of head h as a victim.
+func (p *policy) evict(e *policies.Eviction, h int, s int32) {
+	e.Victim(h, s, 0)
+	p.res.Free(h, s)
+	p.score[h][s] = 0
 }
 
 // lower orders slots by score, older first on ties.

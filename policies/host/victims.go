@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kvsim/kvsim/internal/buf"
+	"github.com/kvsim/kvsim/internal/kernel"
 	"github.com/kvsim/kvsim/policies"
 )
 
@@ -75,13 +76,9 @@ func (c *Comp) Merge(w float64, k, v []float32) {
 		return
 	}
 	total := c.Weight + w
-	for i := range c.K {
-		c.K[i] = (c.K[i]*c.Weight + float64(k[i])*w) / total
-	}
+	kernel.Blend(c.K, c.Weight, k[:len(c.K)], w, total)
 	if v != nil {
-		for i := range c.V {
-			c.V[i] = (c.V[i]*c.Weight + float64(v[i])*w) / total
-		}
+		kernel.Blend(c.V, c.Weight, v[:len(c.V)], w, total)
 	}
 	c.Weight = total
 }

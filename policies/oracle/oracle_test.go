@@ -1,6 +1,7 @@
 package oracle_test
 
 import (
+	"math"
 	"reflect"
 	"testing"
 
@@ -45,5 +46,36 @@ func TestVictimsByFutureMass(t *testing.T) {
 	got = evict(policies.Decode, 6, 1, []float32{0.5, 0.2, 0, 0.9, 0, 0.2, 0})
 	if want := []int32{5}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("decode victim %v, want %v", got, want)
+	}
+}
+
+// TestSignedMasses: masses a host computes are non-negative, and the compression
+// sorts them by their bits; a negative mass or -0 must still sort by value (-0
+// equal to 0, so position breaks the tie) and a NaN must not panic.
+func TestSignedMasses(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	for _, c := range []struct {
+		future []float32
+		want   []int32
+	}{
+		{[]float32{0.5, negZero, 0, -1, 0.2, 0.3}, []int32{3, 1, 2}},
+		{[]float32{0.5, 0, 0, 1, 0.2, 0.3}, []int32{1, 2, 4}},
+		{[]float32{float32(math.NaN()), 0.1, 0.4, 0.3, 0.2, 0.6}, nil},
+	} {
+		p, err := oracle.New(policies.NewParams(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Init(policies.Config{Heads: 1, HeadDim: 4, PromptLen: 6, MaxLen: 6, Budget: 3}); err != nil {
+			t.Fatal(err)
+		}
+		e := &policies.Eviction{Phase: policies.Prefill, Pos: 5, Heads: 1, Stride: 6, Need: []int32{3},
+			Count: make([]int32, 1), Victims: make([]int32, 6), Future: c.future}
+		if err := p.Evict(e); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Victims[:e.Count[0]]; c.want != nil && !reflect.DeepEqual(got, c.want) {
+			t.Errorf("future %v: victims %v, want %v", c.future, got, c.want)
+		}
 	}
 }

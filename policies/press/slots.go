@@ -41,6 +41,9 @@ func (p *PerSlot) Reset(cfg policies.Config) {
 // At is head h's number for slot s.
 func (p *PerSlot) At(h int, s int32) float64 { return p.v[h*p.width+int(s)] }
 
+// CopyTo makes d, reset for the same config, a copy of p.
+func (p *PerSlot) CopyTo(d *PerSlot) { copy(d.v, p.v) }
+
 // Set records head h's number for slot s.
 func (p *PerSlot) Set(h int, s int32, x float64) { p.v[h*p.width+int(s)] = x }
 

@@ -3,6 +3,7 @@
 package random
 
 import (
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/kvsim/kvsim/policies"
@@ -39,14 +40,28 @@ func (r *policy) Observe(a *policies.Attention) error {
 
 func (r *policy) Evict(e *policies.Eviction) error {
 	for h := 0; h < e.Heads; h++ {
+		table := &r.res.Heads[h]
+		need := int(e.Need[h])
+		if need > table.Resident() {
+			return fmt.Errorf("head %d: need %d victims with %d tokens resident", h, need, table.Resident())
+		}
+		if need == 1 {
+			// The draw below for one victim, without listing the pool: the slot
+			// of rank j in slot order.
+			s := table.NthResident(r.rngs[h].IntN(table.Resident()))
+			e.Victim(h, s, 0)
+			r.res.Free(h, s)
+			continue
+		}
 		r.pool = r.pool[:0]
-		for s, p := range r.res.Heads[h].Positions() {
+		for s, p := range table.Positions() {
 			if p >= 0 {
 				r.pool = append(r.pool, int32(s))
 			}
 		}
-		// A partial Fisher–Yates shuffle draws Need distinct slots.
-		for i := 0; i < int(e.Need[h]); i++ {
+		// A partial Fisher–Yates shuffle of the resident slots, in slot order,
+		// draws Need distinct slots.
+		for i := 0; i < need; i++ {
 			j := i + r.rngs[h].IntN(len(r.pool)-i)
 			r.pool[i], r.pool[j] = r.pool[j], r.pool[i]
 			e.Victim(h, r.pool[i], 0)

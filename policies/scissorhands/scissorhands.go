@@ -156,6 +156,32 @@ func (s *policy) record(h int, probs []float32, i int, prefill bool) {
 	}
 }
 
+// ForkTo hands dst the window, counts and sums the prompt left: none depends on the
+// budget (policies.Forker). Only the table width may differ, when a budget reaches
+// the prompt; the prompt's slots, and so every bit and count, lie below both widths.
+func (s *policy) ForkTo(dst policies.Policy) error {
+	d, ok := dst.(*policy)
+	switch {
+	case !ok || d.history != s.history || d.recent != s.recent || d.cfg.Heads != s.cfg.Heads ||
+		d.cfg.PromptLen != s.cfg.PromptLen || d.rows != s.rows:
+		return fmt.Errorf("fork: destination is not a scissorhands instance with the same params and sequence")
+	case s.next != s.cfg.PromptLen || d.next != 0:
+		return fmt.Errorf("fork: source has seen %d and destination %d of %d prompt rows, want all and none",
+			s.next, d.next, s.cfg.PromptLen)
+	}
+	P, words := s.cfg.PromptLen, (s.cfg.PromptLen+63)/64
+	for h := range s.cfg.Heads {
+		copy(d.count[h*d.width:][:P], s.count[h*s.width:][:P])
+		copy(d.sum[h*d.width:][:P], s.sum[h*s.width:][:P])
+		for r := range s.rows {
+			copy(d.hits[(h*d.rows+r)*d.words:][:words], s.hits[(h*s.rows+r)*s.words:][:words])
+		}
+	}
+	copy(d.rowPos, s.rowPos)
+	d.nextRow, d.next = s.nextRow, s.next
+	return nil
+}
+
 // Evict drops, per head, the unprotected tokens with the lowest counts.
 func (s *policy) Evict(e *policies.Eviction) error {
 	if err := policies.CheckEviction(s.cfg, policies.Layout{}, &s.res, s.next, e); err != nil {
@@ -168,16 +194,11 @@ func (s *policy) Evict(e *policies.Eviction) error {
 		if n == 0 {
 			continue
 		}
-		recent := min(s.recent, s.res.Heads[h].Resident()-n)
-		pos := s.res.Heads[h].Positions()[:s.width]
+		table := &s.res.Heads[h]
+		recent := min(s.recent, table.Resident()-n)
+		pos := table.Positions()[:s.width]
 		count, sum := s.count[h*s.width:][:s.width], s.sum[h*s.width:][:s.width]
-		ids := s.ids[:0]
-		for slot, p := range pos {
-			if p >= 0 && int(p) <= newest-recent {
-				ids = append(ids, int32(slot))
-			}
-		}
-		ranking.Smallest(ids, n, func(a, b int32) bool {
+		less := func(a, b int32) bool {
 			switch {
 			case count[a] != count[b]:
 				return count[a] < count[b]
@@ -185,7 +206,33 @@ func (s *policy) Evict(e *policies.Eviction) error {
 				return sum[a] < sum[b]
 			}
 			return pos[a] < pos[b]
-		})
+		}
+		ids := s.ids[:0]
+		if n == 1 {
+			// A decode step's one victim: the least unprotected slot, in one pass
+			// over the resident list (the order is total, so its order is moot).
+			best := int32(-1)
+			for _, slot := range table.Live() {
+				if int(pos[slot]) <= newest-recent && (best < 0 || less(slot, best)) {
+					best = slot
+				}
+			}
+			if best >= 0 {
+				ids = append(ids, best)
+			}
+		} else {
+			// The compression lists the slots in slot order: the selection's
+			// order, which becomes the victims' order, depends on it.
+			for slot, p := range pos {
+				if p >= 0 && int(p) <= newest-recent {
+					ids = append(ids, int32(slot))
+				}
+			}
+			ranking.Smallest(ids, n, less)
+		}
+		if len(ids) < n {
+			return fmt.Errorf("scissorhands: head %d: %d unprotected tokens, need %d victims", h, len(ids), n)
+		}
 		for _, slot := range ids[:n] {
 			e.Victim(h, slot, 0)
 			s.res.Free(h, slot)

@@ -136,20 +136,35 @@ func (t *policy) Evict(e *policies.Eviction) error {
 // lowest returns the n resident slots of head h that score lowest in score row
 // scoreRow, the older token first on ties.
 func (t *policy) lowest(h, scoreRow, n int) []int32 {
-	pos := t.res.Heads[h].Positions()[:t.width]
+	table := &t.res.Heads[h]
+	pos := table.Positions()[:t.width]
 	score := t.score[scoreRow*t.width : (scoreRow+1)*t.width]
+	less := func(a, b int32) bool {
+		if score[a] != score[b] {
+			return score[a] < score[b]
+		}
+		return pos[a] < pos[b]
+	}
 	ids := t.ids[:0]
+	if n == 1 && table.Resident() > 0 {
+		// A decode step's one victim: the least resident slot, in one pass over
+		// the resident list (the order is total, so the list's order is moot).
+		best := table.Live()[0]
+		for _, s := range table.Live()[1:] {
+			if less(s, best) {
+				best = s
+			}
+		}
+		return append(ids, best)
+	}
+	// The compression lists the slots in slot order: the selection's order, which
+	// becomes the victims' order, depends on it.
 	for s, p := range pos {
 		if p >= 0 {
 			ids = append(ids, int32(s))
 		}
 	}
-	ranking.Smallest(ids, n, func(a, b int32) bool {
-		if score[a] != score[b] {
-			return score[a] < score[b]
-		}
-		return pos[a] < pos[b]
-	})
+	ranking.Smallest(ids, n, less)
 	return ids[:n]
 }
 
