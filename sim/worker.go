@@ -157,8 +157,14 @@ func (w *worker) pass(r *jobResult, l *layerData, meta kvtrace.Meta, live []*ins
 		t := meta.PromptLen + g
 		live = w.each(r, live, func(in *instance) error { return in.startStep(l, t) })
 		for h := range meta.Heads {
+			// One clock reading per call: each ends one instance's time and starts
+			// the next one's.
+			last := time.Now()
 			for _, in := range live {
 				in.attend(l, h, t, g)
+				now := time.Now()
+				in.stats.cellTime += now.Sub(last)
+				last = now
 			}
 		}
 		live = w.each(r, live, func(in *instance) error { return in.endStep(l, t, g) })
