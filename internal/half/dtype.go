@@ -78,6 +78,26 @@ func (d DType) Decode(dst []float32, src []byte) {
 	}
 }
 
+// DecodeFinite is Decode, and returns the index of the first NaN or ±Inf in dst, or
+// -1 when every value is finite. The hardware path for f16 tells whether its part
+// held any, so only the rest is scanned.
+func (d DType) DecodeFinite(dst []float32, src []byte) int {
+	checked := 0
+	if d == F16 {
+		src = src[:2*len(dst)]
+		checked = decodeF16Fast(dst, src)
+		decodeF16Table(dst[checked:], src[2*checked:])
+	} else {
+		d.Decode(dst, src)
+	}
+	for i, x := range dst[checked:] {
+		if x-x != 0 { // NaN for NaN and ±Inf, 0 for every finite x
+			return checked + i
+		}
+	}
+	return -1
+}
+
 // Encode converts src to little-endian elements of d in dst, which holds exactly
 // len(src)*d.Size() bytes, rounding to nearest with ties to even.
 func (d DType) Encode(dst []byte, src []float32) {

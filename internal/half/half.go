@@ -105,8 +105,14 @@ var halfTable = sync.OnceValue(func() *[1 << 16]float32 {
 // DecodeF16 widens the little-endian binary16 values in src into dst, which holds
 // exactly len(src)/2 values.
 func DecodeF16(dst []float32, src []byte) {
-	table := halfTable()
 	src = src[:2*len(dst)]
+	n := decodeF16Fast(dst, src)
+	decodeF16Table(dst[n:], src[2*n:])
+}
+
+// decodeF16Table is DecodeF16 by table lookup.
+func decodeF16Table(dst []float32, src []byte) {
+	table := halfTable()
 	// Four elements per 8-byte load: twice the speed of one load each.
 	i := 0
 	for ; i+4 <= len(dst); i += 4 {

@@ -1,8 +1,10 @@
 package half
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -242,6 +244,65 @@ func TestDecodeLengths(t *testing.T) {
 			f.encode(back, dst)
 			if string(back) != string(src) {
 				t.Errorf("%s n=%d: encode(decode(% x)) = % x", f.name, n, src, back)
+			}
+		}
+	}
+}
+
+// TestDecodeF16Bulk widens every finite binary16 pattern in one slice (the hardware
+// path where the CPU has one) and checks each against HalfToFloat32, bit for bit;
+// then the same slice with one signalling NaN, which must keep its payload, and
+// lengths around the 16-element blocks.
+func TestDecodeF16Bulk(t *testing.T) {
+	var halves []uint16
+	for i := range 1 << 16 {
+		if h := uint16(i); h&0x7c00 != 0x7c00 {
+			halves = append(halves, h)
+		}
+	}
+	check := func(name string, halves []uint16) {
+		src := make([]byte, 2*len(halves))
+		for i, h := range halves {
+			src[2*i], src[2*i+1] = byte(h), byte(h>>8)
+		}
+		dst := make([]float32, len(halves))
+		DecodeF16(dst, src)
+		for i, h := range halves {
+			if got, want := math.Float32bits(dst[i]), math.Float32bits(HalfToFloat32(h)); got != want {
+				t.Fatalf("%s: element %d (%#04x) = %#08x, want %#08x", name, i, h, got, want)
+			}
+		}
+	}
+	check("finite", halves)
+	check("a signalling NaN", append(halves[:1000:1000], 0x7c01, 0xfd55))
+	for _, n := range []int{15, 16, 17, 31, 32, 33, 47} {
+		check(fmt.Sprintf("n=%d", n), halves[3000:3000+n])
+	}
+}
+
+// TestDecodeFinite finds the first non-finite value wherever it is, in the blocks
+// the hardware path widens or in the tail after them, for every format.
+func TestDecodeFinite(t *testing.T) {
+	for _, d := range []DType{F16, BF16, F32} {
+		for _, bad := range []int{-1, 0, 5, 17, 35, 39} {
+			for _, value := range []float32{float32(math.Inf(-1)), float32(math.NaN())} {
+				vals := make([]float32, 40)
+				for i := range vals {
+					vals[i] = float32(i) / 8
+				}
+				if bad >= 0 {
+					vals[bad] = value
+					vals[min(bad+2, 39)] = value // a later one is not the first
+				}
+				src := make([]byte, len(vals)*d.Size())
+				d.Encode(src, vals)
+				dst := make([]float32, len(vals))
+				if got := d.DecodeFinite(dst, src); got != bad {
+					t.Errorf("%v, %v at %d: first non-finite at %d", d, value, bad, got)
+				}
+				if bad < 0 && !slices.Equal(dst, vals) {
+					t.Errorf("%v: decoded %v, want %v", d, dst, vals)
+				}
 			}
 		}
 	}

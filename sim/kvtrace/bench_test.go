@@ -18,7 +18,7 @@ func BenchmarkRead(b *testing.B) {
 	}
 	tokens := make([]int32, m.Tokens())
 	for _, dtype := range []half.DType{half.F16, half.BF16, half.F32} {
-		b.Run(string(dtype), func(b *testing.B) {
+		b.Run(dtype.String(), func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "bench.safetensors")
 			err := Write(path, m, dtype, tokens, func(int) (_, _, _ []float32, _ error) { return values, values, nil, nil })
 			if err != nil {

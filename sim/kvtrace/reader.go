@@ -263,23 +263,12 @@ func (t *Trace) Read(kind Kind, layer int, dst []float32) ([]float32, error) {
 		dst = make([]float32, n)
 	}
 	dst = dst[:n]
-	t.dtype.Decode(dst, src)
-	if i := firstNonFinite(dst); i >= 0 {
+	if i := t.dtype.DecodeFinite(dst, src); i >= 0 {
 		T, d := t.meta.Tokens(), t.meta.HeadDim
 		return dst, fmt.Errorf("kvtrace %s: tensor %s (layer %d): %v at head %d, token %d, dim %d; a trace must hold finite values",
 			t.path, tensorName(kind, layer), layer, dst[i], i/(T*d), i/d%T, i%d)
 	}
 	return dst, nil
-}
-
-// firstNonFinite is the index of the first NaN or ±Inf in xs, or -1.
-func firstNonFinite(xs []float32) int {
-	for i, x := range xs {
-		if x-x != 0 { // NaN for NaN and ±Inf, 0 for every finite x
-			return i
-		}
-	}
-	return -1
 }
 
 // Close releases the file mapping. Closing twice is harmless.
