@@ -197,6 +197,47 @@ func TestCExample(t *testing.T) {
 	}
 }
 
+// TestCPolicies: the C h2o and auv, built against ABI 2.0, are the builtins of the
+// same names, victim for victim (weights too), at their defaults and at the param
+// sets below, and pass the whole conformance battery, as they do built against 1.0
+// (where h2o reads wide rows, so its layout differs from the builtin's); bad params
+// fail with the key's name.
+func TestCPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets []map[string]any
+		bad  map[string]string
+	}{
+		{"h2o", []map[string]any{nil, {"recent_share": 0.25}, {"recent_share": 0}}, map[string]string{
+			`{"recent_share": 1}`: `h2o: param "recent_share": must be in [0, 1)`,
+			`{"heavy": 3}`:        `h2o: param "heavy": unknown param`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			native, _ := builtin.Lookup(tc.name)
+			for _, major := range []int{2, 1} {
+				m := load(t, cPolicy(t, "../examples/policies/c/"+tc.name+".c", major), wasmhost.Options{})
+				for _, params := range tc.sets {
+					opts := conformance.Options{Params: params}
+					if major == 2 {
+						opts.SameAs, opts.SameAsName = native, tc.name
+					}
+					checkAll(t, fmt.Sprintf("ABI %d.0, params %v", major, params), conformance.Check(context.Background(), m.New, opts))
+				}
+				for params, want := range tc.bad {
+					p, err := policies.ParseParams([]byte(params))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), "kvpolicy_new: "+want) {
+						t.Errorf("ABI %d.0, params %s: got %v, want …%s", major, params, err, want)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestWATExample: the hand-written WAT window, an ABI 1.0 guest, is the builtin window
 // with its default params, and passes the battery.
 func TestWATExample(t *testing.T) {
