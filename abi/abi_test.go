@@ -212,6 +212,14 @@ func TestCPolicies(t *testing.T) {
 			`{"recent_share": 1}`: `h2o: param "recent_share": must be in [0, 1)`,
 			`{"heavy": 3}`:        `h2o: param "heavy": unknown param`,
 		}},
+		{"auv", append([]map[string]any{nil, {"local": 3, "top_k": 2}, {"aggregation": "sum", "alpha": 0.25},
+			{"aggregation": "mean", "compensation": false, "local_ratio": 0.3}, {"eviction": "naive", "preset": "v1", "usage": true}},
+			paramSets["auv"]...), map[string]string{
+			`{"preset": "v5"}`:               `auv: param "preset": want auv, v1, v2, v3 or v4`,
+			`{"top_k": 0}`:                   `auv: param "top_k": must be at least 1`,
+			`{"local": 2, "local_ratio": 1}`: `auv: param "local": set local or local_ratio, not both`,
+			`{"alpha": 1.5}`:                 `auv: param "alpha": must be in [0, 1]`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			native, _ := builtin.Lookup(tc.name)
