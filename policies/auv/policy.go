@@ -167,6 +167,30 @@ func (p *policy) ForkTo(dst policies.Policy) error {
 	return nil
 }
 
+// AppendForkState appends the prompt's weighted column sums, head by head.
+func (p *policy) AppendForkState(b []byte) []byte {
+	for h := range p.heads {
+		b = policies.AppendFloat64s(b, p.heads[h].sum[:p.cfg.PromptLen])
+	}
+	return b
+}
+
+// LoadForkState takes the sums AppendForkState saved from an instance that observed
+// the whole prompt, and lays the prompt out as ForkTo does.
+func (p *policy) LoadForkState(b []byte) error {
+	P := p.cfg.PromptLen
+	if want := 8 * len(p.heads) * P; len(b) != want || p.rowsSeen != 0 {
+		return fmt.Errorf("fork state of %d bytes after %d prompt rows, want %d bytes (%d heads × a prompt of %d) and none",
+			len(b), p.rowsSeen, want, len(p.heads), P)
+	}
+	for h := range p.heads {
+		b, _ = policies.ReadFloat64s(p.heads[h].sum[:P], b)
+	}
+	p.rowsSeen = P
+	p.endPrompt()
+	return nil
+}
+
 // endPrompt counts the rows each prompt token's sum holds and lays the prompt out: the
 // last L tokens form the local area, the rest are candidates.
 func (p *policy) endPrompt() {

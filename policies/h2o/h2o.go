@@ -27,6 +27,7 @@ import (
 type policy struct {
 	recentShare float64
 	recent      int
+	prompt      int
 	res         policies.Residency
 	score       [][]float64 // by slot; float64 so that long sums do not drift
 	pool        []int32
@@ -48,6 +49,7 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	}
 	p.recent = max(1, int(float64(cfg.Budget)*p.recentShare+0.5))
 	p.recent = min(p.recent, cfg.Budget)
+	p.prompt = cfg.PromptLen
 	p.res.Reset(cfg)
 	if len(p.score) != cfg.Heads || (cfg.Heads > 0 && len(p.score[0]) < cfg.MaxLen) {
 		p.score = make([][]float64, cfg.Heads)
@@ -96,6 +98,25 @@ func (p *policy) ForkTo(dst policies.Policy) error {
 	}
 	for h := range p.score {
 		copy(q.score[h], p.score[h])
+	}
+	return nil
+}
+
+// AppendForkState appends the prompt's column sums, head by head.
+func (p *policy) AppendForkState(b []byte) []byte {
+	for _, score := range p.score {
+		b = policies.AppendFloat64s(b, score[:p.prompt])
+	}
+	return b
+}
+
+// LoadForkState takes the column sums AppendForkState saved.
+func (p *policy) LoadForkState(b []byte) error {
+	if want := 8 * len(p.score) * p.prompt; len(b) != want {
+		return fmt.Errorf("fork state of %d bytes, want %d for %d heads × a prompt of %d", len(b), want, len(p.score), p.prompt)
+	}
+	for _, score := range p.score {
+		b, _ = policies.ReadFloat64s(score[:p.prompt], b)
 	}
 	return nil
 }

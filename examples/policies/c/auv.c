@@ -17,6 +17,9 @@
  * Params: preset ("auv", "v1" .. "v4"), aggregation, usage, top_k, eviction, local
  * or local_ratio, alpha, compensation; see policies/auv.
  *
+ * In ABI 2.x it offers to fork (ABI.md 5.3): the prompt's weighted column sums do
+ * not depend on the budget, and the rest of the prompt's state follows from them.
+ *
  * Build (no libc, no WASI):
  *   clang --target=wasm32 -O2 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry
  *         -I ../../../abi -o auv.wasm auv.c
@@ -57,6 +60,7 @@ static head *hs;
 /* Scratch shared by the heads. */
 static int32_t *resident, *top, *order;
 static double *comp;
+static double *saved; /* the prompt's sums, head by head, for a fork */
 static uint8_t *state;
 static uint32_t state_cap;
 
@@ -161,6 +165,11 @@ KVP_EXPORT(kvpolicy_new) int32_t kvpolicy_new(void) {
 	set.local_ratio = has_ratio ? over.local_ratio : set.local_ratio;
 	set.alpha = has_alpha ? over.alpha : set.alpha;
 	set.compensation = has_comp ? over.compensation : set.compensation;
+#if KVP_ABI_MAJOR >= 2
+	if (region->host_version >= KVP_VERSION_2_1) {
+		region->caps = KVP_CAP_FORK;
+	}
+#endif
 	return KVP_OK;
 }
 
@@ -200,7 +209,8 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 	width = kvp_width(h);
 
 	uint64_t w = (uint64_t)width, per_head = w * (4 + 8 * 4 + 4) + (uint64_t)local * 4 + 64;
-	uint64_t need = (uint64_t)heads * (sizeof(head) + 8 + per_head) + w * (4 + 4 + 8) + (uint64_t)set.top_k * 4 + 64;
+	uint64_t need = (uint64_t)heads * (sizeof(head) + 8 + per_head + (uint64_t)prompt_len * 8) + w * (4 + 4 + 8) +
+	                (uint64_t)set.top_k * 4 + 64;
 	if (need > 0xffff0000u) {
 		return kvp_fail(h, "auv: the config does not fit a 32-bit guest");
 	}
@@ -235,6 +245,7 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 	order = (int32_t *)take(&at, width * 4);
 	comp = (double *)take(&at, width * 8);
 	top = (int32_t *)take(&at, set.top_k * 4);
+	saved = (double *)take(&at, heads * prompt_len * 8);
 	return KVP_OK;
 }
 
@@ -349,6 +360,43 @@ static int32_t observe_prompt(kvp_header *h) {
 	}
 	return KVP_OK;
 }
+
+#if KVP_ABI_MAJOR >= 2
+/* kvpolicy_fork_save saves the prompt's weighted sums, head by head. */
+KVP_EXPORT(kvpolicy_fork_save) int32_t kvpolicy_fork_save(void) {
+	kvp_header *h = region;
+	if (rows_seen != prompt_len) {
+		return kvp_fail(h, "auv: fork before the whole prompt was observed");
+	}
+	for (int32_t hd = 0; hd < heads; hd++) {
+		for (int32_t j = 0; j < prompt_len; j++) {
+			saved[hd * prompt_len + j] = hs[hd].sum[j];
+		}
+	}
+	h->fork_ptr = (uint32_t)(uintptr_t)saved;
+	h->fork_len = (uint32_t)heads * (uint32_t)prompt_len * 8u;
+	return KVP_OK;
+}
+
+/* kvpolicy_fork_load takes the sums another instance saved and lays the prompt out. */
+KVP_EXPORT(kvpolicy_fork_load) int32_t kvpolicy_fork_load(void) {
+	kvp_header *h = region;
+	if (rows_seen != 0 || h->fork_len != (uint32_t)heads * (uint32_t)prompt_len * 8u) {
+		return kvp_fail(h, "auv: a fork state that does not fit this sequence, or after prompt rows");
+	}
+	const uint8_t *src = (const uint8_t *)h + h->fork_off;
+	for (int32_t hd = 0; hd < heads; hd++) {
+		for (int32_t j = 0; j < prompt_len; j++) {
+			double v;
+			__builtin_memcpy(&v, src + 8 * (hd * prompt_len + j), 8); /* the region is only 8-aligned */
+			hs[hd].sum[j] = v;
+		}
+	}
+	rows_seen = prompt_len;
+	end_prompt();
+	return KVP_OK;
+}
+#endif
 
 /* enter places a decode token in the local area; the token pushed out joins the
  * candidates at once (multistep) or after this step's eviction (pending). */

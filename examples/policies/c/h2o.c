@@ -10,9 +10,10 @@
  *     first on ties, in that order; a victim's score is dropped.
  * Params: recent_share (default 0.5), in [0, 1).
  *
- * In ABI 2.0 it asks for compact decode rows (KVP_COMPACT), so that a decode step
- * costs O(budget) rather than O(table width); built with -DKVP_ABI_MAJOR=1 it reads
- * rows as wide as the table, as a 1.0 host sends them.
+ * In ABI 2.x it asks for compact decode rows (KVP_COMPACT), so that a decode step
+ * costs O(budget) rather than O(table width), and offers to fork (ABI.md 5.3: the
+ * prompt's column sums do not depend on the budget); built with -DKVP_ABI_MAJOR=1
+ * it reads rows as wide as the table, as a 1.0 host sends them.
  *
  * Build (no libc, no WASI):
  *   clang --target=wasm32 -O2 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry
@@ -33,6 +34,8 @@ static int32_t heads, prompt_len, max_len, recent, next;
 static int32_t *pos, *where, *live, *count;
 static double *score;
 static int32_t *cand; /* scratch: one head's slots outside the window */
+static double *saved; /* scratch: the prompt's sums, head by head, for a fork */
+static uint8_t *state;
 static uint32_t state_cap;
 
 KVP_EXPORT(kvpolicy_abi_version) int32_t kvpolicy_abi_version(void) { return KVP_ABI_VERSION; }
@@ -70,7 +73,15 @@ KVP_EXPORT(kvpolicy_new) int32_t kvpolicy_new(void) {
 			break;
 		}
 	}
-	return j.failed ? kvp_fail(region, j.msg) : KVP_OK;
+	if (j.failed) {
+		return kvp_fail(region, j.msg);
+	}
+#if KVP_ABI_MAJOR >= 2
+	if (region->host_version >= KVP_VERSION_2_1) {
+		region->caps = KVP_CAP_FORK;
+	}
+#endif
+	return KVP_OK;
 }
 
 KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
@@ -86,7 +97,8 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 	recent = (int32_t)((double)h->budget * recent_share + 0.5);
 	recent = recent < 1 ? 1 : recent > h->budget ? h->budget : recent;
 	uint64_t cells = (uint64_t)heads * (uint64_t)max_len;
-	uint64_t need = cells * (8 + 4 + 4 + 4) + (uint64_t)heads * 4 + (uint64_t)max_len * 4;
+	uint64_t need = cells * (8 + 4 + 4 + 4) + (uint64_t)heads * 4 + (uint64_t)max_len * 4 +
+	                (uint64_t)heads * (uint64_t)prompt_len * 8;
 	if (need > 0xffff0000u) {
 		return kvp_fail(h, "h2o: the config does not fit a 32-bit guest");
 	}
@@ -95,14 +107,17 @@ KVP_EXPORT(kvpolicy_init) int32_t kvpolicy_init(void) {
 		if (mem == 0) {
 			return kvp_fail(h, "h2o: out of memory");
 		}
+		state = mem;
 		state_cap = ((uint32_t)need + 65535u) & ~65535u;
-		score = (double *)mem;
-		pos = (int32_t *)(mem + cells * 8);
-		where = pos + cells;
-		live = where + cells;
-		count = live + cells;
-		cand = count + heads;
 	}
+	/* Laid out afresh for every config: the doubles first, so that all are aligned. */
+	score = (double *)state;
+	saved = score + cells;
+	pos = (int32_t *)(saved + (uint64_t)heads * (uint64_t)prompt_len);
+	where = pos + cells;
+	live = where + cells;
+	count = live + cells;
+	cand = count + heads;
 	for (int32_t hd = 0; hd < heads; hd++) {
 		int32_t *p = pos + hd * max_len, *w = where + hd * max_len, *l = live + hd * max_len;
 		double *sc = score + hd * max_len;
@@ -202,6 +217,42 @@ KVP_EXPORT(kvpolicy_observe) int32_t kvpolicy_observe(void) {
 	next++;
 	return KVP_OK;
 }
+
+#if KVP_ABI_MAJOR >= 2
+/* kvpolicy_fork_save saves the prompt's sums, head by head. */
+KVP_EXPORT(kvpolicy_fork_save) int32_t kvpolicy_fork_save(void) {
+	kvp_header *h = region;
+	if (next != prompt_len) {
+		return kvp_fail(h, "h2o: fork before the whole prompt was observed");
+	}
+	for (int32_t hd = 0; hd < heads; hd++) {
+		for (int32_t s = 0; s < prompt_len; s++) {
+			saved[hd * prompt_len + s] = score[hd * max_len + s];
+		}
+	}
+	h->fork_ptr = (uint32_t)(uintptr_t)saved;
+	h->fork_len = (uint32_t)heads * (uint32_t)prompt_len * 8u;
+	return KVP_OK;
+}
+
+/* kvpolicy_fork_load takes the sums kvpolicy_fork_save saved in another instance. */
+KVP_EXPORT(kvpolicy_fork_load) int32_t kvpolicy_fork_load(void) {
+	kvp_header *h = region;
+	if (next != 0 || h->fork_len != (uint32_t)heads * (uint32_t)prompt_len * 8u) {
+		return kvp_fail(h, "h2o: a fork state that does not fit this sequence, or after prompt rows");
+	}
+	const uint8_t *src = (const uint8_t *)h + h->fork_off;
+	for (int32_t hd = 0; hd < heads; hd++) {
+		for (int32_t s = 0; s < prompt_len; s++) {
+			double v;
+			__builtin_memcpy(&v, src + 8 * (hd * prompt_len + s), 8); /* the region is only 8-aligned */
+			score[hd * max_len + s] = v;
+		}
+	}
+	next = prompt_len;
+	return KVP_OK;
+}
+#endif
 
 /* lower orders head slots by score, then position (older first): a total order. */
 static const double *rank_score;
