@@ -134,9 +134,7 @@ func (p *policy) observePrompt(a *policies.Attention) error {
 		for r := 0; r < a.Rows; r++ {
 			n := a.Pos + r + 1
 			w := RowWeight(p.set.Aggregation, n, P)
-			for j, x := range a.Row(h, r)[:n] {
-				sum[j] += float64(x) * w
-			}
+			policies.AddRowScaled(sum, a.Row(h, r)[:n], w)
 		}
 	}
 	p.rowsSeen += a.Rows

@@ -19,7 +19,6 @@ package h2o
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/kvsim/kvsim/policies"
 )
@@ -81,9 +80,7 @@ func (p *policy) Observe(a *policies.Attention) error {
 			if a.Phase == policies.Prefill {
 				n = min(n, a.Pos+r+1)
 			}
-			for s, v := range row[:n] {
-				score[s] += float64(v)
-			}
+			policies.AddRow(score, row[:n])
 		}
 	}
 	return nil
@@ -146,15 +143,7 @@ func (p *policy) Evict(e *policies.Eviction) error {
 			}
 			p.pool[0] = p.pool[best]
 		} else {
-			slices.SortFunc(p.pool, func(a, b int32) int {
-				if lower(score, pos, a, b) {
-					return -1
-				}
-				if lower(score, pos, b, a) {
-					return 1
-				}
-				return 0
-			})
+			sortLowest(p.pool, score, pos)
 		}
 		for _, s := range p.pool[:need] {
 			e.Victim(h, s, 0)
@@ -163,6 +152,36 @@ func (p *policy) Evict(e *policies.Eviction) error {
 		}
 	}
 	return nil
+}
+
+// sortLowest sorts slots ascending by lower. It is a heapsort with the order written
+// in, not slices.SortFunc: a comparison through a func value costs a call, which
+// is most of a sort's time in a policy built to WASM with the Go guest SDK. The
+// order is total, so every correct sort gives this one.
+func sortLowest(slots []int32, score []float64, pos []int32) {
+	siftDown := func(heap []int32, i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(heap) {
+				return
+			}
+			if c+1 < len(heap) && lower(score, pos, heap[c], heap[c+1]) {
+				c++
+			}
+			if !lower(score, pos, heap[i], heap[c]) {
+				return
+			}
+			heap[i], heap[c] = heap[c], heap[i]
+			i = c
+		}
+	}
+	for i := len(slots)/2 - 1; i >= 0; i-- {
+		siftDown(slots, i)
+	}
+	for end := len(slots) - 1; end > 0; end-- {
+		slots[0], slots[end] = slots[end], slots[0]
+		siftDown(slots[:end], 0)
+	}
 }
 
 // lower orders slots by score, older first on ties.
