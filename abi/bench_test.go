@@ -334,8 +334,9 @@ func BenchmarkFuelOverhead(b *testing.B) {
 // OPT-13B's shape, 1024 + 64 tokens, five budgets) through h2o and auv (its default
 // preset) built each way: native, as WASM from the same Go source with the Go guest
 // SDK, and as WASM from C (examples/policies/c). Each iteration runs every build in
-// turn, so that all see the same load, and it reports each build's replay time and
-// its ratio to native end to end.
+// turn, so that all see the same load, and it reports each build's fastest replay
+// and its ratio to native's fastest, end to end: on a shared machine the fastest of
+// several runs is the one least disturbed by others' load.
 func BenchmarkReplayVsNative(b *testing.B) {
 	tr, err := synth.New(synth.Options{Preset: "opt-13b", Layers: 2, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true})
 	if err != nil {
@@ -357,13 +358,15 @@ func BenchmarkReplayVsNative(b *testing.B) {
 				{"wasm-go", load(b, goPolicy(b, pkg), wasmhost.Options{}).New},
 				{"wasm-c", load(b, cPolicy(b, "../examples/policies/c/"+name+".c", 2), wasmhost.Options{}).New},
 			}
-			elapsed := make([]time.Duration, len(builds))
+			fastest := make([]time.Duration, len(builds))
 			for b.Loop() {
 				for i, v := range builds {
 					specs := []sim.PolicySpec{{Name: name, New: func() (policies.Policy, error) { return v.new(policies.NewParams(nil)) }}}
 					start := time.Now()
 					res, err := sim.Replay(context.Background(), []sim.Source{tr}, specs, sim.Options{Budgets: budgets, Seed: 1})
-					elapsed[i] += time.Since(start)
+					if d := time.Since(start); fastest[i] == 0 || d < fastest[i] {
+						fastest[i] = d
+					}
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -375,9 +378,9 @@ func BenchmarkReplayVsNative(b *testing.B) {
 				}
 			}
 			for i, v := range builds {
-				b.ReportMetric(float64(elapsed[i].Milliseconds())/float64(b.N), v.name+"-ms")
+				b.ReportMetric(float64(fastest[i].Milliseconds()), v.name+"-ms")
 				if i > 0 {
-					b.ReportMetric(float64(elapsed[i])/float64(elapsed[0]), v.name+"/native")
+					b.ReportMetric(float64(fastest[i])/float64(fastest[0]), v.name+"/native")
 				}
 			}
 		})
