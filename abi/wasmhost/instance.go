@@ -610,16 +610,18 @@ func (in *instance) evict(e *policies.Eviction) error {
 	return nil
 }
 
+// wrapper is what New hands out: a type that embeds *instance.
+type wrapper interface{ self() *instance }
+
+func (in *instance) self() *instance { return in }
+
 // forkTo hands the prompt's state to dst (ABI.md §5.3): kvpolicy_fork_save here,
 // a copy of the state from this instance's memory into dst's region, and
 // kvpolicy_fork_load there.
 func (in *instance) forkTo(dst policies.Policy) error {
 	var to *instance
-	switch d := dst.(type) {
-	case *forker:
-		to = d.instance
-	case *budgetForker:
-		to = d.instance
+	if d, ok := dst.(wrapper); ok {
+		to = d.self()
 	}
 	switch {
 	case to == nil || to.m != in.m || to == in:

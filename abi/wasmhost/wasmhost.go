@@ -56,7 +56,7 @@ const (
 	DefaultMemoryPages = 4096
 	// DefaultFuel bounds the work of one call: function entries plus loop iterations
 	// (plus bulk memory bytes / 256). Built to WASM, at OPT-13B's shape (40 heads, a
-	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 5.3 million in one
+	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 3.2 million in one
 	// call, keydiff 30 million, and the heaviest builtin, expectedattention (a full
 	// key covariance per head at compression), 1.37 billion; a naive O(k·n)
 	// compression of 72 heads of 2048 tokens takes 0.3 billion. A guest that loops

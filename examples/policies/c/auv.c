@@ -622,8 +622,8 @@ static int32_t evict_lowest(kvp_header *h, int32_t hd, int32_t k) {
 	return KVP_OK;
 }
 
-/* sort_by_score sorts order[0..n), indices into the candidates, by lower_score
- * (insertion into a heap would do too: the order is total). */
+/* sort_by_score sorts order[0..n), indices into the candidates, by lower_score: a
+ * heapsort, since the order is total and every correct sort gives this one. */
 static const double *sort_aas;
 static const int32_t *sort_cand;
 
