@@ -59,7 +59,9 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	for h := range p.score {
 		clear(p.score[h])
 	}
-	p.pool = make([]int32, 0, cfg.MaxLen)
+	if cap(p.pool) < cfg.MaxLen {
+		p.pool = make([]int32, 0, cfg.MaxLen)
+	}
 	return policies.Layout{Compact: true}, nil
 }
 
@@ -68,9 +70,10 @@ func (p *policy) Observe(a *policies.Attention) error {
 	for h := 0; h < a.Heads; h++ {
 		score := p.score[h]
 		if a.Live != nil {
-			off := h * a.Stride
-			for i, s := range a.Live[off : off+int(a.Len[h])] {
-				score[s] += float64(a.Probs[off+i])
+			off, n := h*a.Stride, int(a.Len[h])
+			probs := a.Probs[off : off+n]
+			for i, s := range a.Live[off : off+n] {
+				score[s] += float64(probs[i])
 			}
 			continue
 		}
@@ -122,36 +125,47 @@ func (p *policy) LoadForkState(b []byte) error {
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
 	for h := 0; h < e.Heads; h++ {
-		pos, score := p.res.Heads[h].Positions(), p.score[h]
-		p.pool = p.pool[:0]
+		need := int(e.Need[h])
+		if need == 0 {
+			continue
+		}
+		pos, score, live := p.res.Heads[h].Positions(), p.score[h], p.res.Heads[h].Live()
+		if need == 1 { // a decode step: the lowest in one pass, no list
+			best := int32(-1)
+			for _, s := range live {
+				if pos[s] < cutoff && (best < 0 || lower(score, pos, s, best)) {
+					best = s
+				}
+			}
+			if best < 0 {
+				return fmt.Errorf("head %d: 0 tokens outside the recent window, need 1 victim", h)
+			}
+			p.drop(e, h, best)
+			continue
+		}
 		// The order of the pool does not matter: lower is a total order.
-		for _, s := range p.res.Heads[h].Live() {
+		p.pool = p.pool[:0]
+		for _, s := range live {
 			if pos[s] < cutoff {
 				p.pool = append(p.pool, s)
 			}
 		}
-		need := int(e.Need[h])
 		if need > len(p.pool) {
 			return fmt.Errorf("head %d: %d tokens outside the recent window, need %d victims", h, len(p.pool), need)
 		}
-		if need == 1 {
-			best := 0
-			for i, s := range p.pool {
-				if lower(score, pos, s, p.pool[best]) {
-					best = i
-				}
-			}
-			p.pool[0] = p.pool[best]
-		} else {
-			sortLowest(p.pool, score, pos)
-		}
+		sortLowest(p.pool, score, pos)
 		for _, s := range p.pool[:need] {
-			e.Victim(h, s, 0)
-			p.res.Free(h, s)
-			score[s] = 0
+			p.drop(e, h, s)
 		}
 	}
 	return nil
+}
+
+// drop names slot s as one of head h's victims and forgets its score.
+func (p *policy) drop(e *policies.Eviction, h int, s int32) {
+	e.Victim(h, s, 0)
+	p.res.Free(h, s)
+	p.score[h][s] = 0
 }
 
 // sortLowest sorts slots ascending by lower. It is a heapsort with the order written

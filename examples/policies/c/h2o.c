@@ -312,25 +312,29 @@ KVP_EXPORT(kvpolicy_evict) int32_t kvpolicy_evict(void) {
 		rank_score = score + hd * max_len;
 		rank_pos = pos + hd * max_len;
 		const int32_t *l = live + hd * max_len;
-		int32_t n = 0;
-		for (int32_t i = 0; i < count[hd]; i++) {
-			if (rank_pos[l[i]] < cutoff) {
-				cand[n++] = l[i];
+		int32_t k = need[hd], n = 0;
+		if (k == 1) { /* a decode step: the lowest in one pass, no list */
+			int32_t best = -1;
+			for (int32_t i = 0; i < count[hd]; i++) {
+				if (rank_pos[l[i]] < cutoff && (best < 0 || lower(l[i], best))) {
+					best = l[i];
+				}
+			}
+			if (best >= 0) {
+				cand[0] = best;
+				n = 1;
+			}
+		} else if (k > 1) {
+			for (int32_t i = 0; i < count[hd]; i++) {
+				if (rank_pos[l[i]] < cutoff) {
+					cand[n++] = l[i];
+				}
 			}
 		}
-		int32_t k = need[hd];
 		if (k < 0 || k > n || k > stride) {
 			return kvp_fail(h, "h2o: more victims needed than tokens outside the recent window");
 		}
-		if (k == 1) {
-			int32_t best = 0;
-			for (int32_t i = 1; i < n; i++) {
-				if (lower(cand[i], cand[best])) {
-					best = i;
-				}
-			}
-			cand[0] = cand[best];
-		} else if (k > 1) {
+		if (k > 1) {
 			sort_lowest(cand, n);
 		}
 		for (int32_t i = 0; i < k; i++) {
