@@ -64,6 +64,8 @@ func TestBadModules(t *testing.T) {
 		{module: "bad_buffer", row: `policy "bad": bad/bad_buffer.wasm: kvpolicy_buffer(144) returned [65528, 65672), outside guest memory (65536 bytes)`},
 		{module: "bad_flags", row: `policy "bad": init at layer 0, position 0: bad/bad_flags.wasm: kvpolicy_init: layout with slack 0 and flags 0x8: want slack ≥ 0 and flags within 0x7`},
 		{module: "bad_pool", row: `policy "bad": init at layer 0, position 0: bad/bad_pool.wasm: kvpolicy_init: layout with pool 7: want 0 (head), 1 (layer) or 2 (model)`},
+		{module: "no_fork", row: `policy "bad": bad/no_fork.wasm: kvpolicy_new: the guest offers FORK, but the module does not export kvpolicy_fork_save and kvpolicy_fork_load`},
+		{module: "bad_caps", row: `policy "bad": bad/bad_caps.wasm: kvpolicy_new: capabilities 0x2: want within 0x1`},
 		{module: "no_budgets", row: `policy "bad": init at layer 0, position 0: bad/no_budgets.wasm: kvpolicy_init: the layout asks for a model pool, but the module does not export kvpolicy_layer_budgets, which divides it among layers`},
 		{module: "bad_count", row: `policy "bad": evict at layer 0, position 31: bad/bad_count.wasm: kvpolicy_evict: head 0: victim count 1048576 out of range [0, 32]`},
 		// The engine checks the victims themselves.
@@ -86,6 +88,27 @@ func TestBadModules(t *testing.T) {
 				t.Errorf("row failure:\n got %s\nwant %s", got, tc.row)
 			}
 		})
+	}
+}
+
+// TestBadFork: a guest whose kvpolicy_fork_save points outside its memory fails the
+// row that forks from it, with the reason, and the replay finishes.
+func TestBadFork(t *testing.T) {
+	path := wat(t, "testdata/bad/bad_fork_ptr.wat")
+	m := load(t, path, wasmhost.Options{})
+	tr, err := synth.New(synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 32, GenLen: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := sim.PolicySpec{Name: "bad", New: func() (policies.Policy, error) { return m.New(policies.NewParams(nil)) }}
+	res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec},
+		sim.Options{Budgets: []host.Budget{{Tokens: 40}, {Tokens: 16}}, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `policy "bad": fork at layer 0, position 31: bad/bad_fork_ptr.wasm: kvpolicy_fork_save: the state at [2147483632, 2147483696) is outside guest memory (131072 bytes)`
+	if got := strings.ReplaceAll(res.Cells[1].Failed, filepath.Dir(path), "bad"); got != want {
+		t.Errorf("forked row's failure:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -159,6 +182,14 @@ func TestBuiltinsAsWASM(t *testing.T) {
 			} else if len(sets) == 0 {
 				t.Fatalf("%s cannot be built without params (%v): give it a set in paramSets", name, err)
 			}
+			// A builtin that forks natively and can save its state forks as WASM too
+			// (ABI 2.1), so that the replays below fork both builds.
+			if p, err := native(policies.NewParams(sets[0])); err == nil {
+				_, codec := p.(policies.ForkCodec)
+				if _, forks := newInstance(t, m, sets[0]).(policies.Forker); forks != codec {
+					t.Errorf("the WASM build forks: %v, the native build saves its fork state: %v", forks, codec)
+				}
+			}
 			for _, params := range sets {
 				if err := conformance.Same(context.Background(), native, m.New, params); err != nil {
 					t.Errorf("params %v: %v", params, err)
@@ -168,13 +199,14 @@ func TestBuiltinsAsWASM(t *testing.T) {
 	}
 }
 
-// TestCExample: the C TOVA example, built against ABI 2.0 and against 1.0, is the
+// TestCExample: the C TOVA example, built against ABI 2.1 and against 1.0, is the
 // builtin tova, victim for victim, and passes the whole conformance battery.
 func TestCExample(t *testing.T) {
 	for _, major := range []int{2, 1} {
 		m := load(t, cPolicy(t, "../examples/policies/c/tova.c", major), wasmhost.Options{})
-		if info := m.Info(); info.ABIMajor != major || info.ABIMinor != 0 {
-			t.Errorf("built against %d.0: the module speaks %d.%d", major, info.ABIMajor, info.ABIMinor)
+		// kvpolicy.h speaks 2.1 and, asked for 1, 1.0.
+		if info := m.Info(); info.ABIMajor != major || info.ABIMinor != major-1 {
+			t.Errorf("built against %d.x: the module speaks %d.%d", major, info.ABIMajor, info.ABIMinor)
 		}
 		native, _ := builtin.Lookup("tova")
 		for _, params := range []map[string]any{nil, {"layerwise": true}} {
@@ -194,6 +226,59 @@ func TestCExample(t *testing.T) {
 		if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), "kvpolicy_new: "+want) {
 			t.Errorf("params %s: got %v, want …%s", params, err, want)
 		}
+	}
+}
+
+// TestCPolicies: the C h2o and auv, built against ABI 2.1, fork (so that every
+// replay forks them), are the builtins of the same names, victim for victim
+// (weights too), at their defaults and at the param sets below, and pass the whole
+// conformance battery, as they do built against 1.0 (where they cannot fork, and h2o
+// reads wide rows, so its layout differs from the builtin's); bad params fail with
+// the key's name.
+func TestCPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets []map[string]any
+		bad  map[string]string
+	}{
+		{"h2o", []map[string]any{nil, {"recent_share": 0.25}, {"recent_share": 0}}, map[string]string{
+			`{"recent_share": 1}`: `h2o: param "recent_share": must be in [0, 1)`,
+			`{"heavy": 3}`:        `h2o: param "heavy": unknown param`,
+		}},
+		{"auv", append([]map[string]any{nil, {"local": 3, "top_k": 2}, {"aggregation": "sum", "alpha": 0.25},
+			{"aggregation": "mean", "compensation": false, "local_ratio": 0.3}, {"eviction": "naive", "preset": "v1", "usage": true}},
+			paramSets["auv"]...), map[string]string{
+			`{"preset": "v5"}`:               `auv: param "preset": want auv, v1, v2, v3 or v4`,
+			`{"top_k": 0}`:                   `auv: param "top_k": must be at least 1`,
+			`{"local": 2, "local_ratio": 1}`: `auv: param "local": set local or local_ratio, not both`,
+			`{"alpha": 1.5}`:                 `auv: param "alpha": must be in [0, 1]`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			native, _ := builtin.Lookup(tc.name)
+			for _, major := range []int{2, 1} {
+				m := load(t, cPolicy(t, "../examples/policies/c/"+tc.name+".c", major), wasmhost.Options{})
+				if _, ok := newInstance(t, m, nil).(policies.Forker); ok != (major == 2) {
+					t.Errorf("ABI %d.x: the instance forks: %v", major, ok)
+				}
+				for _, params := range tc.sets {
+					opts := conformance.Options{Params: params}
+					if major == 2 {
+						opts.SameAs, opts.SameAsName = native, tc.name
+					}
+					checkAll(t, fmt.Sprintf("ABI %d.0, params %v", major, params), conformance.Check(context.Background(), m.New, opts))
+				}
+				for params, want := range tc.bad {
+					p, err := policies.ParseParams([]byte(params))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := m.New(p); err == nil || !strings.HasSuffix(err.Error(), "kvpolicy_new: "+want) {
+						t.Errorf("ABI %d.0, params %s: got %v, want …%s", major, params, err, want)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -247,6 +332,9 @@ func TestGoGuestOfABI1(t *testing.T) {
 	if _, ok := newInstance(t, m, nil).(policies.LayerBudgeter); ok {
 		t.Error("a 1.x module's policy offers layer budgets")
 	}
+	if _, ok := newInstance(t, m, nil).(policies.Forker); ok {
+		t.Error("a 1.x module's policy offers to fork")
+	}
 	native, _ := builtin.Lookup("window")
 	for _, params := range []map[string]any{nil, {"sink": 0}} {
 		opts := conformance.Options{Params: params, SameAs: native, SameAsName: "window"}
@@ -260,8 +348,8 @@ func TestGoGuestOfABI1(t *testing.T) {
 // replay and call by call, and pass the whole battery.
 func TestContract2AsWASM(t *testing.T) {
 	m := load(t, goPolicy(t, "./testdata/contract2"), wasmhost.Options{})
-	if info := m.Info(); info.ABIMajor != 2 || info.ABIMinor != 0 {
-		t.Errorf("info %+v, want ABI 2.0", info)
+	if info := m.Info(); info.ABIMajor != 2 || info.ABIMinor != 1 {
+		t.Errorf("info %+v, want ABI 2.1", info)
 	}
 	for _, kind := range []string{"inputs", "layer", "model"} {
 		opts := conformance.Options{Params: map[string]any{"kind": kind}, SameAs: contract2.New, SameAsName: "contract2"}

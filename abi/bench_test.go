@@ -10,6 +10,7 @@ import (
 	"github.com/kvsim/kvsim/abi/plugin"
 	"github.com/kvsim/kvsim/abi/wasmhost"
 	"github.com/kvsim/kvsim/policies"
+	"github.com/kvsim/kvsim/policies/builtin"
 	"github.com/kvsim/kvsim/policies/host"
 	"github.com/kvsim/kvsim/policies/tova"
 	"github.com/kvsim/kvsim/policies/window"
@@ -325,6 +326,63 @@ func BenchmarkFuelOverhead(b *testing.B) {
 			b.ReportMetric(float64(on.Nanoseconds())/n, "ns-metered")
 			b.ReportMetric(float64(off.Nanoseconds())/n, "ns-unmetered")
 			b.ReportMetric(float64(on)/float64(off), "ratio")
+		})
+	}
+}
+
+// BenchmarkReplayVsNative replays BenchmarkReplay's sample (2 layers × 40 heads of
+// OPT-13B's shape, 1024 + 64 tokens, five budgets) through h2o and auv (its default
+// preset) built each way: native, as WASM from the same Go source with the Go guest
+// SDK, and as WASM from C (examples/policies/c). Each iteration runs every build in
+// turn, so that all see the same load, and it reports each build's fastest replay
+// and its ratio to native's fastest, end to end: on a shared machine the fastest of
+// several runs is the one least disturbed by others' load.
+func BenchmarkReplayVsNative(b *testing.B) {
+	tr, err := synth.New(synth.Options{Preset: "opt-13b", Layers: 2, PromptLen: 1024, GenLen: 64, Seed: 1, WithV: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	budgets := []host.Budget{{Fraction: 0.02}, {Fraction: 0.04}, {Fraction: 0.06}, {Fraction: 0.08}, {Fraction: 0.10}}
+	for _, name := range []string{"h2o", "auv"} {
+		b.Run(name, func(b *testing.B) {
+			native, _ := builtin.Lookup(name)
+			pkg, err := gobuild.PackageOf(native)
+			if err != nil {
+				b.Fatal(err)
+			}
+			builds := []struct {
+				name string
+				new  policies.New
+			}{
+				{"native", native},
+				{"wasm-go", load(b, goPolicy(b, pkg), wasmhost.Options{}).New},
+				{"wasm-c", load(b, cPolicy(b, "../examples/policies/c/"+name+".c", 2), wasmhost.Options{}).New},
+			}
+			fastest := make([]time.Duration, len(builds))
+			for b.Loop() {
+				for i, v := range builds {
+					specs := []sim.PolicySpec{{Name: name, New: func() (policies.Policy, error) { return v.new(policies.NewParams(nil)) }}}
+					start := time.Now()
+					res, err := sim.Replay(context.Background(), []sim.Source{tr}, specs, sim.Options{Budgets: budgets, Seed: 1})
+					if d := time.Since(start); fastest[i] == 0 || d < fastest[i] {
+						fastest[i] = d
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range res.Cells {
+						if c.Failed != "" {
+							b.Fatalf("%s: %s", v.name, c.Failed)
+						}
+					}
+				}
+			}
+			for i, v := range builds {
+				b.ReportMetric(float64(fastest[i].Milliseconds()), v.name+"-ms")
+				if i > 0 {
+					b.ReportMetric(float64(fastest[i])/float64(fastest[0]), v.name+"/native")
+				}
+			}
 		})
 	}
 }

@@ -1,5 +1,5 @@
 /*
- * kvpolicy.h: kvsim's eviction-policy ABI, version 2.0, for guests written in C.
+ * kvpolicy.h: kvsim's eviction-policy ABI, version 2.1, for guests written in C.
  *
  * The normative spec is abi/ABI.md; this header restates it as C types. A policy
  * module defines and exports its memory and the six functions below, and is built
@@ -29,7 +29,11 @@
 #if KVP_ABI_MAJOR != 1 && KVP_ABI_MAJOR != 2
 #error "kvpolicy.h speaks ABI 2.0 and 1.0: define KVP_ABI_MAJOR as 2 (the default) or 1"
 #endif
+#if KVP_ABI_MAJOR == 2
+#define KVP_ABI_MINOR 1
+#else
 #define KVP_ABI_MINOR 0
+#endif
 /* What kvpolicy_abi_version returns. */
 #define KVP_ABI_VERSION ((KVP_ABI_MAJOR << 16) | KVP_ABI_MINOR)
 
@@ -55,6 +59,11 @@
 #define KVP_POOL_HEAD 0  /* each head: budget tokens (plus slack) */
 #define KVP_POOL_LAYER 1 /* the layer's heads together: heads * budget (plus heads * slack) */
 #define KVP_POOL_MODEL 2 /* the model: layers * heads * budget, divided by kvpolicy_layer_budgets */
+
+/* kvp_header.caps, written by kvpolicy_new (2.1), only when host_version is at
+ * least KVP_VERSION_2_1: what the instance offers. */
+#define KVP_VERSION_2_1 0x00020001u
+#define KVP_CAP_FORK (1u << 0) /* kvpolicy_fork_save and kvpolicy_fork_load work */
 #endif
 
 typedef struct kvp_header {
@@ -118,7 +127,16 @@ typedef struct kvp_header {
 	uint32_t budgets_off;  /* 156: int32 budgets[l], kvpolicy_layer_budgets writes them */
 	uint32_t vec_cap;      /* 160: floats in each of keys, values and queries */
 	uint32_t budgets_cap;  /* 164: entries in budgets, >= layers */
-	uint32_t reserved1[22]; /* 168: zero, not fields */
+	/* 2.1. Guest, in kvpolicy_new, only if host_version >= KVP_VERSION_2_1: KVP_CAP_*
+	 * flags; the host zeroes it before the call. */
+	uint32_t caps;         /* 168 */
+	/* Guest, in kvpolicy_fork_save: the saved prompt state, anywhere in guest memory
+	 * (an absolute address), valid until the next call. */
+	uint32_t fork_ptr;     /* 172 */
+	uint32_t fork_len;     /* 176: its bytes; host, before kvpolicy_fork_load: the same */
+	/* Host, before kvpolicy_fork_load: the state to load, at region_start + fork_off. */
+	uint32_t fork_off;     /* 180 */
+	uint32_t reserved1[18]; /* 184: zero, not fields */
 #endif
 } kvp_header;
 
@@ -126,6 +144,7 @@ typedef struct kvp_header {
 _Static_assert(sizeof(kvp_header) == 256, "kvp_header is 256 bytes");
 _Static_assert(offsetof(kvp_header, pool) == 128, "pool at 128");
 _Static_assert(offsetof(kvp_header, budgets_cap) == 164, "budgets_cap at 164");
+_Static_assert(offsetof(kvp_header, fork_off) == 180, "fork_off at 180");
 #else
 _Static_assert(sizeof(kvp_header) == 128, "a 1.x kvp_header is 128 bytes");
 #endif
@@ -190,6 +209,12 @@ KVP_EXPORT(kvpolicy_evict) int32_t kvpolicy_evict(void);
  * model pool to kvp_budgets(h)[0 .. layers-1], the header's config being the
  * sequence's with layer = -1. Declared here, exported only if you define it. */
 KVP_EXPORT(kvpolicy_layer_budgets) int32_t kvpolicy_layer_budgets(void);
+/* 2.1, optional, required with KVP_CAP_FORK (ABI.md 5.3): save the prompt state
+ * that does not depend on the budget (fork_ptr, fork_len), after the whole prompt
+ * was observed, changing nothing; and load it into an instance initialized for the
+ * same sequence at another budget and shown no prompt rows (fork_off, fork_len). */
+KVP_EXPORT(kvpolicy_fork_save) int32_t kvpolicy_fork_save(void);
+KVP_EXPORT(kvpolicy_fork_load) int32_t kvpolicy_fork_load(void);
 #endif
 
 /* The one host import, optional: a line for the host's log. Nothing is imported

@@ -26,8 +26,8 @@ func ParseParams(js []byte) (*Params, error) {
 	if err := json.Unmarshal(js, &p.values); err != nil {
 		return nil, fmt.Errorf("params: %w", err)
 	}
-	if p.values == nil {
-		p.values = map[string]any{}
+	if p.values == nil { // null: no table, which crosses the ABI as {} (ABI.md §3)
+		p.values, p.js = map[string]any{}, nil
 	}
 	return p, nil
 }

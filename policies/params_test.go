@@ -23,4 +23,14 @@ func TestParamsJSON(t *testing.T) {
 	if js, err := q.JSON(); err != nil || string(js) != `{"sink":4}` {
 		t.Errorf("built table: JSON() = %s, %v; want {\"sink\":4}", js, err)
 	}
+	// A scenario's policy without a params table encodes as null: guests get {}.
+	for _, js := range []string{"null", ""} {
+		n, err := ParseParams([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := n.JSON(); err != nil || string(got) != "{}" {
+			t.Errorf("table %q: JSON() = %s, %v; want {}", js, got, err)
+		}
+	}
 }

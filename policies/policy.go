@@ -178,6 +178,19 @@ type Forker interface {
 	ForkTo(dst Policy) error
 }
 
+// ForkCodec is implemented by a Forker that can also hand its prompt state over as
+// bytes, for hosts whose instances share no memory: a WASM guest's (abi/ABI.md §5.3).
+type ForkCodec interface {
+	Forker
+	// AppendForkState appends to b the state ForkTo would give, and returns it. The
+	// receiver is not changed.
+	AppendForkState(b []byte) []byte
+	// LoadForkState gives the receiver, as ForkTo would, the state that
+	// AppendForkState saved from another instance of the same policy and params.
+	// It fails on a state that does not fit the receiver's sequence.
+	LoadForkState(b []byte) error
+}
+
 // LayerBudgeter is implemented by a policy whose layout asks for PoolModel.
 type LayerBudgeter interface {
 	// LayerBudgets writes to entries[l] the tokens layer l may hold, all heads

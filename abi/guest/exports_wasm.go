@@ -36,3 +36,9 @@ func kvpolicyEvict() int32 { return srv.evict() }
 
 //go:wasmexport kvpolicy_layer_budgets
 func kvpolicyLayerBudgets() int32 { return srv.layerBudgets() }
+
+//go:wasmexport kvpolicy_fork_save
+func kvpolicyForkSave() int32 { return srv.forkSave() }
+
+//go:wasmexport kvpolicy_fork_load
+func kvpolicyForkLoad() int32 { return srv.forkLoad() }

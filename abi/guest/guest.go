@@ -1,4 +1,4 @@
-// Package guest serves a Go eviction policy over kvsim's WASM policy ABI 2.0
+// Package guest serves a Go eviction policy over kvsim's WASM policy ABI 2.1
 // (abi/ABI.md),
 // so that any package exporting
 //
@@ -28,7 +28,8 @@
 // It decodes each call from the exchange region into the same policies.Attention and
 // policies.Eviction values a native host passes, with slices that alias the region:
 // nothing is copied or allocated per call. A policy that implements
-// policies.LayerBudgeter serves kvpolicy_layer_budgets too. A panic in the policy becomes a failed
+// policies.LayerBudgeter serves kvpolicy_layer_budgets too, and one that implements
+// policies.ForkCodec offers to fork (kvpolicy_fork_save, kvpolicy_fork_load). A panic in the policy becomes a failed
 // call with the panic's message, not a crashed module.
 package guest
 
@@ -64,7 +65,8 @@ type server struct {
 	layout    policies.Layout
 	attention policies.Attention
 	eviction  policies.Eviction
-	budgets   []int // LayerBudgets' entries, kept between calls
+	budgets   []int  // LayerBudgets' entries, kept between calls
+	forkState []byte // the state kvpolicy_fork_save last saved, kept between calls
 	errMsg    []byte
 }
 
@@ -100,8 +102,38 @@ func (s *server) create() int32 {
 			return err
 		}
 		s.policy = p
+		if _, ok := p.(policies.ForkCodec); ok && region.U32(s.buf, region.HostVersion) >= region.Version {
+			region.PutU32(s.buf, region.GuestCaps, region.CapFork)
+		}
 		return nil
 	})
+}
+
+// forkSave saves the policy's prompt state where the header's fork fields point.
+func (s *server) forkSave() int32 {
+	fc, ok := s.policy.(policies.ForkCodec)
+	if !ok || s.heads == 0 {
+		return s.fail(fmt.Errorf("host error: kvpolicy_fork_save, but %T does not implement policies.ForkCodec or has no sequence", s.policy))
+	}
+	return s.guard(func() error {
+		s.forkState = fc.AppendForkState(s.forkState[:0])
+		region.PutU32(s.buf, region.ForkPtr, uint32(uintptr(unsafe.Pointer(unsafe.SliceData(s.forkState)))))
+		region.PutU32(s.buf, region.ForkLen, uint32(len(s.forkState)))
+		return nil
+	})
+}
+
+// forkLoad passes the state the host copied into the region to the policy.
+func (s *server) forkLoad() int32 {
+	fc, ok := s.policy.(policies.ForkCodec)
+	if !ok || s.heads == 0 {
+		return s.fail(fmt.Errorf("host error: kvpolicy_fork_load, but %T does not implement policies.ForkCodec or has no sequence", s.policy))
+	}
+	off, n := int(region.U32(s.buf, region.ForkOff)), int(region.U32(s.buf, region.ForkLen))
+	if off < region.HeaderSize || n > len(s.buf)-off {
+		return s.fail(fmt.Errorf("host error: fork state at [%d, %d+%d) outside the %d-byte region", off, off, n, len(s.buf)))
+	}
+	return s.guard(func() error { return fc.LoadForkState(s.buf[off : off+n]) })
 }
 
 // init starts a sequence and writes the policy's layout into the header.

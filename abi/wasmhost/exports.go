@@ -21,7 +21,9 @@ const (
 	fnEvict
 	numRequired    // the exports before this one are required; those after, optional
 	fnLayerBudgets = numRequired
-	numFns         = fnLayerBudgets + 1
+	fnForkSave     = fnLayerBudgets + 1
+	fnForkLoad     = fnForkSave + 1
+	numFns         = fnForkLoad + 1
 )
 
 var exportNames = [numFns]string{
@@ -33,6 +35,9 @@ var exportNames = [numFns]string{
 	fnEvict:   "kvpolicy_evict",
 	// 2.0, optional: a model pool's division among layers.
 	fnLayerBudgets: "kvpolicy_layer_budgets",
+	// 2.1, optional: handing the prompt's state to other instances (ABI.md §5.3).
+	fnForkSave: "kvpolicy_fork_save",
+	fnForkLoad: "kvpolicy_fork_load",
 }
 
 const (
@@ -95,10 +100,15 @@ func checkModule(c wazero.CompiledModule, metered bool) (Info, error) {
 	return info, nil
 }
 
-// checkExports2 checks the optional exports of ABI 2.0, once the module says it
-// speaks 2.0: a 1.x module's exports of those names are none of the host's business.
+// checkExports2 checks the optional exports of ABI 2.x, once the module says it
+// speaks 2.x: a 1.x module's exports of those names are none of the host's business.
 func checkExports2(c wazero.CompiledModule) error {
-	return checkSignature(c.ExportedFunctions(), exportNames[fnLayerBudgets], nil, []api.ValueType{i32}, false)
+	for _, fn := range []int{fnLayerBudgets, fnForkSave, fnForkLoad} {
+		if err := checkSignature(c.ExportedFunctions(), exportNames[fn], nil, []api.ValueType{i32}, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkSignature(exports map[string]api.FunctionDefinition, name string, params, results []api.ValueType, required bool) error {

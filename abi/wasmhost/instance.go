@@ -44,6 +44,8 @@ type instance struct {
 	// were written there. Each wrote a prefix longer than any before it in the same
 	// place, so everything past a row's causal part is still zero.
 	zeroedProbs bool
+	// canFork: the guest offered FORK in kvpolicy_new (ABI 2.1).
+	canFork bool
 	// broken holds the failure (trap, exit, fuel, deadline) that closed the instance.
 	broken error
 
@@ -264,7 +266,29 @@ func (in *instance) create(params []byte) error {
 	region.PutU32(r, region.ParamsOff, uint32(plan.Params))
 	region.PutU32(r, region.ParamsLen, uint32(len(params)))
 	copy(r[plan.Params:], params)
-	return in.callStatus(fnNew)
+	if in.major() >= 2 {
+		region.PutU32(r, region.GuestCaps, 0)
+	}
+	if err := in.callStatus(fnNew); err != nil {
+		return err
+	}
+	return in.readCaps()
+}
+
+// readCaps reads what a 2.1 guest offered in kvpolicy_new.
+func (in *instance) readCaps() error {
+	info := in.m.info
+	if info.ABIMajor<<16|info.ABIMinor < region.Version {
+		return nil // a 2.0 or 1.x guest offers nothing
+	}
+	caps := region.U32(in.region(), region.GuestCaps)
+	if caps&^region.CapsKnown != 0 {
+		return fmt.Errorf("kvpolicy_new: capabilities %#x: want within %#x", caps, region.CapsKnown)
+	}
+	if in.canFork = caps&region.CapFork != 0; in.canFork && (in.fns[fnForkSave] == nil || in.fns[fnForkLoad] == nil) {
+		return fmt.Errorf("kvpolicy_new: the guest offers FORK, but the module does not export %s and %s", exportNames[fnForkSave], exportNames[fnForkLoad])
+	}
+	return nil
 }
 
 // Init starts a sequence: it sizes the region for cfg, then calls kvpolicy_init.
@@ -359,6 +383,7 @@ func (in *instance) fit(c region.Caps) error {
 	c.Major = in.major()
 	c.ProbsCap, c.ListCap = max(c.ProbsCap, in.plan.ProbsCap), max(c.ListCap, in.plan.ListCap)
 	c.VecCap, c.BudgetsCap = max(c.VecCap, in.plan.VecCap), max(c.BudgetsCap, in.plan.BudgetsCap)
+	c.ForkCap = max(c.ForkCap, in.plan.ForkCap)
 	plan, ok := region.NewPlan(c)
 	if !ok {
 		return fmt.Errorf("a region for %d heads, %d probabilities, %d victims per head and %d-float vectors does not fit a 32-bit guest", c.Heads, c.ProbsCap, c.ListCap, c.VecCap)
@@ -581,6 +606,51 @@ func (in *instance) evict(e *policies.Eviction) error {
 			region.Floats(e.Weights[h*S:h*S+n], r, p.Weights+4*h*S)
 		}
 		e.Count[h] = int32(n)
+	}
+	return nil
+}
+
+// wrapper is what New hands out: a type that embeds *instance.
+type wrapper interface{ self() *instance }
+
+func (in *instance) self() *instance { return in }
+
+// forkTo hands the prompt's state to dst (ABI.md §5.3): kvpolicy_fork_save here,
+// a copy of the state from this instance's memory into dst's region, and
+// kvpolicy_fork_load there.
+func (in *instance) forkTo(dst policies.Policy) error {
+	var to *instance
+	if d, ok := dst.(wrapper); ok {
+		to = d.self()
+	}
+	switch {
+	case to == nil || to.m != in.m || to == in:
+		return fmt.Errorf("fork: the destination is not another instance of this module")
+	case in.cfg.Heads == 0 || to.cfg.Heads != in.cfg.Heads:
+		return fmt.Errorf("fork: source and destination are not initialized for the same sequence")
+	}
+	r := in.region()
+	region.PutU32(r, region.ForkPtr, 0)
+	region.PutU32(r, region.ForkLen, 0)
+	if err := in.callStatus(fnForkSave); err != nil {
+		return err
+	}
+	r = in.region()
+	ptr, n := uint64(region.U32(r, region.ForkPtr)), uint64(region.U32(r, region.ForkLen))
+	if ptr+n > uint64(len(in.view)) {
+		return fmt.Errorf("%s: the state at [%d, %d) is outside guest memory (%d bytes)", exportNames[fnForkSave], ptr, ptr+n, len(in.view))
+	}
+	if int(n) > to.plan.ForkCap {
+		if err := to.fit(region.Caps{Heads: to.cfg.Heads, ForkCap: int(n)}); err != nil {
+			return fmt.Errorf("fork: %w", err)
+		}
+	}
+	r = to.region()
+	copy(r[to.plan.Fork:], in.view[ptr:ptr+n])
+	region.PutU32(r, region.ForkOff, uint32(to.plan.Fork))
+	region.PutU32(r, region.ForkLen, uint32(n))
+	if err := to.callStatus(fnForkLoad); err != nil {
+		return fmt.Errorf("destination: %w", err)
 	}
 	return nil
 }

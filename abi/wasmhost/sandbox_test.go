@@ -249,11 +249,8 @@ func TestFuelIsDeterministic(t *testing.T) {
 
 // instanceOf is the module instance behind a policy New made.
 func instanceOf(p policies.Policy) *instance {
-	switch p := p.(type) {
-	case *policy:
-		return p.instance
-	case *budgeter:
-		return p.instance
+	if w, ok := p.(wrapper); ok {
+		return w.self()
 	}
 	panic(fmt.Sprintf("%T is not a wasmhost policy", p))
 }

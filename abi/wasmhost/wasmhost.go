@@ -56,7 +56,7 @@ const (
 	DefaultMemoryPages = 4096
 	// DefaultFuel bounds the work of one call: function entries plus loop iterations
 	// (plus bulk memory bytes / 256). Built to WASM, at OPT-13B's shape (40 heads, a
-	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 5.3 million in one
+	// 2032-token prompt; BenchmarkBuiltinFuel), h2o uses at most 3.2 million in one
 	// call, keydiff 30 million, and the heaviest builtin, expectedattention (a full
 	// key covariance per head at compression), 1.37 billion; a naive O(k·n)
 	// compression of 72 heads of 2048 tokens takes 0.3 billion. A guest that loops
@@ -307,18 +307,26 @@ func (m *Module) New(p *policies.Params) (policies.Policy, error) {
 		in.close()
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
-	if in.fns[fnLayerBudgets] != nil && m.info.ABIMajor >= 2 {
-		pol := &budgeter{in}
-		runtime.AddCleanup(pol, func(in *instance) { in.close() }, in)
-		return pol, nil
+	budgets := in.fns[fnLayerBudgets] != nil && m.info.ABIMajor >= 2
+	switch {
+	case budgets && in.canFork:
+		return closing(&budgetForker{in}, in), nil
+	case budgets:
+		return closing(&budgeter{in}, in), nil
+	case in.canFork:
+		return closing(&forker{in}, in), nil
 	}
-	pol := &policy{in}
-	runtime.AddCleanup(pol, func(in *instance) { in.close() }, in)
-	return pol, nil
+	return closing(&policy{in}, in), nil
 }
 
-// policy is what New hands out. The cleanup that closes the instance hangs on it, and
+// closing hangs the cleanup that closes the instance on pol, what New hands out;
 // nothing the instance holds points back at it.
+func closing[T any](pol *T, in *instance) *T {
+	runtime.AddCleanup(pol, func(in *instance) { in.close() }, in)
+	return pol
+}
+
+// policy is what New hands out for a module without optional hooks.
 type policy struct{ *instance }
 
 // budgeter is what New hands out for a module that exports kvpolicy_layer_budgets: a
@@ -329,6 +337,22 @@ type budgeter struct{ *instance }
 func (b *budgeter) LayerBudgets(cfg policies.Config, entries []int) error {
 	return b.named(b.layerBudgets(cfg, entries))
 }
+
+// forker is what New hands out for an instance that offers FORK (ABI 2.1): a policy
+// that is also a policies.Forker.
+type forker struct{ *instance }
+
+// ForkTo hands the prompt's state to dst, another instance of the same module.
+func (f *forker) ForkTo(dst policies.Policy) error { return f.named(f.forkTo(dst)) }
+
+// budgetForker is a budgeter that offers FORK.
+type budgetForker struct{ *instance }
+
+func (b *budgetForker) LayerBudgets(cfg policies.Config, entries []int) error {
+	return b.named(b.layerBudgets(cfg, entries))
+}
+
+func (b *budgetForker) ForkTo(dst policies.Policy) error { return b.named(b.forkTo(dst)) }
 
 // gauge is an instance's fuel account. The tick, called from the guest, finds it in
 // the context of the call.

@@ -134,9 +134,7 @@ func (p *policy) observePrompt(a *policies.Attention) error {
 		for r := 0; r < a.Rows; r++ {
 			n := a.Pos + r + 1
 			w := RowWeight(p.set.Aggregation, n, P)
-			for j, x := range a.Row(h, r)[:n] {
-				sum[j] += float64(x) * w
-			}
+			policies.AddRowScaled(sum, a.Row(h, r)[:n], w)
 		}
 	}
 	p.rowsSeen += a.Rows
@@ -164,6 +162,30 @@ func (p *policy) ForkTo(dst policies.Policy) error {
 	}
 	q.rowsSeen = P
 	q.endPrompt()
+	return nil
+}
+
+// AppendForkState appends the prompt's weighted column sums, head by head.
+func (p *policy) AppendForkState(b []byte) []byte {
+	for h := range p.heads {
+		b = policies.AppendFloat64s(b, p.heads[h].sum[:p.cfg.PromptLen])
+	}
+	return b
+}
+
+// LoadForkState takes the sums AppendForkState saved from an instance that observed
+// the whole prompt, and lays the prompt out as ForkTo does.
+func (p *policy) LoadForkState(b []byte) error {
+	P := p.cfg.PromptLen
+	if want := 8 * len(p.heads) * P; len(b) != want || p.rowsSeen != 0 {
+		return fmt.Errorf("fork state of %d bytes after %d prompt rows, want %d bytes (%d heads × a prompt of %d) and none",
+			len(b), p.rowsSeen, want, len(p.heads), P)
+	}
+	for h := range p.heads {
+		b, _ = policies.ReadFloat64s(p.heads[h].sum[:P], b)
+	}
+	p.rowsSeen = P
+	p.endPrompt()
 	return nil
 }
 

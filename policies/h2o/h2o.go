@@ -19,7 +19,6 @@ package h2o
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/kvsim/kvsim/policies"
 )
@@ -27,6 +26,7 @@ import (
 type policy struct {
 	recentShare float64
 	recent      int
+	prompt      int
 	res         policies.Residency
 	score       [][]float64 // by slot; float64 so that long sums do not drift
 	pool        []int32
@@ -48,6 +48,7 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	}
 	p.recent = max(1, int(float64(cfg.Budget)*p.recentShare+0.5))
 	p.recent = min(p.recent, cfg.Budget)
+	p.prompt = cfg.PromptLen
 	p.res.Reset(cfg)
 	if len(p.score) != cfg.Heads || (cfg.Heads > 0 && len(p.score[0]) < cfg.MaxLen) {
 		p.score = make([][]float64, cfg.Heads)
@@ -58,7 +59,9 @@ func (p *policy) Init(cfg policies.Config) (policies.Layout, error) {
 	for h := range p.score {
 		clear(p.score[h])
 	}
-	p.pool = make([]int32, 0, cfg.MaxLen)
+	if cap(p.pool) < cfg.MaxLen {
+		p.pool = make([]int32, 0, cfg.MaxLen)
+	}
 	return policies.Layout{Compact: true}, nil
 }
 
@@ -67,9 +70,10 @@ func (p *policy) Observe(a *policies.Attention) error {
 	for h := 0; h < a.Heads; h++ {
 		score := p.score[h]
 		if a.Live != nil {
-			off := h * a.Stride
-			for i, s := range a.Live[off : off+int(a.Len[h])] {
-				score[s] += float64(a.Probs[off+i])
+			off, n := h*a.Stride, int(a.Len[h])
+			probs := a.Probs[off : off+n]
+			for i, s := range a.Live[off : off+n] {
+				score[s] += float64(probs[i])
 			}
 			continue
 		}
@@ -79,9 +83,7 @@ func (p *policy) Observe(a *policies.Attention) error {
 			if a.Phase == policies.Prefill {
 				n = min(n, a.Pos+r+1)
 			}
-			for s, v := range row[:n] {
-				score[s] += float64(v)
-			}
+			policies.AddRow(score, row[:n])
 		}
 	}
 	return nil
@@ -100,58 +102,101 @@ func (p *policy) ForkTo(dst policies.Policy) error {
 	return nil
 }
 
+// AppendForkState appends the prompt's column sums, head by head.
+func (p *policy) AppendForkState(b []byte) []byte {
+	for _, score := range p.score {
+		b = policies.AppendFloat64s(b, score[:p.prompt])
+	}
+	return b
+}
+
+// LoadForkState takes the column sums AppendForkState saved.
+func (p *policy) LoadForkState(b []byte) error {
+	if want := 8 * len(p.score) * p.prompt; len(b) != want {
+		return fmt.Errorf("fork state of %d bytes, want %d for %d heads × a prompt of %d", len(b), want, len(p.score), p.prompt)
+	}
+	for _, score := range p.score {
+		b, _ = policies.ReadFloat64s(score[:p.prompt], b)
+	}
+	return nil
+}
+
 // Evict drops the lowest-scoring tokens older than the recent window.
 func (p *policy) Evict(e *policies.Eviction) error {
 	cutoff := int32(e.Pos + 1 - p.recent) // positions ≥ cutoff are in the window
 	for h := 0; h < e.Heads; h++ {
-		table := &p.res.Heads[h]
-		pos, score := table.Positions(), p.score[h]
 		need := int(e.Need[h])
-		if need == 1 {
-			// A decode step's one victim, in one pass over the resident slots
-			// (lower is a total order, so the list's order does not matter).
+		if need == 0 {
+			continue
+		}
+		table := &p.res.Heads[h]
+		pos, score, live := table.Positions(), p.score[h], table.Live()
+		if need == 1 { // a decode step: the lowest in one pass, no list
 			best := int32(-1)
 			for i, q := range table.LivePositions() {
-				if s := table.Live()[i]; q < cutoff && (best < 0 || lower(score, pos, s, best)) {
+				if s := live[i]; q < cutoff && (best < 0 || lower(score, pos, s, best)) {
 					best = s
 				}
 			}
 			if best < 0 {
-				return fmt.Errorf("head %d: no token outside the recent window, need 1 victim", h)
+				return fmt.Errorf("head %d: 0 tokens outside the recent window, need 1 victim", h)
 			}
-			p.evict(e, h, best)
+			p.drop(e, h, best)
 			continue
 		}
+		// The order of the pool does not matter: lower is a total order.
 		p.pool = p.pool[:0]
 		for i, q := range table.LivePositions() {
 			if q < cutoff {
-				p.pool = append(p.pool, table.Live()[i])
+				p.pool = append(p.pool, live[i])
 			}
 		}
 		if need > len(p.pool) {
 			return fmt.Errorf("head %d: %d tokens outside the recent window, need %d victims", h, len(p.pool), need)
 		}
-		slices.SortFunc(p.pool, func(a, b int32) int {
-			if lower(score, pos, a, b) {
-				return -1
-			}
-			if lower(score, pos, b, a) {
-				return 1
-			}
-			return 0
-		})
+		sortLowest(p.pool, score, pos)
 		for _, s := range p.pool[:need] {
-			p.evict(e, h, s)
+			p.drop(e, h, s)
 		}
 	}
 	return nil
 }
 
-// evict names slot s of head h as a victim.
-func (p *policy) evict(e *policies.Eviction, h int, s int32) {
+// drop names slot s as one of head h's victims and forgets its score.
+func (p *policy) drop(e *policies.Eviction, h int, s int32) {
 	e.Victim(h, s, 0)
 	p.res.Free(h, s)
 	p.score[h][s] = 0
+}
+
+// sortLowest sorts slots ascending by lower. It is a heapsort with the order written
+// in, not slices.SortFunc: a comparison through a func value costs a call, which
+// is most of a sort's time in a policy built to WASM with the Go guest SDK. The
+// order is total, so every correct sort gives this one.
+func sortLowest(slots []int32, score []float64, pos []int32) {
+	siftDown := func(heap []int32, i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(heap) {
+				return
+			}
+			if c+1 < len(heap) && lower(score, pos, heap[c], heap[c+1]) {
+				c++
+			}
+			if !lower(score, pos, heap[i], heap[c]) {
+				return
+			}
+			heap[i], heap[c] = heap[c], heap[i]
+			i = c
+		}
+	}
+	for i := len(slots)/2 - 1; i >= 0; i-- {
+		siftDown(slots, i)
+	}
+	for end := len(slots) - 1; end > 0; end-- {
+		slots[0], slots[end] = slots[end], slots[0]
+		siftDown(slots[:end], 0)
+	}
 }
 
 // lower orders slots by score, older first on ties.

@@ -1,11 +1,12 @@
 // Package region is the byte layout of the exchange region of kvsim's policy ABI
-// (abi/ABI.md), versions 2.0 and 1.0: the header's field offsets, the flags and
+// (abi/ABI.md), versions 2.1 and 1.0: the header's field offsets, the flags and
 // statuses, where the arrays go, and little-endian copies between Go slices and
 // region bytes. The WASM host and the Go guest SDK share it, so that they cannot
 // disagree on an offset.
 //
 // A 2.0 header is the 1.0 header (128 bytes, the same fields at the same offsets)
-// followed by 128 more bytes of 2.0 fields; a 1.0 plan lays out exactly what 1.0
+// followed by 128 more bytes of 2.0 fields (2.1 adds four in 2.0's reserved space, whose
+// zero means "as 2.0"); a 1.0 plan lays out exactly what 1.0
 // hosts did, so that 1.x guests see nothing of 2.0.
 package region
 
@@ -19,9 +20,12 @@ import (
 // the 1.0 dialect to 1.x guests.
 const (
 	Major = 2
-	Minor = 0
+	Minor = 1
 	// Version is how kvpolicy_abi_version encodes it.
 	Version = Major<<16 | Minor
+	// Version20 is 2.0: a guest offers 2.1's capabilities only to a host of at least
+	// 2.1, and a host reads them only from a guest of at least 2.1.
+	Version20 = 2 << 16
 	// Version1 is the 1.x dialect's version, which the host writes into a 1.x
 	// guest's header.
 	Version1 = 1 << 16
@@ -45,6 +49,14 @@ const (
 	FlagQueries = 1 << 5
 	FlagCompact = 1 << 6
 	FlagsKnown2 = FlagsKnown | FlagKeys | FlagValues | FlagQueries | FlagCompact
+)
+
+// Capabilities a 2.1 guest offers in kvpolicy_new (the Caps field).
+const (
+	// CapFork: the instance can hand its prompt state to another instance of the
+	// same module and params (kvpolicy_fork_save, kvpolicy_fork_load).
+	CapFork   = 1 << 0
+	CapsKnown = CapFork
 )
 
 // Header field offsets, from the start of the region.
@@ -95,7 +107,13 @@ const (
 	VecCap     = 160 // u32, host: floats each of keys, values and queries holds
 	BudgetsCap = 164 // u32, host: entries the budgets array holds (≥ layers)
 
-	HeaderSize = 256 // the end of a 2.0 header; 168..255 are reserved, zero
+	// 2.1 fields.
+	GuestCaps = 168 // u32, guest (kvpolicy_new): Cap flags; the host zeroes it before
+	ForkPtr   = 172 // u32, guest (kvpolicy_fork_save): absolute address of the saved state
+	ForkLen   = 176 // u32, guest (kvpolicy_fork_save), host (kvpolicy_fork_load): its bytes
+	ForkOff   = 180 // u32, host (kvpolicy_fork_load): the state to load, from the region's start
+
+	HeaderSize = 256 // the end of a 2.x header; 184..255 are reserved, zero
 )
 
 // Align is the alignment of the region and of every array in it.
@@ -118,13 +136,14 @@ type Caps struct {
 	Major                    int
 	Heads, ProbsCap, ListCap int
 	VecCap, BudgetsCap       int
+	ForkCap                  int // bytes of a forked prompt state to load (2.1)
 }
 
 // Plan is where the arrays sit for given capacities; 0 for arrays the dialect lacks.
 type Plan struct {
 	Caps
 	Probs, Slot, Comp, Need, Count, Victims, Weights, Future int
-	Keys, Values, Queries, Live, Len, Budgets                int
+	Keys, Values, Queries, Live, Len, Budgets, Fork          int
 	Size, Params                                             int
 }
 
@@ -134,7 +153,7 @@ func NewPlan(c Caps) (Plan, bool) {
 	const limit = math.MaxUint32
 	if c.Heads < 0 || c.ProbsCap < 0 || c.ListCap < 0 || c.VecCap < 0 || c.BudgetsCap < 0 ||
 		c.Heads > limit/4 || c.ProbsCap > limit/4 || c.ListCap > limit/4/max(c.Heads, 1) ||
-		c.VecCap > limit/4 || c.BudgetsCap > limit/4 {
+		c.VecCap > limit/4 || c.BudgetsCap > limit/4 || c.ForkCap < 0 || c.ForkCap > limit {
 		return Plan{}, false
 	}
 	p := Plan{Caps: c}
@@ -159,8 +178,9 @@ func NewPlan(c Caps) (Plan, bool) {
 		p.Live = next(4 * c.Heads * c.ListCap)
 		p.Len = next(4 * c.Heads)
 		p.Budgets = next(4 * c.BudgetsCap)
+		p.Fork = next(c.ForkCap)
 	} else {
-		p.VecCap, p.BudgetsCap = 0, 0
+		p.VecCap, p.BudgetsCap, p.ForkCap = 0, 0, 0
 	}
 	p.Size = off
 	return p, off <= limit

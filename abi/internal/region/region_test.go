@@ -18,7 +18,7 @@ var fields = map[string]int{
 	"probs_cap": ProbsCap, "list_cap": ListCap,
 	"pool": Pool, "pool_need": PoolNeed, "keys_off": KeysOff, "values_off": ValuesOff, "queries_off": QueriesOff,
 	"live_off": LiveOff, "len_off": LenOff, "budgets_off": BudgetsOff, "vec_cap": VecCap, "budgets_cap": BudgetsCap,
-	"reserved1": BudgetsCap + 4,
+	"caps": GuestCaps, "fork_ptr": ForkPtr, "fork_len": ForkLen, "fork_off": ForkOff, "reserved1": ForkOff + 4,
 }
 
 // TestHeaderAgrees: kvpolicy.h's struct, laid out by C's rules, its offset comments,
@@ -103,6 +103,13 @@ func TestPlan(t *testing.T) {
 	}
 	if p.Size < end || p.Size%Align != 0 {
 		t.Errorf("size %d for arrays ending at %d", p.Size, end)
+	}
+	// 2.1: a forked state goes after every other array, and only a plan that asks
+	// for room gets any.
+	c := p.Caps
+	c.ForkCap = 1000
+	if q, ok := NewPlan(c); !ok || q.Fork < p.Size || q.Fork%Align != 0 || q.Size < q.Fork+1000 || q.Probs != p.Probs {
+		t.Errorf("2.1 plan with room for a forked state %+v after %+v", q, p)
 	}
 	if _, ok := NewPlan(Caps{Major: 2, Heads: 1 << 20, ProbsCap: 1 << 29, ListCap: 1 << 20}); ok {
 		t.Error("a plan over 4 GiB was accepted")
