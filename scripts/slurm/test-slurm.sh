@@ -119,8 +119,8 @@ wait_until "the node to be idle" node_idle
 job_done() { scontrol -o show job "$1" 2>/dev/null | grep -Eq 'JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)'; }
 job_state() { scontrol -o show job "$1" | grep -o 'JobState=[A-Z_]*' | head -n1; }
 array_gone() { [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; }
-# timings drops what is measured, not computed: policy time and the perf block.
-timings() { jq -S 'del(.perf) | del(.cells[].policy_ns_per_head_step)' "$1"; }
+# timings drops what is measured, not computed: policy and host time and the perf block.
+timings() { jq -S 'del(.perf) | del(.cells[].policy_ns_per_head_step) | del(.cells[].host_ns_per_head_step)' "$1"; }
 
 cat >"$tmp/scenario.toml" <<'TOML'
 title = "slurm test: the demo's policies on 8 synthetic samples"
