@@ -9,8 +9,8 @@ import (
 // residentOutput sets out to head h's attention output from the resident tokens:
 // pos[i] is a resident position and e[i] its weight, in the slot table's order. It
 // rounds exactly as the products the metric is defined by: one axpy per token in
-// that order while at most an eighth of the positions are resident, and the dense row times Vᵀ over all positions
-// beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
+// that order while at most an eighth of the positions are resident, and the dense
+// row times Vᵀ over all positions beyond. Up to a quarter, kernel.SparseRowTimes reproduces that dense product from
 // the resident rows of V alone; from there on the dense product is the faster way to
 // the same result (BenchmarkSparseRowTimes).
 func (l *layerData) residentOutput(h int, pos []int32, e, out []float32) {

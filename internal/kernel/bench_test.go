@@ -136,3 +136,20 @@ func BenchmarkSparseRowTimes(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBlend folds one head_dim-128 vector into a float64 running mean, as a
+// compensation slot takes in a victim's key, in every kernel set.
+func BenchmarkBlend(b *testing.B) {
+	const n = 128
+	x := randomSlice(rand.New(rand.NewPCG(4, 4)), n)
+	dst := make([]float64, n)
+	for _, im := range implementations {
+		b.Run(im.name, func(b *testing.B) {
+			withImpl(im, func() {
+				for b.Loop() {
+					Blend(dst, 0.75, x, 0.25, 1)
+				}
+			})
+		})
+	}
+}
