@@ -91,24 +91,31 @@ func TestBadModules(t *testing.T) {
 	}
 }
 
-// TestBadFork: a guest whose kvpolicy_fork_save points outside its memory fails the
-// row that forks from it, with the reason, and the replay finishes.
+// TestBadFork: a guest whose kvpolicy_fork_save points outside its memory, or never
+// returns (it is metered like every call), fails the row that forks from it, with
+// the reason, and the replay finishes.
 func TestBadFork(t *testing.T) {
-	path := wat(t, "testdata/bad/bad_fork_ptr.wat")
-	m := load(t, path, wasmhost.Options{})
 	tr, err := synth.New(synth.Options{Preset: "opt-125m", Layers: 1, Heads: 2, PromptLen: 32, GenLen: 4, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := sim.PolicySpec{Name: "bad", New: func() (policies.Policy, error) { return m.New(policies.NewParams(nil)) }}
-	res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec},
-		sim.Options{Budgets: []host.Budget{{Tokens: 40}, {Tokens: 16}}, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `policy "bad": fork at layer 0, position 31: bad/bad_fork_ptr.wasm: kvpolicy_fork_save: the state at [2147483632, 2147483696) is outside guest memory (131072 bytes)`
-	if got := strings.ReplaceAll(res.Cells[1].Failed, filepath.Dir(path), "bad"); got != want {
-		t.Errorf("forked row's failure:\n got %s\nwant %s", got, want)
+	for module, want := range map[string]string{
+		"bad_fork_ptr": `policy "bad": fork at layer 0, position 31: bad/bad_fork_ptr.wasm: kvpolicy_fork_save: the state at [2147483632, 2147483696) is outside guest memory (131072 bytes)`,
+		"loop_fork":    `policy "bad": fork at layer 0, position 31: bad/loop_fork.wasm: kvpolicy_fork_save: fuel exhausted: more than 20000000 units of work in one call (limits.fuel)`,
+	} {
+		path := wat(t, "testdata/bad/"+module+".wat")
+		m := load(t, path, wasmhost.Options{Fuel: 20_000_000})
+		spec := sim.PolicySpec{Name: "bad", New: func() (policies.Policy, error) { return m.New(policies.NewParams(nil)) }}
+		res, err := sim.Replay(context.Background(), []sim.Source{tr}, []sim.PolicySpec{spec},
+			sim.Options{Budgets: []host.Budget{{Tokens: 40}, {Tokens: 16}}, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A trap's message ends with where the guest was; the rest is exact.
+		got := strings.ReplaceAll(res.Cells[1].Failed, filepath.Dir(path), "bad")
+		if trapped := strings.HasSuffix(want, "(limits.fuel)"); !trapped && got != want || trapped && !strings.HasPrefix(got, want) {
+			t.Errorf("%s: forked row's failure:\n got %s\nwant %s…", module, got, want)
+		}
 	}
 }
 
